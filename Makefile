@@ -1,0 +1,142 @@
+# tpmlic — top-level Makefile. Each folder describes its own pieces in a
+# FOLDER/*.mk fragment (libraries, programs, tests, benchmarks); this file
+# holds the flags and the generic rules.
+#
+#   make                  build everything
+#   make check            install missing Debian packages, build, run all tests
+#   make SANITIZE=1 check the same under ASan+UBSan (separate build directory)
+#   make demo             install missing packages, build, run the demo
+#   make bench            build and run the benchmarks
+#   make install          honours PREFIX and DESTDIR
+#   make fuzz             libFuzzer harnesses (clang)
+
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+SYSCONFDIR ?= /etc
+DESTDIR ?=
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+
+ifeq ($(SANITIZE),1)
+B ?= build/san
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT := -O1 -g
+FORTIFY :=
+else
+B ?= build/rel
+SAN_FLAGS :=
+OPT := -O2 -g
+FORTIFY := -D_FORTIFY_SOURCE=2
+endif
+
+# -Werror in CI (CI=true) or on request (WERROR=1).
+WERROR ?= $(if $(filter true 1,$(CI)),1,0)
+WARN := -Wall -Wextra -Wformat=2 -Wformat-security -Wstrict-prototypes -Wmissing-prototypes \
+        -Wshadow -Wpointer-arith -Wundef -Wvla -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+BASE_CFLAGS := -std=gnu11 $(OPT) $(WARN) -fstack-protector-strong $(FORTIFY) -fPIE \
+               -D_GNU_SOURCE -DTPMLIC_VERSION='"$(VERSION)"' -I. -Iinclude $(SAN_FLAGS)
+BASE_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS)
+# User CFLAGS/LDFLAGS are appended, never replace ours.
+ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(BASE_LDFLAGS) $(LDFLAGS)
+
+pc_cflags = $(if $(1),$(shell $(PKG_CONFIG) --cflags $(1)))
+pc_libs = $(if $(1),$(shell $(PKG_CONFIG) --libs $(1)))
+
+LIBS_ALL :=
+PROGS :=
+TESTS :=
+TEST_SCRIPTS :=
+BENCHES :=
+INSTALL_BIN :=
+INSTALL_SBIN :=
+
+all: build-all
+
+# Fragments: one per folder and job, e.g. tpm/tpm.mk, tests/tpm.mk.
+include $(sort $(wildcard */*.mk))
+
+# --- generic rules -----------------------------------------------------------
+# A library NAME: NAME_SRCS, NAME_PKGS (pkg-config modules), NAME_DEPS (other
+# libraries it uses). Built as $(B)/libNAME.a.
+# A program, test or benchmark NAME: NAME_SRCS, NAME_LIBS (our libraries, in
+# link order), NAME_PKGS, NAME_WRAPS (symbols for -Wl,--wrap in unit tests).
+
+objs = $(patsubst %.c,$(B)/obj/%.o,$(1))
+lib_pkgs = $(foreach l,$(1),$($(l)_PKGS) $(call lib_pkgs,$($(l)_DEPS)))
+lib_closure = $(foreach l,$(1),$(l) $(call lib_closure,$($(l)_DEPS)))
+uniq_last = $(if $(1),$(call uniq_last,$(filter-out $(lastword $(1)),$(1))) $(lastword $(1)))
+link_libs = $(call uniq_last,$(call lib_closure,$(1)))
+
+define LIB_template
+$(B)/lib$(1).a: $(call objs,$($(1)_SRCS))
+	@mkdir -p $$(@D)
+	$$(AR) rcs $$@ $$^
+$(call objs,$($(1)_SRCS)): EXTRA_CFLAGS = $$(call pc_cflags,$$(sort $$(call lib_pkgs,$(1))))
+endef
+
+define PROG_template
+$(1)_ALL_LIBS = $$(call link_libs,$($(1)_LIBS))
+$(1)_ALL_PKGS = $$(sort $($(1)_PKGS) $$(call lib_pkgs,$($(1)_LIBS)))
+$(B)/$(1): $(call objs,$($(1)_SRCS)) $$(foreach l,$$($(1)_ALL_LIBS),$(B)/lib$$(l).a)
+	@mkdir -p $$(@D)
+	$$(CC) -o $$@ $(call objs,$($(1)_SRCS)) $$(foreach l,$$($(1)_ALL_LIBS),$(B)/lib$$(l).a) \
+		$$(ALL_LDFLAGS) $$(foreach w,$($(1)_WRAPS),-Wl,--wrap=$$(w)) \
+		$$(call pc_libs,$$($(1)_ALL_PKGS)) $($(1)_LDLIBS)
+$(call objs,$($(1)_SRCS)): EXTRA_CFLAGS = $$(call pc_cflags,$$($(1)_ALL_PKGS))
+endef
+
+$(foreach l,$(LIBS_ALL),$(eval $(call LIB_template,$(l))))
+$(foreach p,$(PROGS) $(TESTS) $(BENCHES),$(eval $(call PROG_template,$(p))))
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+# --- targets -------------------------------------------------------------------
+build-all: $(addprefix $(B)/,$(PROGS))
+build-tests: build-all $(addprefix $(B)/,$(TESTS))
+build-bench: build-all $(addprefix $(B)/,$(BENCHES))
+
+deps:
+	@packaging/install-deps
+
+# check: dependencies first, then a fresh make (pkg-config must see them).
+check: deps
+	@$(MAKE) --no-print-directory build-tests
+	@B=$(B) tests/run-tests $(addprefix $(B)/,$(TESTS)) $(TEST_SCRIPTS)
+
+demo: deps
+	@$(MAKE) --no-print-directory build-all
+	@B=$(B) packaging/demo
+
+bench: deps
+	@$(MAKE) --no-print-directory build-bench
+	@B=$(B) bench/run-bench $(addprefix $(B)/,$(BENCHES))
+
+install: build-all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR)
+	$(foreach p,$(INSTALL_BIN),install -m 0755 $(B)/$(p) $(DESTDIR)$(BINDIR)/$(p);)
+	$(foreach p,$(INSTALL_SBIN),install -m 0755 $(B)/$(p) $(DESTDIR)$(SBINDIR)/$(p);)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+.PHONY: all build-all build-tests build-bench deps check demo bench install format format-check clean
