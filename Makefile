@@ -27,6 +27,12 @@ B ?= build/san
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT := -O1 -g
 FORTIFY :=
+else ifeq ($(FUZZ),1)
+B ?= build/fuzz
+CC := clang
+SAN_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+OPT := -O1 -g
+FORTIFY :=
 else
 B ?= build/rel
 SAN_FLAGS :=
@@ -57,6 +63,7 @@ PROGS :=
 TESTS :=
 TEST_SCRIPTS :=
 BENCHES :=
+FUZZERS :=
 INSTALL_BIN :=
 INSTALL_SBIN :=
 
@@ -97,6 +104,12 @@ endef
 
 $(foreach l,$(LIBS_ALL),$(eval $(call LIB_template,$(l))))
 $(foreach p,$(PROGS) $(TESTS) $(BENCHES),$(eval $(call PROG_template,$(p))))
+# A fuzzer NAME (libFuzzer, only with FUZZ=1): NAME_SRCS, NAME_LIBS, NAME_PKGS and
+# NAME_CORPUS, a folder of seed inputs.
+$(foreach p,$(FUZZERS),$(eval $(p)_LDLIBS += -fsanitize=fuzzer))
+ifeq ($(FUZZ),1)
+$(foreach p,$(FUZZERS),$(eval $(call PROG_template,$(p))))
+endif
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -125,6 +138,17 @@ bench: deps
 	@$(MAKE) --no-print-directory build-bench
 	@B=$(B) bench/run-bench $(addprefix $(B)/,$(BENCHES))
 
+# fuzz: build every libFuzzer harness with clang and run each for FUZZ_SECS
+# seconds on a copy of its seed corpus.
+FUZZ_SECS ?= 30
+fuzz: deps
+	@$(MAKE) --no-print-directory FUZZ=1 run-fuzz
+
+run-fuzz: $(addprefix $(B)/,$(FUZZERS))
+	@$(foreach f,$(FUZZERS),mkdir -p $(B)/corpus/$(f) && cp -rn $($(f)_CORPUS)/. $(B)/corpus/$(f)/ && \
+		echo "=== fuzz $(f) for $(FUZZ_SECS)s" && \
+		$(B)/$(f) -max_total_time=$(FUZZ_SECS) -print_final_stats=1 $(B)/corpus/$(f) &&) true
+
 install: build-all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR)
 	$(foreach p,$(INSTALL_BIN),install -m 0755 $(B)/$(p) $(DESTDIR)$(BINDIR)/$(p);)
@@ -139,4 +163,4 @@ format-check:
 clean:
 	rm -rf build
 
-.PHONY: all build-all build-tests build-bench deps check demo bench install format format-check clean
+.PHONY: all build-all build-tests build-bench deps check demo bench fuzz run-fuzz install format format-check clean
