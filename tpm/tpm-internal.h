@@ -1,0 +1,43 @@
+/* Shared by the files of tpm/ only: the context and the error mapping. */
+#pragma once
+
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_tcti.h>
+
+#include "common/macro.h"
+#include "tpm/tpm.h"
+
+struct count_tcti {
+    TSS2_TCTI_CONTEXT_COMMON_V2 v2; /* must be first: ESAPI sees this as the TCTI */
+    TSS2_TCTI_CONTEXT *inner;
+    unsigned long *count;
+};
+
+struct tpm_ctx {
+    ESYS_CONTEXT *esys;
+    TSS2_TCTI_CONTEXT *tcti; /* from the loader */
+    struct count_tcti counting;
+    unsigned long commands;
+    struct tpm_info info;
+    char error[256];
+};
+
+/* Records "what: decoded rc" in ctx->error and returns the mapped -errno. */
+int tpm_fail_rc(struct tpm_ctx *ctx, TSS2_RC rc, const char *what, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Records a reason that is not a TSS2_RC and returns err. */
+int tpm_fail(struct tpm_ctx *ctx, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The -errno for a TSS2_RC (pure; unit-tested). */
+int tpm_rc_to_errno(TSS2_RC rc);
+
+/* An ESYS_TR for an NV index plus its public area, with one TPM command
+ * (NV_ReadPublic). Close the TR with Esys_TR_Close. */
+int tpm_nv_open(struct tpm_ctx *ctx, uint32_t index, ESYS_TR *ret_tr, struct tpm_nv_public *ret);
+/* Reads size bytes of an index opened with tpm_nv_open, chunked. */
+int tpm_nv_read_tr(struct tpm_ctx *ctx, ESYS_TR tr, uint32_t index, size_t size, uint8_t *buf);
+
+static inline void esys_freep(void *p) {
+    Esys_Free(*(void **)p);
+}
+#define _cleanup_esys_ _cleanup_(esys_freep)
