@@ -164,9 +164,9 @@ static int from_public(struct tpm_ctx *ctx, const TPMT_PUBLIC *p, struct tpm_ek 
 }
 
 static int from_persistent(struct tpm_ctx *ctx, struct tpm_ek *ek) {
-    _cleanup_esys_ TPM2B_PUBLIC *pub = NULL;
-    _cleanup_esys_ TPM2B_NAME *name = NULL;
-    _cleanup_esys_ TPM2B_NAME *qname = NULL;
+    _cleanup_esys_ TPM2B_PUBLIC *reread = NULL;
+    TPM2B_PUBLIC pub;
+    TPM2B_NAME name;
     ESYS_TR tr = ESYS_TR_NONE;
     TSS2_RC rc;
     int r;
@@ -175,14 +175,20 @@ static int from_persistent(struct tpm_ctx *ctx, struct tpm_ek *ek) {
                                ESYS_TR_NONE, &tr);
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail_rc(ctx, rc, "persistent EK 0x%08x", TPM_EK_RSA_PERSISTENT);
-    /* ESAPI has the public area from its ReadPublic; this is answered from
-     * the TPM again only because ESAPI offers no getter for it. */
-    rc = Esys_ReadPublic(ctx->esys, tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, &name,
-                         &qname);
+    r = tpm_tr_public(ctx, tr, &name, NULL, &pub);
+    if (r == -EPROTO) {
+        rc = Esys_ReadPublic(ctx->esys, tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &reread,
+                             NULL, NULL);
+        if (rc == TSS2_RC_SUCCESS)
+            pub = *reread;
+        r = rc == TSS2_RC_SUCCESS
+                ? 0
+                : tpm_fail_rc(ctx, rc, "TPM2_ReadPublic(0x%08x)", TPM_EK_RSA_PERSISTENT);
+    }
     Esys_TR_Close(ctx->esys, &tr);
-    if (rc != TSS2_RC_SUCCESS)
-        return tpm_fail_rc(ctx, rc, "TPM2_ReadPublic(0x%08x)", TPM_EK_RSA_PERSISTENT);
-    r = from_public(ctx, &pub->publicArea, ek);
+    if (r < 0)
+        return r;
+    r = from_public(ctx, &pub.publicArea, ek);
     if (r < 0)
         return tpm_fail(ctx, r, "persistent key 0x%08x is not the default RSA EK: %s",
                         TPM_EK_RSA_PERSISTENT, ctx->error);

@@ -6,34 +6,6 @@
 
 #include <string.h>
 
-#include <tss2/tss2_mu.h>
-
-/* ESAPI keeps the public area it read with NV_ReadPublic; Esys_TR_Serialize
- * hands it out as handle (UINT32) || name (TPM2B_NAME) || resource type
- * (UINT32, 2 = NV) || TPM2B_NV_PUBLIC. Reading it there saves a second
- * NV_ReadPublic. */
-#define IESYS_NV_RESOURCE 2
-
-static int public_from_tr(struct tpm_ctx *ctx, ESYS_TR tr, TPM2B_NV_PUBLIC *ret_pub,
-                          TPM2B_NAME *ret_name) {
-    _cleanup_esys_ uint8_t *buf = NULL;
-    size_t len = 0, off = 0;
-    uint32_t handle = 0, type = 0;
-    TSS2_RC rc;
-
-    rc = Esys_TR_Serialize(ctx->esys, tr, &buf, &len);
-    if (rc != TSS2_RC_SUCCESS)
-        return tpm_fail_rc(ctx, rc, "Esys_TR_Serialize");
-    memset(ret_pub, 0, sizeof(*ret_pub));
-    memset(ret_name, 0, sizeof(*ret_name));
-    if (Tss2_MU_UINT32_Unmarshal(buf, len, &off, &handle) != TSS2_RC_SUCCESS ||
-        Tss2_MU_TPM2B_NAME_Unmarshal(buf, len, &off, ret_name) != TSS2_RC_SUCCESS ||
-        Tss2_MU_UINT32_Unmarshal(buf, len, &off, &type) != TSS2_RC_SUCCESS ||
-        type != IESYS_NV_RESOURCE ||
-        Tss2_MU_TPM2B_NV_PUBLIC_Unmarshal(buf, len, &off, ret_pub) != TSS2_RC_SUCCESS)
-        return -EPROTO;
-    return 0;
-}
 
 static void fill_public(uint32_t index, const TPM2B_NV_PUBLIC *pub, const TPM2B_NAME *name,
                         struct tpm_nv_public *ret) {
@@ -67,7 +39,7 @@ int tpm_nv_open(struct tpm_ctx *ctx, uint32_t index, ESYS_TR *ret_tr, struct tpm
             tpm_fail(ctx, r, "NV index 0x%08x is not defined", index);
         return r;
     }
-    r = public_from_tr(ctx, tr, &pub, &name);
+    r = tpm_tr_public(ctx, tr, &name, &pub, NULL);
     if (r == -EPROTO) {
         /* Serialization layout not as expected: ask the TPM again. */
         _cleanup_esys_ TPM2B_NV_PUBLIC *p = NULL;

@@ -31,6 +31,11 @@ int tpm_fail(struct tpm_ctx *ctx, int err, const char *fmt, ...)
 /* The -errno for a TSS2_RC (pure; unit-tested). */
 int tpm_rc_to_errno(TSS2_RC rc);
 
+/* The public area and name ESAPI recorded for tr: pass ret_nv for an NV
+ * index, ret_key for a key (the other NULL). No TPM command. */
+int tpm_tr_public(struct tpm_ctx *ctx, ESYS_TR tr, TPM2B_NAME *ret_name, TPM2B_NV_PUBLIC *ret_nv,
+                  TPM2B_PUBLIC *ret_key);
+
 /* An ESYS_TR for an NV index plus its public area, with one TPM command
  * (NV_ReadPublic). Close the TR with Esys_TR_Close. */
 int tpm_nv_open(struct tpm_ctx *ctx, uint32_t index, ESYS_TR *ret_tr, struct tpm_nv_public *ret);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_sys.h>
 #include <tss2/tss2_tctildr.h>
@@ -305,6 +306,9 @@ static int read_fixed_properties(struct tpm_ctx *ctx) {
     return 0;
 }
 
+/* The TSS macro for this shifts a promoted int into the sign bit (UB). */
+#define TRANSIENT_FIRST 0x80000000u
+
 /* A raw TPM (swtpm, /dev/tpm0) keeps the transient objects that a crashed
  * predecessor left behind (an EK from CreatePrimary); they use up the few
  * object slots. Flush them. We create no sessions, so none are flushed. */
@@ -315,7 +319,7 @@ static int flush_stale_transients(struct tpm_ctx *ctx) {
     TSS2_RC rc;
 
     rc = Esys_GetCapability(ctx->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                            TPM2_CAP_HANDLES, TPM2_TRANSIENT_FIRST, TPM2_MAX_CAP_HANDLES, &more,
+                            TPM2_CAP_HANDLES, TRANSIENT_FIRST, TPM2_MAX_CAP_HANDLES, &more,
                             &cap);
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail_rc(ctx, rc, "TPM2_GetCapability(transient handles)");
@@ -326,7 +330,7 @@ static int flush_stale_transients(struct tpm_ctx *ctx) {
         return tpm_fail_rc(ctx, rc, "Esys_GetSysContext");
     for (uint32_t i = 0; i < cap->data.handles.count; i++) {
         TPM2_HANDLE h = cap->data.handles.handle[i];
-        if ((h >> TPM2_HR_SHIFT) != TPM2_HT_TRANSIENT)
+        if ((h >> 24) != 0x80)
             break;
         rc = Tss2_Sys_FlushContext(sys, h);
         if (rc != TSS2_RC_SUCCESS)
@@ -426,5 +430,42 @@ int tpm_read_clock(struct tpm_ctx *ctx, struct tpm_clock *ret) {
     ret->reset_count = t->clockInfo.resetCount;
     ret->restart_count = t->clockInfo.restartCount;
     ret->safe = t->clockInfo.safe == TPM2_YES;
+    return 0;
+}
+
+/* ESAPI keeps the public area it read when the ESYS_TR was made (by
+ * NV_ReadPublic or ReadPublic); Esys_TR_Serialize hands it out as
+ * handle (UINT32) || name (TPM2B_NAME) || resource type (UINT32: 1 key,
+ * 2 NV) || TPM2B_PUBLIC or TPM2B_NV_PUBLIC. Reading it there saves asking the
+ * TPM a second time. -EPROTO when the layout is not as expected. */
+#define IESYS_KEY_RESOURCE 1
+#define IESYS_NV_RESOURCE 2
+
+int tpm_tr_public(struct tpm_ctx *ctx, ESYS_TR tr, TPM2B_NAME *ret_name, TPM2B_NV_PUBLIC *ret_nv,
+                  TPM2B_PUBLIC *ret_key) {
+    _cleanup_esys_ uint8_t *buf = NULL;
+    size_t len = 0, off = 0;
+    uint32_t handle = 0, type = 0;
+    TSS2_RC rc;
+
+    rc = Esys_TR_Serialize(ctx->esys, tr, &buf, &len);
+    if (rc != TSS2_RC_SUCCESS)
+        return tpm_fail_rc(ctx, rc, "Esys_TR_Serialize");
+    memset(ret_name, 0, sizeof(*ret_name));
+    if (Tss2_MU_UINT32_Unmarshal(buf, len, &off, &handle) != TSS2_RC_SUCCESS ||
+        Tss2_MU_TPM2B_NAME_Unmarshal(buf, len, &off, ret_name) != TSS2_RC_SUCCESS ||
+        Tss2_MU_UINT32_Unmarshal(buf, len, &off, &type) != TSS2_RC_SUCCESS)
+        return -EPROTO;
+    if (ret_nv) {
+        memset(ret_nv, 0, sizeof(*ret_nv));
+        if (type != IESYS_NV_RESOURCE ||
+            Tss2_MU_TPM2B_NV_PUBLIC_Unmarshal(buf, len, &off, ret_nv) != TSS2_RC_SUCCESS)
+            return -EPROTO;
+    } else {
+        memset(ret_key, 0, sizeof(*ret_key));
+        if (type != IESYS_KEY_RESOURCE ||
+            Tss2_MU_TPM2B_PUBLIC_Unmarshal(buf, len, &off, ret_key) != TSS2_RC_SUCCESS)
+            return -EPROTO;
+    }
     return 0;
 }

@@ -1,0 +1,10 @@
+# agent/: tpmlicd.
+LIBS_ALL += agent
+agent_SRCS := agent/tpminfo.c
+agent_PKGS := openssl
+agent_DEPS := tpm common
+
+PROGS += tpmlicd
+INSTALL_SBIN += tpmlicd
+tpmlicd_SRCS := agent/main.c
+tpmlicd_LIBS := agent tpm common

@@ -1,0 +1,19 @@
+/* Where the agent keeps its state in TPM NV (SPEC section 3, docs/tpm.md):
+ * three indices at a configurable base in the TCG owner range. */
+#pragma once
+
+#include <stdint.h>
+
+/* Default base; --nv-base / nv_base= move it (owner range only). */
+#define AGENT_NV_BASE_DEFAULT 0x01a0c000u
+
+enum agent_nv_slot {
+    AGENT_NV_LICENSE = 0, /* ordinary: the license certificate */
+    AGENT_NV_COUNTER = 1, /* counter: consumed usage ticks */
+    AGENT_NV_STATE = 2,   /* ordinary, small: rarely-changing state */
+    AGENT_NV_SLOTS = 3,
+};
+
+static inline uint32_t agent_nv_index(uint32_t base, enum agent_nv_slot slot) {
+    return base + (uint32_t)slot;
+}
