@@ -1,7 +1,7 @@
 # agent/: tpmlicd.
 LIBS_ALL += agent
-agent_SRCS := agent/tpminfo.c
-agent_PKGS := openssl
+agent_SRCS := agent/tpminfo.c agent/config.c
+agent_PKGS := openssl inih
 agent_DEPS := tpm common
 
 PROGS += tpmlicd
