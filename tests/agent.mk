@@ -3,3 +3,8 @@ TESTS += test_agent_config
 test_agent_config_SRCS := tests/unit/test_agent_config.c
 test_agent_config_LIBS := agent common
 test_agent_config_PKGS := cmocka
+
+TESTS += test_agent_store
+test_agent_store_SRCS := tests/integration/test_agent_store.c
+test_agent_store_LIBS := agent testlib tpm common
+test_agent_store_PKGS := cmocka

@@ -1,0 +1,195 @@
+/* The agent's records in TPM NV (store.h). */
+#include "agent/store.h"
+
+#include <string.h>
+
+#include <openssl/sha.h>
+
+#include "agent/nvlayout.h"
+#include "common/macro.h"
+#include "tpm/tpm.h"
+
+static const uint8_t license_magic[4] = {'T', 'L', 'I', 'C'};
+static const uint8_t state_magic[4] = {'T', 'L', 'S', 'T'};
+#define RECORD_VERSION 1
+
+static void put_be64(uint8_t *p, uint64_t v) {
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+int store_license_encode(const void *data, size_t len, uint8_t out[STORE_LICENSE_INDEX_SIZE]) {
+    if (len > STORE_LICENSE_MAX)
+        return -EFBIG;
+    memset(out, 0, STORE_LICENSE_INDEX_SIZE);
+    memcpy(out, license_magic, 4);
+    out[4] = RECORD_VERSION;
+    out[6] = (uint8_t)(len >> 8);
+    out[7] = (uint8_t)len;
+    SHA256(data ? data : (const void *)"", len, out + 8);
+    if (len)
+        memcpy(out + STORE_LICENSE_HEADER, data, len);
+    return 0;
+}
+
+int store_license_decode(const uint8_t *buf, size_t buflen, const uint8_t **ret_data,
+                         size_t *ret_len) {
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    size_t len;
+
+    if (buflen < STORE_LICENSE_HEADER || memcmp(buf, license_magic, 4) != 0)
+        return -EBADMSG;
+    if (buf[4] != RECORD_VERSION)
+        return -EPROTONOSUPPORT;
+    len = ((size_t)buf[6] << 8) | buf[7];
+    if (len > STORE_LICENSE_MAX || STORE_LICENSE_HEADER + len > buflen)
+        return -EBADMSG;
+    SHA256(buf + STORE_LICENSE_HEADER, len, digest);
+    if (memcmp(digest, buf + 8, sizeof(digest)) != 0)
+        return -EBADMSG;
+    *ret_data = buf + STORE_LICENSE_HEADER;
+    *ret_len = len;
+    return 0;
+}
+
+void store_state_encode(const struct store_state *s, uint8_t out[STORE_STATE_INDEX_SIZE]) {
+    memset(out, 0, STORE_STATE_INDEX_SIZE);
+    memcpy(out, state_magic, 4);
+    out[4] = RECORD_VERSION;
+    out[8] = (uint8_t)(s->flags >> 24);
+    out[9] = (uint8_t)(s->flags >> 16);
+    out[10] = (uint8_t)(s->flags >> 8);
+    out[11] = (uint8_t)s->flags;
+    put_be64(out + 12, s->granted_secs);
+    put_be64(out + 20, s->grace_start);
+    put_be64(out + 28, s->grace_end);
+    put_be64(out + 36, s->clock_anchor_ms);
+}
+
+int store_state_decode(const uint8_t *buf, size_t buflen, struct store_state *ret) {
+    if (buflen < STORE_STATE_INDEX_SIZE || memcmp(buf, state_magic, 4) != 0)
+        return -EBADMSG;
+    if (buf[4] != RECORD_VERSION)
+        return -EPROTONOSUPPORT;
+    memset(ret, 0, sizeof(*ret));
+    ret->flags = ((uint32_t)buf[8] << 24) | ((uint32_t)buf[9] << 16) | ((uint32_t)buf[10] << 8) |
+                 buf[11];
+    ret->granted_secs = get_be64(buf + 12);
+    ret->grace_start = get_be64(buf + 20);
+    ret->grace_end = get_be64(buf + 28);
+    ret->clock_anchor_ms = get_be64(buf + 36);
+    return 0;
+}
+
+static int ensure_one(struct tpm_ctx *tpm, uint32_t index, enum tpm_nv_type type, size_t size,
+                      bool *ret_created) {
+    struct tpm_nv_public pub;
+    int r = tpm_nv_public(tpm, index, &pub);
+
+    *ret_created = false;
+    if (r == -ENOENT) {
+        r = type == TPM_NV_COUNTER ? tpm_counter_define(tpm, index)
+                                   : tpm_nv_define(tpm, index, size);
+        if (r < 0)
+            return r;
+        *ret_created = true;
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    return tpm_nv_check(tpm, &pub, type, type == TPM_NV_COUNTER ? 0 : size);
+}
+
+int agent_store_ensure(struct tpm_ctx *tpm, uint32_t base, unsigned *ret_created) {
+    static const struct {
+        enum agent_nv_slot slot;
+        enum tpm_nv_type type;
+        size_t size;
+    } slots[] = {
+        {AGENT_NV_LICENSE, TPM_NV_ORDINARY, STORE_LICENSE_INDEX_SIZE},
+        {AGENT_NV_COUNTER, TPM_NV_COUNTER, 8},
+        {AGENT_NV_STATE, TPM_NV_ORDINARY, STORE_STATE_INDEX_SIZE},
+    };
+    unsigned created = 0;
+
+    for (size_t i = 0; i < ARRAY_SIZE(slots); i++) {
+        bool c;
+        int r = ensure_one(tpm, agent_nv_index(base, slots[i].slot), slots[i].type, slots[i].size,
+                           &c);
+        if (r < 0)
+            return r;
+        if (c)
+            created |= 1u << slots[i].slot;
+    }
+    if (ret_created)
+        *ret_created = created;
+    return 0;
+}
+
+int agent_store_read_license(struct tpm_ctx *tpm, uint32_t base, char **ret_data, size_t *ret_len) {
+    _cleanup_free_ uint8_t *buf = NULL;
+    const uint8_t *data;
+    size_t buflen, len;
+    char *out;
+    int r;
+
+    r = tpm_nv_read(tpm, agent_nv_index(base, AGENT_NV_LICENSE), &buf, &buflen);
+    if (r == -ENODATA) { /* defined, never written: no license */
+        *ret_data = NULL;
+        *ret_len = 0;
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    r = store_license_decode(buf, buflen, &data, &len);
+    if (r < 0)
+        return r;
+    out = malloc(len + 1);
+    if (!out)
+        return -ENOMEM;
+    memcpy(out, data, len);
+    out[len] = '\0';
+    *ret_data = len ? out : NULL;
+    if (!len)
+        free(out);
+    *ret_len = len;
+    return 0;
+}
+
+int agent_store_write_license(struct tpm_ctx *tpm, uint32_t base, const char *data, size_t len) {
+    uint8_t rec[STORE_LICENSE_INDEX_SIZE];
+    int r = store_license_encode(data, len, rec);
+    if (r < 0)
+        return r;
+    /* Only the bytes in use: header plus certificate. */
+    return tpm_nv_write(tpm, agent_nv_index(base, AGENT_NV_LICENSE), rec,
+                        STORE_LICENSE_HEADER + len);
+}
+
+int agent_store_read_state(struct tpm_ctx *tpm, uint32_t base, struct store_state *ret) {
+    _cleanup_free_ uint8_t *buf = NULL;
+    size_t len;
+    int r;
+
+    r = tpm_nv_read(tpm, agent_nv_index(base, AGENT_NV_STATE), &buf, &len);
+    if (r == -ENODATA) {
+        memset(ret, 0, sizeof(*ret));
+        return 0;
+    }
+    if (r < 0)
+        return r;
+    return store_state_decode(buf, len, ret);
+}
+
+int agent_store_write_state(struct tpm_ctx *tpm, uint32_t base, const struct store_state *s) {
+    uint8_t rec[STORE_STATE_INDEX_SIZE];
+    store_state_encode(s, rec);
+    return tpm_nv_write(tpm, agent_nv_index(base, AGENT_NV_STATE), rec, sizeof(rec));
+}

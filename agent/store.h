@@ -1,0 +1,53 @@
+/* The agent's records in TPM NV (docs/agent.md, "What the TPM holds"):
+ *   license index (base+0): the license certificate, framed with a length
+ *     and a SHA-256 so that an interrupted multi-chunk write is detected;
+ *   counter (base+1): consumed usage ticks (tpm/ counter);
+ *   state index (base+2): rarely-changing state, one NV_Write (atomic).
+ * Encoding and decoding are pure (unit-tested); agent_store_* do the TPM
+ * I/O through tpm/. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct tpm_ctx;
+
+#define STORE_LICENSE_MAX 1536                        /* SPEC section 5 */
+#define STORE_LICENSE_HEADER 40                       /* magic 4, version 1, pad 1, len 2, sha256 32 */
+#define STORE_LICENSE_INDEX_SIZE (STORE_LICENSE_HEADER + STORE_LICENSE_MAX) /* 1576 */
+#define STORE_STATE_INDEX_SIZE 64
+
+enum store_state_flags {
+    STORE_OFFLINE_MODE = 1u << 0,
+};
+
+struct store_state {
+    uint32_t flags;
+    uint64_t granted_secs; /* cache of the signed ceiling; never trusted over the certificate */
+    uint64_t grace_start;  /* reserved for the online part: epoch seconds, 0 = none */
+    uint64_t grace_end;
+    uint64_t clock_anchor_ms; /* TPM clock when grace_start was set */
+};
+
+/* Pure encoding. license: len 0 means "no license". Decoding returns
+ * -EBADMSG for a damaged record (bad magic, length or digest), -EPROTONOSUPPORT
+ * for an unknown version. *ret_data points into buf. */
+int store_license_encode(const void *data, size_t len, uint8_t out[STORE_LICENSE_INDEX_SIZE]);
+int store_license_decode(const uint8_t *buf, size_t buflen, const uint8_t **ret_data,
+                         size_t *ret_len);
+void store_state_encode(const struct store_state *s, uint8_t out[STORE_STATE_INDEX_SIZE]);
+int store_state_decode(const uint8_t *buf, size_t buflen, struct store_state *ret);
+
+/* Makes sure the three indices exist with the right type, size and
+ * attributes, defining the missing ones (a new counter starts above any
+ * value this TPM's counters ever had). ret_created: bitmask of slots created.
+ * -EMEDIUMTYPE (reason in tpm_last_error) when an index exists but is not
+ * ours to use. */
+int agent_store_ensure(struct tpm_ctx *tpm, uint32_t base, unsigned *ret_created);
+/* Reads the license certificate: 0 with *ret_len 0 when none is stored;
+ * -EBADMSG when the record is damaged. *ret_data is malloc'ed. */
+int agent_store_read_license(struct tpm_ctx *tpm, uint32_t base, char **ret_data, size_t *ret_len);
+int agent_store_write_license(struct tpm_ctx *tpm, uint32_t base, const char *data, size_t len);
+int agent_store_read_state(struct tpm_ctx *tpm, uint32_t base, struct store_state *ret);
+int agent_store_write_state(struct tpm_ctx *tpm, uint32_t base, const struct store_state *s);

@@ -1,0 +1,176 @@
+/* The agent's NV records on a real swtpm: indices created once and checked
+ * afterwards, license and state round trips across power loss, damaged and
+ * foreign records refused; plus the pure record encoding. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/nvlayout.h"
+#include "agent/store.h"
+#include "tests/lib/swtpm.h"
+#include "tpm/tpm.h"
+
+#define BASE AGENT_NV_BASE_DEFAULT
+
+static void record_encoding(void **state) {
+    uint8_t rec[STORE_LICENSE_INDEX_SIZE];
+    const uint8_t *data;
+    size_t len;
+    struct store_state s = {.flags = STORE_OFFLINE_MODE, .granted_secs = 3600, .grace_end = 7},
+                       back;
+    uint8_t srec[STORE_STATE_INDEX_SIZE];
+    char big[STORE_LICENSE_MAX + 1];
+
+    assert_int_equal(store_license_encode("abc.def.ghi", 11, rec), 0);
+    assert_int_equal(store_license_decode(rec, sizeof(rec), &data, &len), 0);
+    assert_int_equal(len, 11);
+    assert_memory_equal(data, "abc.def.ghi", 11);
+    rec[STORE_LICENSE_HEADER + 3] ^= 1; /* one bit of the certificate */
+    assert_int_equal(store_license_decode(rec, sizeof(rec), &data, &len), -EBADMSG);
+    rec[STORE_LICENSE_HEADER + 3] ^= 1;
+    rec[7] = 200; /* length beyond what was written: digest fails */
+    assert_int_equal(store_license_decode(rec, sizeof(rec), &data, &len), -EBADMSG);
+    rec[6] = 0xff; /* length beyond the maximum */
+    assert_int_equal(store_license_decode(rec, sizeof(rec), &data, &len), -EBADMSG);
+    assert_int_equal(store_license_encode("abc", 3, rec), 0);
+    rec[4] = 9;
+    assert_int_equal(store_license_decode(rec, sizeof(rec), &data, &len), -EPROTONOSUPPORT);
+    rec[0] = 'X';
+    assert_int_equal(store_license_decode(rec, sizeof(rec), &data, &len), -EBADMSG);
+    assert_int_equal(store_license_decode(rec, 10, &data, &len), -EBADMSG);
+    memset(big, 'a', sizeof(big));
+    assert_int_equal(store_license_encode(big, sizeof(big), rec), -EFBIG);
+    assert_int_equal(store_license_encode(NULL, 0, rec), 0);
+    assert_int_equal(store_license_decode(rec, sizeof(rec), &data, &len), 0);
+    assert_int_equal(len, 0);
+
+    store_state_encode(&s, srec);
+    assert_int_equal(store_state_decode(srec, sizeof(srec), &back), 0);
+    assert_int_equal(back.flags, STORE_OFFLINE_MODE);
+    assert_int_equal(back.granted_secs, 3600);
+    assert_int_equal(back.grace_end, 7);
+    srec[1] = 'X';
+    assert_int_equal(store_state_decode(srec, sizeof(srec), &back), -EBADMSG);
+}
+
+struct fixture {
+    struct swtpm tpm;
+    struct tpm_ctx *ctx;
+};
+
+static int setup(void **state) {
+    struct fixture *f = calloc(1, sizeof(*f));
+    char err[256];
+    if (!f || swtpm_new(&f->tpm, NULL) < 0 ||
+        tpm_open(f->tpm.tcti, 0, &f->ctx, err, sizeof(err)) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    struct fixture *f = *state;
+    tpm_close(f->ctx);
+    swtpm_destroy(&f->tpm);
+    free(f);
+    return 0;
+}
+
+static void power_cycle(struct fixture *f) {
+    char err[256];
+    tpm_close(f->ctx);
+    f->ctx = NULL;
+    assert_int_equal(swtpm_ctl(&f->tpm, "poweroff", NULL), 0);
+    assert_int_equal(swtpm_ctl(&f->tpm, "start", NULL), 0);
+    assert_int_equal(tpm_open(f->tpm.tcti, 0, &f->ctx, err, sizeof(err)), 0);
+}
+
+static void ensure_then_roundtrip(void **state) {
+    struct fixture *f = *state;
+    unsigned created = 0;
+    char *lic = NULL, cert[STORE_LICENSE_MAX];
+    size_t len = 99;
+    struct store_state s = {.flags = STORE_OFFLINE_MODE, .granted_secs = 1800000}, back;
+    uint64_t counter;
+
+    assert_int_equal(agent_store_ensure(f->ctx, BASE, &created), 0);
+    assert_int_equal(created, 7);
+    assert_int_equal(agent_store_ensure(f->ctx, BASE, &created), 0);
+    assert_int_equal(created, 0);
+    assert_int_equal(tpm_counter_read(f->ctx, BASE + AGENT_NV_COUNTER, &counter), 0);
+
+    assert_int_equal(agent_store_read_license(f->ctx, BASE, &lic, &len), 0);
+    assert_null(lic);
+    assert_int_equal(len, 0);
+    assert_int_equal(agent_store_read_state(f->ctx, BASE, &back), 0);
+    assert_int_equal(back.flags, 0);
+
+    memset(cert, 'x', sizeof(cert)); /* the largest certificate: two NV chunks */
+    assert_int_equal(agent_store_write_license(f->ctx, BASE, cert, sizeof(cert)), 0);
+    assert_int_equal(agent_store_write_state(f->ctx, BASE, &s), 0);
+    power_cycle(f);
+    assert_int_equal(agent_store_read_license(f->ctx, BASE, &lic, &len), 0);
+    assert_int_equal(len, sizeof(cert));
+    assert_memory_equal(lic, cert, sizeof(cert));
+    free(lic);
+    assert_int_equal(agent_store_read_state(f->ctx, BASE, &back), 0);
+    assert_int_equal(back.granted_secs, 1800000);
+    assert_int_equal(back.flags, STORE_OFFLINE_MODE);
+
+    /* removing the license: an empty record */
+    assert_int_equal(agent_store_write_license(f->ctx, BASE, NULL, 0), 0);
+    assert_int_equal(agent_store_read_license(f->ctx, BASE, &lic, &len), 0);
+    assert_null(lic);
+}
+
+/* A power loss between the chunks of a license write leaves a record whose
+ * digest does not match: reported as damaged, never taken as a license. */
+static void interrupted_write_detected(void **state) {
+    struct fixture *f = *state;
+    uint8_t rec[STORE_LICENSE_INDEX_SIZE];
+    char cert[1400], *lic = NULL;
+    size_t len;
+    struct tpm_info info;
+
+    tpm_get_info(f->ctx, &info);
+    assert_int_equal(agent_store_ensure(f->ctx, BASE, NULL), 0);
+    memset(cert, 'a', sizeof(cert));
+    assert_int_equal(agent_store_write_license(f->ctx, BASE, cert, sizeof(cert)), 0);
+    memset(cert, 'b', sizeof(cert));
+    assert_int_equal(store_license_encode(cert, sizeof(cert), rec), 0);
+    /* only the first chunk reaches the TPM */
+    assert_int_equal(tpm_nv_write(f->ctx, BASE, rec, info.nv_buffer_max), 0);
+    power_cycle(f);
+    assert_int_equal(agent_store_read_license(f->ctx, BASE, &lic, &len), -EBADMSG);
+}
+
+static void foreign_indices_refused(void **state) {
+    struct fixture *f = *state;
+
+    /* someone else's counter where our license index belongs */
+    assert_int_equal(tpm_counter_define(f->ctx, BASE + AGENT_NV_LICENSE), 0);
+    assert_int_equal(agent_store_ensure(f->ctx, BASE, NULL), -EMEDIUMTYPE);
+    assert_non_null(strstr(tpm_last_error(f->ctx), "is a counter, expected an ordinary index"));
+    assert_int_equal(tpm_nv_undefine(f->ctx, BASE + AGENT_NV_LICENSE), 0);
+    /* an ordinary index of the wrong size */
+    assert_int_equal(tpm_nv_define(f->ctx, BASE + AGENT_NV_STATE, 32), 0);
+    assert_int_equal(agent_store_ensure(f->ctx, BASE, NULL), -EMEDIUMTYPE);
+    assert_non_null(strstr(tpm_last_error(f->ctx), "holds 32 bytes, expected 64"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(record_encoding),
+        cmocka_unit_test_setup_teardown(ensure_then_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(interrupted_write_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(foreign_indices_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
