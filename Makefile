@@ -149,8 +149,19 @@ run-fuzz: $(addprefix $(B)/,$(FUZZERS))
 		echo "=== fuzz $(f) for $(FUZZ_SECS)s" && \
 		$(B)/$(f) -max_total_time=$(FUZZ_SECS) -print_final_stats=1 $(B)/corpus/$(f) &&) true
 
+SYSTEMDUNITDIR ?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+DOCDIR ?= $(PREFIX)/share/doc/tpmlic
+
 install: build-all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/tpmlic \
+		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0644 packaging/systemd/tpmlicd.service $(DESTDIR)$(SYSTEMDUNITDIR)/tpmlicd.service
+	sed -i 's|/usr/sbin/tpmlicd|$(SBINDIR)/tpmlicd|' $(DESTDIR)$(SYSTEMDUNITDIR)/tpmlicd.service
+	install -m 0644 packaging/systemd/tpmlic.sysusers $(DESTDIR)$(SYSUSERSDIR)/tpmlic.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/tpmlic/tpmlicd.conf || \
+		install -m 0644 packaging/tpmlicd.conf $(DESTDIR)$(SYSCONFDIR)/tpmlic/tpmlicd.conf
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	$(foreach p,$(INSTALL_BIN),install -m 0755 $(B)/$(p) $(DESTDIR)$(BINDIR)/$(p);)
 	$(foreach p,$(INSTALL_SBIN),install -m 0755 $(B)/$(p) $(DESTDIR)$(SBINDIR)/$(p);)
 

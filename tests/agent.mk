@@ -13,3 +13,4 @@ TESTS += test_agent_privs
 test_agent_privs_SRCS := tests/unit/test_agent_privs.c
 test_agent_privs_LIBS := agent common
 test_agent_privs_PKGS := cmocka
+TEST_SCRIPTS += tests/integration/install.sh
