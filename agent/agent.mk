@@ -1,6 +1,6 @@
 # agent/: tpmlicd.
 LIBS_ALL += agent
-agent_SRCS := agent/tpminfo.c agent/config.c agent/store.c agent/privs.c
+agent_SRCS := agent/tpminfo.c agent/config.c agent/store.c agent/privs.c agent/license.c
 agent_PKGS := openssl inih
 agent_DEPS := tpm common
 

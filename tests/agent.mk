@@ -14,3 +14,8 @@ test_agent_privs_SRCS := tests/unit/test_agent_privs.c
 test_agent_privs_LIBS := agent common
 test_agent_privs_PKGS := cmocka
 TEST_SCRIPTS += tests/integration/install.sh
+
+TESTS += test_agent_license
+test_agent_license_SRCS := tests/unit/test_agent_license.c
+test_agent_license_LIBS := agent common
+test_agent_license_PKGS := cmocka

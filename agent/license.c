@@ -1,0 +1,68 @@
+/* The agent's in-memory license decisions (license.h). */
+#include "agent/license.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const type_names[] = {
+    [LICENSE_NONE] = "",
+    [LICENSE_PERPETUAL] = "perpetual",
+    [LICENSE_TIME_LIMITED] = "time-limited",
+    [LICENSE_SUBSCRIPTION] = "subscription",
+    [LICENSE_CONSUMPTION] = "consumption",
+};
+
+const char *license_type_name(enum license_type t) {
+    return (unsigned)t < sizeof(type_names) / sizeof(type_names[0]) ? type_names[t] : "";
+}
+
+int license_type_from_name(const char *s, enum license_type *ret) {
+    for (size_t i = LICENSE_PERPETUAL; i < sizeof(type_names) / sizeof(type_names[0]); i++)
+        if (s && strcmp(s, type_names[i]) == 0) {
+            *ret = (enum license_type)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+void license_format_time(time_t t, char *buf, size_t len) {
+    struct tm tm;
+    if (t == 0 || !gmtime_r(&t, &tm)) {
+        snprintf(buf, len, "%s", "");
+        return;
+    }
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+enum license_verdict license_decide(const struct license_view *l, const char *feature, time_t now,
+                                    char *reason, size_t reasonlen) {
+    char when[32];
+
+    if (!l->present) {
+        snprintf(reason, reasonlen, "License is invalid");
+        return VERDICT_NO_LICENSE;
+    }
+    if (l->not_before && now < l->not_before) {
+        license_format_time(l->not_before, when, sizeof(when));
+        snprintf(reason, reasonlen, "License is not valid before %s", when);
+        return VERDICT_NOT_YET_VALID;
+    }
+    if (l->expiry && now >= l->expiry) {
+        license_format_time(l->expiry, when, sizeof(when));
+        snprintf(reason, reasonlen, "License expired on %s", when);
+        return VERDICT_EXPIRED;
+    }
+    if (feature && *feature) {
+        size_t i;
+        for (i = 0; i < l->nfeatures; i++)
+            if (strcmp(l->features[i], feature) == 0)
+                break;
+        if (i == l->nfeatures) {
+            snprintf(reason, reasonlen, "License does not include feature '%.40s'", feature);
+            return VERDICT_FEATURE_MISSING;
+        }
+    }
+    snprintf(reason, reasonlen, "License is valid");
+    return VERDICT_ALLOWED;
+}

@@ -1,0 +1,57 @@
+/* The agent's in-memory view of its license: what the verified certificate
+ * says, and the decisions the hot path makes from it (valid? feature
+ * allowed?) without touching the TPM or the disk. Pure logic, unit-tested;
+ * the caller holds the agent's lock. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define LICENSE_FEATURES_MAX 16
+#define LICENSE_FEATURE_LEN 32
+
+enum license_type {
+    LICENSE_NONE = 0,
+    LICENSE_PERPETUAL,
+    LICENSE_TIME_LIMITED,
+    LICENSE_SUBSCRIPTION,
+    LICENSE_CONSUMPTION,
+};
+
+struct license_view {
+    bool present;
+    char code[64];
+    char product[64];
+    long long customer_id;
+    enum license_type type;
+    time_t expiry; /* 0: none (perpetual) */
+    time_t not_before; /* 0: none */
+    char features[LICENSE_FEATURES_MAX][LICENSE_FEATURE_LEN];
+    size_t nfeatures;
+    uint64_t secs_allocated;
+    uint64_t secs_granted;
+    bool offline_allowed;
+    bool activated_offline;
+    uint32_t tick_secs;
+};
+
+enum license_verdict {
+    VERDICT_ALLOWED = 0,
+    VERDICT_NO_LICENSE,      /* "License is invalid" (no license applied) */
+    VERDICT_EXPIRED,
+    VERDICT_NOT_YET_VALID,
+    VERDICT_FEATURE_MISSING, /* the license does not include the feature */
+    VERDICT_TPM_LOST,        /* reserved: the ledger cannot be kept */
+};
+
+/* Is the license valid at now, and (feature != NULL) does it include
+ * feature? Writes a one-line reason (no prefix) into reason. */
+enum license_verdict license_decide(const struct license_view *l, const char *feature, time_t now,
+                                    char *reason, size_t reasonlen);
+
+const char *license_type_name(enum license_type t); /* "perpetual", ... , "" for none */
+int license_type_from_name(const char *s, enum license_type *ret);
+/* RFC 3339 UTC "2026-11-23T06:59:32Z"; "" for 0. */
+void license_format_time(time_t t, char *buf, size_t len);
