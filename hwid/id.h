@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HWID_DIGEST_LEN 32
+#define HWID_DIGEST_LEN    32
 #define HWID_DIGEST_HEXLEN (2 * HWID_DIGEST_LEN + 1) /* with NUL */
-#define HWID_ID_STRLEN 37                            /* 36 + NUL */
+#define HWID_ID_STRLEN     37                        /* 36 + NUL */
 
 enum hwid_component {
     HWID_EK = 0,
@@ -35,9 +35,9 @@ enum hwid_policy {
 
 struct hwid_match {
     bool matched;
-    unsigned changed;  /* bit (1u << component): present on both sides, differs */
-    unsigned missing;  /* bit: recorded but absent now, or absent in the record */
-    char reason[256];  /* one line for a person: which component differs and what counts */
+    unsigned changed; /* bit (1u << component): present on both sides, differs */
+    unsigned missing; /* bit: recorded but absent now, or absent in the record */
+    char reason[256]; /* one line for a person: which component differs and what counts */
 };
 
 /* "ek", "dmi", "nic" */

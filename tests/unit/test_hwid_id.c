@@ -17,22 +17,22 @@
 #include "hwid/id.h"
 
 /* The vectors of docs/computer-id.md. */
-#define KAT_EK "7f11c5e6ba3ac2ee648620b66ae1c915f564bb3975ed5b3e6eadbfe3378108a2"
-#define KAT_DMI "34dedd2e6905fadcc10862f21ec575f638688b784f5c6342cdb0799569311ade"
-#define KAT_NIC "5885ad4a2eeca641fe25ec6e42605535083b166bb6377afa2dd8b2975a4ab8ce"
-#define KAT_ID "5cd55427-e5bd-87e8-bc83-01c01037dcd5"
-#define KAT_ID_NO_DMI "d5bea3a0-af68-86ef-a38d-dc57fb38dcce"
+#define KAT_EK         "7f11c5e6ba3ac2ee648620b66ae1c915f564bb3975ed5b3e6eadbfe3378108a2"
+#define KAT_DMI        "34dedd2e6905fadcc10862f21ec575f638688b784f5c6342cdb0799569311ade"
+#define KAT_NIC        "5885ad4a2eeca641fe25ec6e42605535083b166bb6377afa2dd8b2975a4ab8ce"
+#define KAT_ID         "5cd55427-e5bd-87e8-bc83-01c01037dcd5"
+#define KAT_ID_NO_DMI  "d5bea3a0-af68-86ef-a38d-dc57fb38dcce"
 #define KAT_ID_EK_ONLY "7c4a36eb-af1b-81dd-a20a-6917eaf856c8"
-#define KAT_ID_NO_TPM "f1e8190f-5695-83cd-b46f-da069ec0244d"
-#define KAT_ID_010203 "14bde815-88cb-8e16-85ee-98a643f28d78"
+#define KAT_ID_NO_TPM  "f1e8190f-5695-83cd-b46f-da069ec0244d"
+#define KAT_ID_010203  "14bde815-88cb-8e16-85ee-98a643f28d78"
 
 /* DER SubjectPublicKeyInfo of an RSA-2048 key with the KAT modulus
  * (c0, then (i*7+3) mod 256 for i = 1..254, then 01) and exponent 65537. */
 static size_t kat_spki(uint8_t out[294]) {
-    static const uint8_t head[] = {0x30, 0x82, 0x01, 0x22, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86,
-                                   0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00, 0x03,
-                                   0x82, 0x01, 0x0f, 0x00, 0x30, 0x82, 0x01, 0x0a, 0x02, 0x82,
-                                   0x01, 0x01, 0x00};
+    static const uint8_t head[] = {0x30, 0x82, 0x01, 0x22, 0x30, 0x0d, 0x06, 0x09, 0x2a,
+                                   0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05,
+                                   0x00, 0x03, 0x82, 0x01, 0x0f, 0x00, 0x30, 0x82, 0x01,
+                                   0x0a, 0x02, 0x82, 0x01, 0x01, 0x00};
     static const uint8_t tail[] = {0x02, 0x03, 0x01, 0x00, 0x01};
     size_t n = 0;
     memcpy(out, head, sizeof(head));
@@ -131,8 +131,8 @@ static void uuid_layout(void **state) {
             else
                 assert_true(isxdigit((unsigned char)id[i]) && !isupper((unsigned char)id[i]));
         }
-        assert_int_equal(id[14], '8');                 /* version 8 */
-        assert_non_null(strchr("89ab", id[19]));       /* variant 10xx */
+        assert_int_equal(id[14], '8');           /* version 8 */
+        assert_non_null(strchr("89ab", id[19])); /* variant 10xx */
     }
 }
 
