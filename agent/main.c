@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "agent/config.h"
+#include "agent/identity.h"
 #include "agent/tpminfo.h"
 #include "common/log.h"
 #include "tpm/tpm.h"
@@ -27,6 +28,14 @@ int main(int argc, char **argv) {
     log_set_level(cfg.log_level);
     if (modes.tpm_info) {
         r = agent_print_tpm_info(stdout, cfg.tcti, cfg.nv_base, err, sizeof(err));
+        if (r < 0)
+            log_error("%s", err);
+        agent_config_free(&cfg);
+        return r < 0 ? 1 : 0;
+    }
+    if (modes.print_computer_id) {
+        r = agent_print_computer_id(cfg.tcti, cfg.allow_no_tpm, modes.explain, modes.json, err,
+                                    sizeof(err));
         if (r < 0)
             log_error("%s", err);
         agent_config_free(&cfg);

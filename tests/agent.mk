@@ -19,3 +19,4 @@ TESTS += test_agent_license
 test_agent_license_SRCS := tests/unit/test_agent_license.c
 test_agent_license_LIBS := agent common
 test_agent_license_PKGS := cmocka
+TEST_SCRIPTS += tests/integration/computer_id.sh
