@@ -11,7 +11,7 @@
 #include "common/macro.h"
 #include "tpm/tpm.h"
 
-enum opt_type { T_STR, T_BOOL, T_UINT, T_NV_BASE, T_LEVEL };
+enum opt_type { T_STR, T_BOOL, T_UINT, T_NV_BASE, T_LEVEL, T_MODE };
 
 struct option_def {
     const char *name; /* config key; the command-line option is --name with '_' as '-' */
@@ -26,6 +26,8 @@ struct option_def {
 static const struct option_def defs[] = {
     {"tcti", T_STR, O(tcti), "STRING", "TPM to use (default " AGENT_DEFAULT_TCTI ")"},
     {"socket", T_STR, O(socket_path), "PATH", "API socket (default " AGENT_DEFAULT_SOCKET ")"},
+    {"socket_mode", T_MODE, O(socket_mode), "MODE",
+     "API socket permissions, octal (default 0660: root and the service group)"},
     {"state_dir", T_STR, O(state_dir), "DIR", "state directory (default " AGENT_DEFAULT_STATE_DIR ")"},
     {"vendor_key", T_STR, O(vendor_key), "FILE",
      "vendor public key, PEM (default " AGENT_DEFAULT_VENDOR_KEY ")"},
@@ -44,6 +46,8 @@ static const struct option_def defs[] = {
     {"max_connections", T_UINT, O(max_connections), "N", "API connections at once (default 256)"},
     {"timeout", T_UINT, O(timeout_secs), "SECONDS", "idle API connection timeout (default 30)"},
     {"threads", T_UINT, O(threads), "N", "API worker threads (default 4)"},
+    {"tpm_watch", T_UINT, O(tpm_watch_secs), "SECONDS",
+     "how often the TPM's health is checked (default 10)"},
 };
 
 static void set_defaults(struct agent_config *c) {
@@ -59,6 +63,8 @@ static void set_defaults(struct agent_config *c) {
     c->max_connections = 256;
     c->timeout_secs = 30;
     c->threads = 4;
+    c->tpm_watch_secs = 10;
+    c->socket_mode = 0660;
 }
 
 void agent_config_free(struct agent_config *c) {
@@ -118,11 +124,19 @@ static int set_value(struct agent_config *c, const struct option_def *d, const c
         if (log_parse_level(value, (enum log_level *)field) == 0)
             return 0;
         break;
+    case T_MODE:
+        errno = 0;
+        v = strtoul(value, &end, 8);
+        if (errno || *end || end == value || v > 0777 || (v & 0600) != 0600)
+            break;
+        *(unsigned *)field = (unsigned)v;
+        return 0;
     }
     snprintf(err, errlen, "%s: invalid value '%s'%s", d->name, value,
              d->type == T_BOOL    ? " (expected true or false)"
              : d->type == T_UINT  ? " (expected a whole number from 1 to 100000)"
              : d->type == T_LEVEL ? " (expected error, warn, info or debug)"
+             : d->type == T_MODE  ? " (expected octal permissions with owner read and write)"
                                   : "");
     return -EINVAL;
 }

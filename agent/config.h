@@ -32,6 +32,8 @@ struct agent_config {
     unsigned max_connections;
     unsigned timeout_secs;
     unsigned threads;
+    unsigned tpm_watch_secs;
+    unsigned socket_mode;
 };
 
 /* Modes that exist on the command line only. */

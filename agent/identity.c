@@ -12,7 +12,7 @@
 
 
 int agent_identity(const char *tcti, bool allow_no_tpm, struct tpm_ctx **ret_tpm,
-                   struct hwid_info **ret_info, char *err, size_t errlen) {
+                   struct hwid_info **ret_info, struct tpm_ek *ret_ek, char *err, size_t errlen) {
     _cleanup_(hwid_info_freep) struct hwid_info *info = NULL;
     _cleanup_(tpm_closep) struct tpm_ctx *tpm = NULL;
     struct tpm_ek ek = {0};
@@ -48,16 +48,22 @@ int agent_identity(const char *tcti, bool allow_no_tpm, struct tpm_ctx **ret_tpm
             return r;
         }
         r = hwid_set_ek(info, ek.spki_der, ek.spki_len, ek.origin);
-        tpm_ek_clear(&ek);
-        if (r < 0)
+        if (r < 0) {
+            tpm_ek_clear(&ek);
             goto fail_hwid;
+        }
     }
     r = hwid_finish(info);
     if (r < 0) {
+        tpm_ek_clear(&ek);
         snprintf(err, errlen, "no hardware component could be read: no TPM, no DMI identity "
                  "and no physical NIC");
         return r;
     }
+    if (ret_ek)
+        *ret_ek = ek;
+    else
+        tpm_ek_clear(&ek);
     *ret_tpm = TAKE_PTR(tpm);
     *ret_info = TAKE_PTR(info);
     return 0;
@@ -74,7 +80,7 @@ int agent_print_computer_id(const char *tcti, bool allow_no_tpm, bool explain, b
     _cleanup_(json_decrefp) json_t *j = NULL;
     int r;
 
-    r = agent_identity(tcti, allow_no_tpm, &tpm, &info, err, errlen);
+    r = agent_identity(tcti, allow_no_tpm, &tpm, &info, NULL, err, errlen);
     if (r < 0)
         return r;
     if (json) {

@@ -22,8 +22,8 @@ enum license_type {
 
 struct license_view {
     bool present;
-    char code[64];
-    char product[64];
+    char code[65];
+    char product[65];
     long long customer_id;
     enum license_type type;
     time_t expiry; /* 0: none (perpetual) */

@@ -7,6 +7,7 @@
 
 #include "agent/config.h"
 #include "agent/identity.h"
+#include "agent/run.h"
 #include "agent/tpminfo.h"
 #include "common/log.h"
 #include "tpm/tpm.h"
@@ -41,7 +42,7 @@ int main(int argc, char **argv) {
         agent_config_free(&cfg);
         return r < 0 ? 1 : 0;
     }
-    log_error("this build of tpmlicd has only --tpm-info; the socket service is not built yet");
+    r = agent_run(&cfg);
     agent_config_free(&cfg);
-    return 1;
+    return r < 0 ? 1 : 0;
 }

@@ -1,0 +1,135 @@
+/* The license-server proxy settings (netconf.h). */
+#include "agent/netconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/macro.h"
+
+static bool host_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+static int parse_port(json_t *p, long *ret) {
+    char *end;
+    long v;
+    if (json_is_integer(p))
+        v = (long)json_integer_value(p);
+    else if (json_is_string(p)) {
+        const char *s = json_string_value(p);
+        errno = 0;
+        v = strtol(s, &end, 10);
+        if (errno || !*s || *end)
+            return -EINVAL;
+    } else
+        return -EINVAL;
+    if (v < 1 || v > 65535)
+        return -EINVAL;
+    *ret = v;
+    return 0;
+}
+
+int agent_netconf_set(const char *state_dir, json_t *body, json_t **ret_shown, char *err,
+                      size_t errlen) {
+    json_t *hc = json_object_get(body, "http_configuration");
+    json_t *ip, *port, *user, *pass, *stored = NULL, *shown = NULL;
+    const char *key;
+    json_t *v;
+    char path[4096], tmp[4200];
+    long portnum = 0;
+    int fd, r;
+
+    if (!json_is_object(hc) || json_object_size(body) != 1) {
+        snprintf(err, errlen, "the body must be {\"http_configuration\": {\"ip\": ..., \"port\": "
+                              "..., \"user\": ..., \"password\": ...}}");
+        return -EINVAL;
+    }
+    json_object_foreach(hc, key, v) {
+        if (strcmp(key, "ip") && strcmp(key, "port") && strcmp(key, "user") &&
+            strcmp(key, "password")) {
+            snprintf(err, errlen, "http_configuration: unknown field '%.40s'", key);
+            return -EINVAL;
+        }
+    }
+    ip = json_object_get(hc, "ip");
+    port = json_object_get(hc, "port");
+    user = json_object_get(hc, "user");
+    pass = json_object_get(hc, "password");
+    if (!json_is_string(ip)) {
+        snprintf(err, errlen, "http_configuration.ip must be a string (\"\" for no proxy)");
+        return -EINVAL;
+    }
+    if ((user && !json_is_string(user)) || (pass && !json_is_string(pass))) {
+        snprintf(err, errlen, "http_configuration.user and .password must be strings");
+        return -EINVAL;
+    }
+    if (json_string_length(ip) == 0) {
+        stored = json_pack("{s:s}", "ip", "");
+    } else {
+        if (!host_ok(json_string_value(ip))) {
+            snprintf(err, errlen, "http_configuration.ip: '%.64s' is not a host name or address",
+                     json_string_value(ip));
+            return -EINVAL;
+        }
+        if (parse_port(port, &portnum) < 0) {
+            snprintf(err, errlen, "http_configuration.port must be a port number from 1 to 65535");
+            return -EINVAL;
+        }
+        if (pass && !user) {
+            snprintf(err, errlen, "http_configuration.password needs a user");
+            return -EINVAL;
+        }
+        stored = json_pack("{s:O, s:I, s:O?, s:O?}", "ip", ip, "port", (json_int_t)portnum, "user",
+                           user, "password", pass);
+    }
+    if (!stored)
+        return -ENOMEM;
+
+    snprintf(path, sizeof(path), "%s/network.json", state_dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (mkdir(state_dir, 0750) < 0 && errno != EEXIST) {
+        r = -errno;
+        snprintf(err, errlen, "cannot create %s: %s", state_dir, strerror(errno));
+        json_decref(stored);
+        return r;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    r = fd < 0 ? -errno : 0;
+    if (r == 0 && json_dumpfd(stored, fd, JSON_COMPACT) < 0)
+        r = -EIO;
+    if (r == 0 && fsync(fd) < 0)
+        r = -errno;
+    if (fd >= 0)
+        close(fd);
+    if (r == 0 && rename(tmp, path) < 0)
+        r = -errno;
+    if (r < 0) {
+        unlink(tmp);
+        snprintf(err, errlen, "cannot store the proxy settings in %s: %s", path, strerror(-r));
+        json_decref(stored);
+        return r;
+    }
+    /* what may be shown: everything but the password */
+    json_object_del(stored, "password");
+    json_object_set_new(stored, "password_set", json_boolean(pass && json_string_length(pass)));
+    shown = json_pack("{s:o}", "http_configuration", stored);
+    if (!shown)
+        return -ENOMEM;
+    *ret_shown = shown;
+    return 0;
+}

@@ -1,0 +1,16 @@
+/* The proxy for the license server (POST /v1/management/license/network),
+ * kept in STATE_DIR/network.json (mode 0600): the license does not depend on
+ * it. The password is stored for the online part and never echoed or
+ * logged. */
+#pragma once
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+/* Validates body ({"http_configuration": {"ip", "port", "user"?, "password"?}};
+ * ip "" clears the proxy), stores it, and returns in *ret_shown what may be
+ * shown (the password replaced by "password_set"). -EINVAL with a message
+ * for bad input (nothing stored), other negative errno for I/O. */
+int agent_netconf_set(const char *state_dir, json_t *body, json_t **ret_shown, char *err,
+                      size_t errlen);

@@ -1,0 +1,142 @@
+/* cert/: the license certificate (compact JWS, EdDSA/Ed25519, RFC 7515 and
+ * RFC 8037) and the activation certificate (base64url JSON), strictly
+ * decoded and verified. Pure OpenSSL + jansson (+ hwid/id for digests); no
+ * TPM. The formats are specified in docs/certificates.md.
+ *
+ * Machinery failures return a negative errno; licensing outcomes are
+ * enum cert_status, each with a one-line message for a person. Nothing
+ * here logs. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "hwid/id.h"
+
+#define CERT_LICENSE_MAX 1536    /* the whole compact JWS: fits one NV index of any TPM */
+#define CERT_ACTIVATION_MAX 8192 /* the base64url text an operator e-mails */
+#define CERT_FEATURES_MAX 16
+#define CERT_FEATURE_MAX 32
+#define CERT_TEXT_MAX 64    /* license code, product, jti, nonce */
+#define CERT_COUNTER_NAME_MAX 34 /* TPM2B_NAME contents for SHA-256: 2 + 32 */
+
+enum cert_status {
+    CERT_OK = 0,
+    CERT_MALFORMED,
+    CERT_UNSUPPORTED_VERSION,
+    CERT_WRONG_KEY,     /* signed (kid) by a key other than the vendor's */
+    CERT_BAD_SIGNATURE, /* the signature does not verify: tampered */
+    CERT_EXPIRED,
+    CERT_NOT_YET_VALID,
+    CERT_WRONG_MACHINE,
+};
+
+/* "malformed", "bad signature", ... */
+const char *cert_status_name(enum cert_status s);
+
+enum cert_license_type {
+    CERT_PERPETUAL = 1,
+    CERT_TIME_LIMITED,
+    CERT_SUBSCRIPTION,
+    CERT_CONSUMPTION,
+};
+const char *cert_license_type_name(enum cert_license_type t);
+int cert_license_type_from_name(const char *s, enum cert_license_type *ret);
+
+/* The agent's usage counter (SPEC sections 5 and 7): in an activation
+ * certificate value is the counter's value when the request was made; in a
+ * license certificate the same number comes back signed as the base. */
+struct cert_counter {
+    uint32_t index;
+    uint8_t name[CERT_COUNTER_NAME_MAX];
+    size_t name_len;
+    uint64_t value;
+};
+
+struct cert_license {
+    char license[CERT_TEXT_MAX + 1];
+    char product[CERT_TEXT_MAX + 1];
+    long long customer_id;
+    char computer_id[HWID_ID_STRLEN];
+    struct hwid_digests hwid;
+    enum hwid_policy hwid_policy;
+    enum cert_license_type type;
+    time_t expiry;     /* subscription_expiry; 0 for perpetual */
+    time_t not_before; /* nbf; 0 when absent */
+    char features[CERT_FEATURES_MAX][CERT_FEATURE_MAX + 1];
+    size_t nfeatures;
+    uint64_t secs_allocated;
+    uint64_t secs_granted;
+    bool offline_allowed;
+    bool activated_offline; /* activation_type "offline" */
+    uint32_t tick_secs;
+    struct cert_counter counter; /* counter.value is the base */
+    time_t iat;
+    char jti[CERT_TEXT_MAX + 1];
+};
+
+struct cert_activation {
+    char license[CERT_TEXT_MAX + 1];
+    char computer_id[HWID_ID_STRLEN];
+    struct hwid_digests hwid;
+    uint8_t *ek_public; /* DER SubjectPublicKeyInfo; owned */
+    size_t ek_public_len;
+    uint8_t *ek_certificate; /* DER X.509, or NULL; owned */
+    size_t ek_certificate_len;
+    struct cert_counter counter;
+    char nonce[CERT_TEXT_MAX + 1];
+    time_t date;
+    /* optional, "" when absent */
+    char username[129];
+    char email_address[129];
+    char company_name[129];
+    char hostname[129];
+    char vm_info[129];
+    char app_ver[33];
+    int is_vm; /* -1 unknown, 0, 1 */
+};
+void cert_activation_clear(struct cert_activation *a);
+
+/* Signs lic with the vendor's Ed25519 private key into a compact JWS
+ * (malloc'ed, NUL-terminated). -EFBIG when it would exceed CERT_LICENSE_MAX,
+ * -EINVAL for a license that is not complete and consistent (message in
+ * err). */
+int cert_license_sign(const struct cert_license *lic, EVP_PKEY *key, char **ret_jws, char *err,
+                      size_t errlen);
+
+/* Decodes and verifies a license certificate against the vendor public key;
+ * with now != 0 also its validity period. Fills *ret only on CERT_OK (and on
+ * EXPIRED / NOT_YET_VALID, so callers can show what it was). */
+enum cert_status cert_license_verify(const char *jws, size_t len, EVP_PKEY *vendor_pub, time_t now,
+                                     struct cert_license *ret, char *msg, size_t msglen);
+
+/* Compares the certificate's hardware digests with this machine's under the
+ * certificate's policy: CERT_OK or CERT_WRONG_MACHINE, naming the
+ * component that differs. */
+enum cert_status cert_license_match(const struct cert_license *lic,
+                                    const struct hwid_digests *current, struct hwid_match *ret,
+                                    char *msg, size_t msglen);
+
+/* Activation certificate: encode (malloc'ed base64url text) and strict
+ * decode. Decoding fills *ret only on CERT_OK; free with
+ * cert_activation_clear(). */
+int cert_activation_encode(const struct cert_activation *a, char **ret, char *err, size_t errlen);
+enum cert_status cert_activation_decode(const char *text, size_t len, struct cert_activation *ret,
+                                        char *msg, size_t msglen);
+
+/* Lower-case hex SHA-256 of the DER public key: the JWS "kid". */
+int cert_key_id(EVP_PKEY *key, char ret[65]);
+
+/* RFC 3339 UTC, seconds precision ("2026-11-23T06:59:32Z"): strict. */
+int cert_time_parse(const char *s, time_t *ret);
+void cert_time_format(time_t t, char buf[21]);
+
+/* base64url without padding (RFC 4648 section 5). encode: malloc'ed text.
+ * decode: strict (no padding, no whitespace, canonical final bits);
+ * -EINVAL otherwise; *ret malloc'ed. */
+int cert_b64url_encode(const uint8_t *data, size_t len, char **ret);
+int cert_b64url_decode(const char *text, size_t len, uint8_t **ret, size_t *ret_len);

@@ -1,0 +1,159 @@
+/* What both certificate formats share: names, times, the key id, and the
+ * hwid and counter objects (docs/certificates.md). */
+#include "cert/internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+
+#include "common/macro.h"
+
+const char *cert_status_name(enum cert_status s) {
+    static const char *const names[] = {
+        [CERT_OK] = "ok",
+        [CERT_MALFORMED] = "malformed",
+        [CERT_UNSUPPORTED_VERSION] = "unsupported version",
+        [CERT_WRONG_KEY] = "signed by another key",
+        [CERT_BAD_SIGNATURE] = "bad signature",
+        [CERT_EXPIRED] = "expired",
+        [CERT_NOT_YET_VALID] = "not yet valid",
+        [CERT_WRONG_MACHINE] = "for another computer",
+    };
+    return (unsigned)s < ARRAY_SIZE(names) ? names[s] : "unknown";
+}
+
+static const char *const type_names[] = {
+    [CERT_PERPETUAL] = "perpetual",
+    [CERT_TIME_LIMITED] = "time-limited",
+    [CERT_SUBSCRIPTION] = "subscription",
+    [CERT_CONSUMPTION] = "consumption",
+};
+
+const char *cert_license_type_name(enum cert_license_type t) {
+    return (unsigned)t < ARRAY_SIZE(type_names) && type_names[t] ? type_names[t] : "";
+}
+
+int cert_license_type_from_name(const char *s, enum cert_license_type *ret) {
+    for (size_t i = CERT_PERPETUAL; i < ARRAY_SIZE(type_names); i++)
+        if (s && !strcmp(s, type_names[i])) {
+            *ret = (enum cert_license_type)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+int cert_time_parse(const char *s, time_t *ret) {
+    struct tm tm = {0}, check;
+    int n = 0;
+    time_t t;
+
+    if (!s || strlen(s) != 20 ||
+        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+        n != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
+        return -EINVAL;
+    for (int i = 0; i < 20; i++)
+        if (i != 4 && i != 7 && i != 10 && i != 13 && i != 16 && i != 19 &&
+            (s[i] < '0' || s[i] > '9'))
+            return -EINVAL;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    check = tm;
+    t = timegm(&tm);
+    if (t == (time_t)-1 || tm.tm_year != check.tm_year || tm.tm_mon != check.tm_mon ||
+        tm.tm_mday != check.tm_mday || tm.tm_hour != check.tm_hour || tm.tm_min != check.tm_min ||
+        tm.tm_sec != check.tm_sec || t < 0)
+        return -EINVAL; /* 2026-02-30 and the like */
+    *ret = t;
+    return 0;
+}
+
+void cert_time_format(time_t t, char buf[21]) {
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || strftime(buf, 21, "%Y-%m-%dT%H:%M:%SZ", &tm) != 20)
+        buf[0] = '\0';
+}
+
+int cert_key_id(EVP_PKEY *key, char ret[65]) {
+    unsigned char *der = NULL;
+    uint8_t md[SHA256_DIGEST_LENGTH];
+    int len = i2d_PUBKEY(key, &der);
+
+    if (len <= 0)
+        return -EINVAL;
+    SHA256(der, (size_t)len, md);
+    OPENSSL_free(der);
+    cj_hex_string(md, sizeof(md), ret);
+    return 0;
+}
+
+json_t *cert_hwid_to_json(const struct hwid_digests *d) {
+    json_t *o = json_object();
+    for (int c = 0; o && c < HWID_COMPONENT_MAX; c++) {
+        char hex[HWID_DIGEST_HEXLEN];
+        if (d->present[c]) {
+            hwid_digest_to_hex(d->digest[c], hex);
+            json_object_set_new(o, hwid_component_name((enum hwid_component)c), json_string(hex));
+        } else {
+            json_object_set_new(o, hwid_component_name((enum hwid_component)c), json_null());
+        }
+    }
+    return o;
+}
+
+bool cert_hwid_from_json(struct cj *c, json_t *parent, struct hwid_digests *d) {
+    static const char *const keys[] = {"ek", "dmi", "nic", NULL};
+    json_t *o;
+    int present = 0;
+
+    memset(d, 0, sizeof(*d));
+    if (!cj_object(c, parent, "hwid", &o) || !cj_only_keys(c, o, "hwid: ", keys))
+        return false;
+    for (int i = 0; i < HWID_COMPONENT_MAX; i++) {
+        const char *name = hwid_component_name((enum hwid_component)i);
+        json_t *v = json_object_get(o, name);
+        if (!v)
+            return cj_fail(c, "hwid: field '%s' is missing (null when absent)", name);
+        if (json_is_null(v))
+            continue;
+        if (!json_is_string(v) || hwid_digest_from_hex(json_string_value(v), d->digest[i]) < 0)
+            return cj_fail(c, "hwid: field '%s' must be 64 lower-case hex digits or null", name);
+        d->present[i] = true;
+        present++;
+    }
+    if (!present)
+        return cj_fail(c, "hwid: no component is present");
+    return true;
+}
+
+json_t *cert_counter_to_json(const struct cert_counter *k, const char *value_key) {
+    char index[11], name[2 * CERT_COUNTER_NAME_MAX + 1];
+    snprintf(index, sizeof(index), "0x%08x", k->index);
+    cj_hex_string(k->name, k->name_len, name);
+    return json_pack("{s:s, s:s, s:I}", "index", index, "name", name, value_key,
+                     (json_int_t)k->value);
+}
+
+bool cert_counter_from_json(struct cj *c, json_t *parent, const char *value_key,
+                            struct cert_counter *k) {
+    const char *keys[] = {"index", "name", value_key, NULL};
+    char index[16];
+    json_t *o;
+    unsigned long v;
+    char *end;
+
+    memset(k, 0, sizeof(*k));
+    if (!cj_object(c, parent, "counter", &o) || !cj_only_keys(c, o, "counter: ", keys) ||
+        !cj_string(c, o, "index", CJ_REQUIRED, CJ_IDENTIFIER, 10, index, sizeof(index)))
+        return false;
+    errno = 0;
+    v = strtoul(index, &end, 16);
+    if (strlen(index) != 10 || strncmp(index, "0x", 2) || errno || *end || v < 0x01000000ul ||
+        v > 0x01fffffful)
+        return cj_fail(c, "counter: field 'index' must be an NV index like \"0x01a0c001\"");
+    k->index = (uint32_t)v;
+    return cj_hex(c, o, "name", 2, CERT_COUNTER_NAME_MAX, k->name, &k->name_len) &&
+           cj_uint(c, o, value_key, true, 0, CERT_JSON_UINT_MAX, &k->value);
+}

@@ -1,0 +1,40 @@
+/* Strict JSON field readers shared by the two certificate formats (json.c).
+ * A struct cj collects the first problem; later calls do nothing. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+struct cj {
+    char *msg;
+    size_t msglen;
+    bool failed;
+};
+
+enum cj_need {
+    CJ_REQUIRED,     /* present and non-empty */
+    CJ_OPTIONAL,     /* may be absent; null refused */
+    CJ_NULLABLE,     /* may be absent or null */
+};
+
+enum cj_charset {
+    CJ_IDENTIFIER, /* [A-Za-z0-9._-] */
+    CJ_TEXT,       /* any UTF-8 without control characters */
+};
+
+bool cj_fail(struct cj *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* keys: NULL-terminated list of the fields allowed in obj. */
+bool cj_only_keys(struct cj *c, json_t *obj, const char *where, const char *const *keys);
+bool cj_string(struct cj *c, json_t *obj, const char *key, enum cj_need need, enum cj_charset cs,
+               size_t maxlen, char *out, size_t outlen);
+bool cj_uint(struct cj *c, json_t *obj, const char *key, bool required, uint64_t min, uint64_t max,
+             uint64_t *out);
+bool cj_bool(struct cj *c, json_t *obj, const char *key, bool required, bool *out);
+bool cj_object(struct cj *c, json_t *obj, const char *key, json_t **out);
+/* lower-case hex of minbytes..maxbytes bytes (maxbytes <= 256) */
+bool cj_hex(struct cj *c, json_t *obj, const char *key, size_t minbytes, size_t maxbytes,
+            uint8_t *out, size_t *out_len);
+void cj_hex_string(const uint8_t *p, size_t n, char *out);

@@ -1,0 +1,337 @@
+/* The license certificate: a compact JWS (RFC 7515) with alg EdDSA
+ * (RFC 8037, Ed25519), payload per docs/certificates.md. */
+#include "cert/internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/macro.h"
+
+#define JWS_TYP "tpmlic-license+jws"
+
+DEFINE_PTR_CLEANUP(EVP_MD_CTX, EVP_MD_CTX_free)
+
+static const char *const payload_keys[] = {
+    "v",        "license",        "product",         "customer_id",     "computer_id",
+    "hwid",     "hwid_policy",    "license_type",    "subscription_expiry", "nbf",
+    "features", "secs_allocated", "secs_granted",    "offline_allowed", "activation_type",
+    "tick_secs", "counter",       "iat",             "jti",             NULL,
+};
+
+static json_t *payload_to_json(const struct cert_license *l) {
+    json_t *o, *features = json_array();
+    char when[21];
+
+    for (size_t i = 0; features && i < l->nfeatures; i++)
+        json_array_append_new(features, json_string(l->features[i]));
+    o = json_pack("{s:i, s:s, s:s, s:I, s:s, s:o, s:s, s:s}", "v", 1, "license", l->license,
+                  "product", l->product, "customer_id", (json_int_t)l->customer_id, "computer_id",
+                  l->computer_id, "hwid", cert_hwid_to_json(&l->hwid), "hwid_policy",
+                  hwid_policy_name(l->hwid_policy), "license_type",
+                  cert_license_type_name(l->type));
+    if (!o) {
+        json_decref(features);
+        return NULL;
+    }
+    if (l->type != CERT_PERPETUAL) {
+        cert_time_format(l->expiry, when);
+        json_object_set_new(o, "subscription_expiry", json_string(when));
+    }
+    if (l->not_before)
+        json_object_set_new(o, "nbf", json_integer((json_int_t)l->not_before));
+    json_object_set_new(o, "features", features);
+    json_object_set_new(o, "secs_allocated", json_integer((json_int_t)l->secs_allocated));
+    json_object_set_new(o, "secs_granted", json_integer((json_int_t)l->secs_granted));
+    json_object_set_new(o, "offline_allowed", json_boolean(l->offline_allowed));
+    json_object_set_new(o, "activation_type",
+                        json_string(l->activated_offline ? "offline" : "online"));
+    json_object_set_new(o, "tick_secs", json_integer(l->tick_secs));
+    json_object_set_new(o, "counter", cert_counter_to_json(&l->counter, "base"));
+    json_object_set_new(o, "iat", json_integer((json_int_t)l->iat));
+    json_object_set_new(o, "jti", json_string(l->jti));
+    return o;
+}
+
+/* Parses and checks a payload. *ver_bad is set for an unknown "v". */
+static bool payload_from_json(struct cj *c, json_t *o, struct cert_license *l, bool *ver_bad) {
+    char type[20], policy[10], when[32], act[10];
+    uint64_t v = 0, u = 0;
+    json_t *feat;
+    size_t i;
+
+    memset(l, 0, sizeof(*l));
+    if (!json_is_object(o))
+        return cj_fail(c, "the payload is not a JSON object");
+    if (!cj_uint(c, o, "v", true, 0, CERT_JSON_UINT_MAX, &v))
+        return false;
+    if (v != 1) {
+        *ver_bad = true;
+        return cj_fail(c, "certificate version %llu is not supported (this agent reads version 1)",
+                       (unsigned long long)v);
+    }
+    if (!cj_only_keys(c, o, "", payload_keys) ||
+        !cj_string(c, o, "license", CJ_REQUIRED, CJ_IDENTIFIER, CERT_TEXT_MAX, l->license,
+                   sizeof(l->license)) ||
+        !cj_string(c, o, "product", CJ_REQUIRED, CJ_TEXT, CERT_TEXT_MAX, l->product,
+                   sizeof(l->product)) ||
+        !cj_uint(c, o, "customer_id", true, 0, CERT_JSON_UINT_MAX, &u))
+        return false;
+    l->customer_id = (long long)u;
+    if (!cj_string(c, o, "computer_id", CJ_REQUIRED, CJ_IDENTIFIER, 36, l->computer_id,
+                   sizeof(l->computer_id)))
+        return false;
+    if (strlen(l->computer_id) != 36)
+        return cj_fail(c, "field 'computer_id' is not a UUID");
+    if (!cert_hwid_from_json(c, o, &l->hwid) ||
+        !cj_string(c, o, "hwid_policy", CJ_REQUIRED, CJ_IDENTIFIER, 8, policy, sizeof(policy)))
+        return false;
+    if (hwid_policy_from_name(policy, &l->hwid_policy) < 0)
+        return cj_fail(c, "field 'hwid_policy' must be \"default\" or \"all\"");
+    if (!cj_string(c, o, "license_type", CJ_REQUIRED, CJ_IDENTIFIER, 16, type, sizeof(type)))
+        return false;
+    if (cert_license_type_from_name(type, &l->type) < 0)
+        return cj_fail(c, "field 'license_type' must be perpetual, time-limited, subscription or "
+                          "consumption");
+    if (!cj_string(c, o, "subscription_expiry", CJ_OPTIONAL, CJ_TEXT, 20, when, sizeof(when)))
+        return false;
+    if (l->type == CERT_PERPETUAL && when[0])
+        return cj_fail(c, "a perpetual license has no 'subscription_expiry'");
+    if (l->type != CERT_PERPETUAL && !when[0])
+        return cj_fail(c, "field 'subscription_expiry' is missing");
+    if (when[0] && cert_time_parse(when, &l->expiry) < 0)
+        return cj_fail(c, "field 'subscription_expiry' is not an RFC 3339 UTC time like "
+                          "\"2027-01-31T00:00:00Z\"");
+    if (!cj_uint(c, o, "nbf", false, 1, CERT_JSON_UINT_MAX, &u))
+        return false;
+    l->not_before = json_object_get(o, "nbf") ? (time_t)u : 0;
+    feat = json_object_get(o, "features");
+    if (!json_is_array(feat))
+        return cj_fail(c, "field 'features' must be an array of strings");
+    if (json_array_size(feat) > CERT_FEATURES_MAX)
+        return cj_fail(c, "field 'features' has more than %d entries", CERT_FEATURES_MAX);
+    for (i = 0; i < json_array_size(feat); i++) {
+        json_t *wrap = json_pack("{s:O}", "feature", json_array_get(feat, i));
+        bool ok = wrap && cj_string(c, wrap, "feature", CJ_REQUIRED, CJ_IDENTIFIER,
+                                    CERT_FEATURE_MAX, l->features[i], sizeof(l->features[i]));
+        json_decref(wrap);
+        if (!ok)
+            return cj_fail(c, "features[%zu] must be a name of 1 to %d letters, digits, '.', '-' "
+                              "or '_'", i, CERT_FEATURE_MAX);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(l->features[i], l->features[j]))
+                return cj_fail(c, "feature '%s' is listed twice", l->features[i]);
+    }
+    l->nfeatures = i;
+    if (!cj_uint(c, o, "secs_allocated", true, 0, CERT_JSON_UINT_MAX, &l->secs_allocated) ||
+        !cj_uint(c, o, "secs_granted", true, 0, CERT_JSON_UINT_MAX, &l->secs_granted))
+        return false;
+    if (l->secs_granted > l->secs_allocated)
+        return cj_fail(c, "secs_granted (%llu) exceeds secs_allocated (%llu)",
+                       (unsigned long long)l->secs_granted, (unsigned long long)l->secs_allocated);
+    if (!cj_bool(c, o, "offline_allowed", true, &l->offline_allowed) ||
+        !cj_string(c, o, "activation_type", CJ_REQUIRED, CJ_IDENTIFIER, 8, act, sizeof(act)))
+        return false;
+    if (strcmp(act, "online") && strcmp(act, "offline"))
+        return cj_fail(c, "field 'activation_type' must be \"online\" or \"offline\"");
+    l->activated_offline = !strcmp(act, "offline");
+    if (l->activated_offline && !l->offline_allowed)
+        return cj_fail(c, "an offline activation needs offline_allowed");
+    if (!cj_uint(c, o, "tick_secs", true, 1, 86400, &u))
+        return false;
+    l->tick_secs = (uint32_t)u;
+    if (!cert_counter_from_json(c, o, "base", &l->counter) ||
+        !cj_uint(c, o, "iat", true, 1, CERT_JSON_UINT_MAX, &u))
+        return false;
+    l->iat = (time_t)u;
+    return cj_string(c, o, "jti", CJ_REQUIRED, CJ_IDENTIFIER, CERT_TEXT_MAX, l->jti,
+                     sizeof(l->jti));
+}
+
+static int b64_json(json_t *o, char **ret) {
+    _cleanup_free_ char *text = json_dumps(o, JSON_COMPACT);
+    if (!text)
+        return -ENOMEM;
+    return cert_b64url_encode((const uint8_t *)text, strlen(text), ret);
+}
+
+int cert_license_sign(const struct cert_license *lic, EVP_PKEY *key, char **ret_jws, char *err,
+                      size_t errlen) {
+    _cleanup_(json_decrefp) json_t *payload = NULL;
+    _cleanup_(json_decrefp) json_t *header = NULL;
+    _cleanup_(json_decrefp) json_t *reparsed = NULL;
+    _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = NULL;
+    _cleanup_free_ char *h64 = NULL, *p64 = NULL, *s64 = NULL, *input = NULL;
+    struct cert_license check;
+    struct cj c = {.msg = err, .msglen = errlen};
+    uint8_t sig[64];
+    size_t siglen = sizeof(sig);
+    char kid[65], *jws;
+    bool ver_bad = false;
+    int r;
+
+    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_ED25519) {
+        snprintf(err, errlen, "the signing key is not an Ed25519 key");
+        return -EINVAL;
+    }
+    payload = payload_to_json(lic);
+    if (!payload)
+        return -ENOMEM;
+    /* Sign only what the verifier will accept. */
+    if (!payload_from_json(&c, payload, &check, &ver_bad))
+        return -EINVAL;
+    r = cert_key_id(key, kid);
+    if (r < 0)
+        return r;
+    header = json_pack("{s:s, s:s, s:s}", "alg", "EdDSA", "typ", JWS_TYP, "kid", kid);
+    if (!header || b64_json(header, &h64) < 0 || b64_json(payload, &p64) < 0 ||
+        asprintf(&input, "%s.%s", h64, p64) < 0)
+        return -ENOMEM;
+    md = EVP_MD_CTX_new();
+    if (!md || EVP_DigestSignInit(md, NULL, NULL, NULL, key) <= 0 ||
+        EVP_DigestSign(md, sig, &siglen, (const uint8_t *)input, strlen(input)) <= 0 ||
+        siglen != sizeof(sig)) {
+        snprintf(err, errlen, "signing failed (is this an Ed25519 private key?)");
+        return -EINVAL;
+    }
+    r = cert_b64url_encode(sig, siglen, &s64);
+    if (r < 0)
+        return r;
+    if (asprintf(&jws, "%s.%s", input, s64) < 0)
+        return -ENOMEM;
+    if (strlen(jws) > CERT_LICENSE_MAX) {
+        snprintf(err, errlen, "the license certificate would be %zu bytes, more than the %d that "
+                 "fit one TPM NV index (fewer or shorter features, a shorter product name)",
+                 strlen(jws), CERT_LICENSE_MAX);
+        free(jws);
+        return -EFBIG;
+    }
+    *ret_jws = jws;
+    return 0;
+}
+
+/* Decodes one base64url part and parses it as a JSON object. */
+static enum cert_status part_json(const char *p, size_t n, const char *what, json_t **ret,
+                                  char *msg, size_t msglen) {
+    _cleanup_free_ uint8_t *raw = NULL;
+    json_error_t jerr;
+    size_t len;
+
+    if (cert_b64url_decode(p, n, &raw, &len) < 0) {
+        snprintf(msg, msglen, "malformed: the %s is not base64url without padding", what);
+        return CERT_MALFORMED;
+    }
+    *ret = json_loadb((const char *)raw, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!*ret) {
+        snprintf(msg, msglen, "malformed: the %s is not valid JSON: %s", what, jerr.text);
+        return CERT_MALFORMED;
+    }
+    if (!json_is_object(*ret)) {
+        snprintf(msg, msglen, "malformed: the %s is not a JSON object", what);
+        return CERT_MALFORMED;
+    }
+    return CERT_OK;
+}
+
+enum cert_status cert_license_verify(const char *jws, size_t len, EVP_PKEY *vendor_pub, time_t now,
+                                     struct cert_license *ret, char *msg, size_t msglen) {
+    static const char *const header_keys[] = {"alg", "typ", "kid", NULL};
+    _cleanup_(json_decrefp) json_t *header = NULL;
+    _cleanup_(json_decrefp) json_t *payload = NULL;
+    _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = NULL;
+    _cleanup_free_ uint8_t *sig = NULL;
+    char e[200], alg[16], typ[32], kid[80], vendor_kid[65], when[21];
+    struct cj c = {.msg = e, .msglen = sizeof(e)};
+    const char *dot1, *dot2;
+    struct cert_license l;
+    bool ver_bad = false;
+    size_t siglen;
+    enum cert_status s;
+
+    if (len > CERT_LICENSE_MAX) {
+        snprintf(msg, msglen, "malformed: %zu bytes, a license certificate has at most %d", len,
+                 CERT_LICENSE_MAX);
+        return CERT_MALFORMED;
+    }
+    if (memchr(jws, '\0', len)) {
+        snprintf(msg, msglen, "malformed: contains a NUL byte");
+        return CERT_MALFORMED;
+    }
+    dot1 = memchr(jws, '.', len);
+    dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - jws)) : NULL;
+    if (!dot1 || !dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - jws)) || dot1 == jws ||
+        dot2 == dot1 + 1 || dot2 + 1 == jws + len) {
+        snprintf(msg, msglen, "malformed: not a compact JWS (three base64url parts joined by '.')");
+        return CERT_MALFORMED;
+    }
+    s = part_json(jws, (size_t)(dot1 - jws), "header", &header, msg, msglen);
+    if (s != CERT_OK)
+        return s;
+    if (!cj_only_keys(&c, header, "header: ", header_keys) ||
+        !cj_string(&c, header, "alg", CJ_REQUIRED, CJ_IDENTIFIER, 15, alg, sizeof(alg)) ||
+        !cj_string(&c, header, "typ", CJ_REQUIRED, CJ_TEXT, 31, typ, sizeof(typ)) ||
+        !cj_string(&c, header, "kid", CJ_REQUIRED, CJ_IDENTIFIER, 64, kid, sizeof(kid))) {
+        snprintf(msg, msglen, "malformed: %s", e);
+        return CERT_MALFORMED;
+    }
+    if (strcmp(alg, "EdDSA") != 0) {
+        snprintf(msg, msglen, "malformed: algorithm '%s' is not accepted (only EdDSA)", alg);
+        return CERT_MALFORMED;
+    }
+    if (strcmp(typ, JWS_TYP) != 0) {
+        snprintf(msg, msglen, "malformed: type '%s' is not a tpmlic license certificate", typ);
+        return CERT_MALFORMED;
+    }
+    if (cert_key_id(vendor_pub, vendor_kid) < 0) {
+        snprintf(msg, msglen, "the vendor public key is unusable");
+        return CERT_WRONG_KEY;
+    }
+    if (strcmp(kid, vendor_kid) != 0) {
+        snprintf(msg, msglen, "signed by another key (key id %.16s..., the vendor key is %.16s...)",
+                 kid, vendor_kid);
+        return CERT_WRONG_KEY;
+    }
+    if (cert_b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - jws), &sig, &siglen) < 0 ||
+        siglen != 64) {
+        snprintf(msg, msglen, "malformed: the signature is not 64 bytes of base64url");
+        return CERT_MALFORMED;
+    }
+    md = EVP_MD_CTX_new();
+    if (!md || EVP_DigestVerifyInit(md, NULL, NULL, NULL, vendor_pub) <= 0 ||
+        EVP_DigestVerify(md, sig, siglen, (const uint8_t *)jws, (size_t)(dot2 - jws)) != 1) {
+        snprintf(msg, msglen, "bad signature: the certificate was altered or not signed by the "
+                              "vendor key");
+        return CERT_BAD_SIGNATURE;
+    }
+    s = part_json(dot1 + 1, (size_t)(dot2 - dot1 - 1), "payload", &payload, msg, msglen);
+    if (s != CERT_OK)
+        return s;
+    if (!payload_from_json(&c, payload, &l, &ver_bad)) {
+        snprintf(msg, msglen, "%s: %s", ver_bad ? "unsupported version" : "malformed", e);
+        return ver_bad ? CERT_UNSUPPORTED_VERSION : CERT_MALFORMED;
+    }
+    *ret = l;
+    if (now && l.not_before && now < l.not_before) {
+        cert_time_format(l.not_before, when);
+        snprintf(msg, msglen, "not yet valid: valid from %s", when);
+        return CERT_NOT_YET_VALID;
+    }
+    if (now && l.expiry && now >= l.expiry) {
+        cert_time_format(l.expiry, when);
+        snprintf(msg, msglen, "expired on %s", when);
+        return CERT_EXPIRED;
+    }
+    snprintf(msg, msglen, "valid");
+    return CERT_OK;
+}
+
+enum cert_status cert_license_match(const struct cert_license *lic,
+                                    const struct hwid_digests *current, struct hwid_match *ret,
+                                    char *msg, size_t msglen) {
+    if (hwid_match(&lic->hwid, current, lic->hwid_policy, ret) < 0 || !ret->matched) {
+        snprintf(msg, msglen, "certificate for another computer (%s): %s", lic->computer_id,
+                 ret->reason);
+        return CERT_WRONG_MACHINE;
+    }
+    snprintf(msg, msglen, "for this computer: %s", ret->reason);
+    return CERT_OK;
+}
