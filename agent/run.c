@@ -295,7 +295,8 @@ int agent_run(struct agent_config *cfg) {
     if (pthread_create(&watch, NULL, tpm_watch, &a) == 0)
         pthread_detach(watch);
     sd_notify(0, "READY=1\nSTATUS=serving");
-    log_info("ready on %s", cfg->socket_path);
+    log_info("ready on %s (start-up took %lu TPM commands)", cfg->socket_path,
+             a.tpm ? tpm_command_count(a.tpm) : 0ul);
 
     for (;;) {
         if (sigwait(&sigs, &sig) != 0)

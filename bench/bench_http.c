@@ -23,263 +23,10 @@
 #include <curl/curl.h>
 
 #include "agent/http.h"
+#include "bench/lib/loadgen.h"
 #include "common/macro.h"
 
-#define MSG 64
-/* Latency histogram: 100 ns buckets to 1 ms, 10 us buckets to 100 ms. */
-#define FINE   10000
-#define COARSE 10000
-
-struct hist {
-    uint64_t fine[FINE];
-    uint64_t coarse[COARSE];
-    uint64_t over;
-    uint64_t n;
-};
-
-static void hist_add(struct hist *h, uint64_t ns) {
-    h->n++;
-    if (ns < FINE * 100ull)
-        h->fine[ns / 100]++;
-    else if (ns < COARSE * 10000ull)
-        h->coarse[ns / 10000]++;
-    else
-        h->over++;
-}
-
-static void hist_merge(struct hist *into, const struct hist *h) {
-    for (int i = 0; i < FINE; i++)
-        into->fine[i] += h->fine[i];
-    for (int i = 0; i < COARSE; i++)
-        into->coarse[i] += h->coarse[i];
-    into->over += h->over;
-    into->n += h->n;
-}
-
-/* The q-quantile in microseconds. */
-static double hist_q(const struct hist *h, double q) {
-    uint64_t want = (uint64_t)(q * (double)h->n), seen = 0;
-    for (int i = 0; i < FINE; i++)
-        if ((seen += h->fine[i]) > want)
-            return (i + 0.5) * 0.1;
-    for (int i = 0; i < COARSE; i++)
-        if ((seen += h->coarse[i]) > want)
-            return (i + 0.5) * 10.0;
-    return 100000.0;
-}
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static double bench_secs = 1.5;
 static char dir[64];
-
-static int unix_connect(const char *path) {
-    struct sockaddr_un a = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static bool write_all(int fd, const char *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-static bool read_n(int fd, char *p, size_t n) {
-    while (n) {
-        ssize_t r = read(fd, p, n);
-        if (r <= 0)
-            return false;
-        p += r;
-        n -= (size_t)r;
-    }
-    return true;
-}
-
-/* ---- raw echo ------------------------------------------------------------- */
-
-static void *echo_conn(void *arg) {
-    int fd = (int)(intptr_t)arg;
-    char buf[MSG];
-    while (read_n(fd, buf, MSG) && write_all(fd, buf, MSG))
-        ;
-    close(fd);
-    return NULL;
-}
-
-static void *echo_accept(void *arg) {
-    int lfd = (int)(intptr_t)arg;
-    for (;;) {
-        pthread_t t;
-        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-            return NULL;
-        if (pthread_create(&t, NULL, echo_conn, (void *)(intptr_t)fd) != 0)
-            close(fd);
-        else
-            pthread_detach(t);
-    }
-}
-
-/* ---- clients ---------------------------------------------------------------- */
-
-enum client_kind { RAW, TINY, LIBCURL };
-
-struct client {
-    enum client_kind kind;
-    const char *path;
-    pthread_barrier_t *start;
-    uint64_t deadline;
-    struct hist h;
-    bool failed;
-};
-
-static const char body[] = "{\"feature\":\"enhanced\"}";
-static char request[256];
-
-static bool raw_once(int fd) {
-    char buf[MSG];
-    memset(buf, 'm', sizeof(buf));
-    return write_all(fd, buf, MSG) && read_n(fd, buf, MSG);
-}
-
-/* One request and its whole answer on a keep-alive connection. */
-static bool tiny_once(int fd, size_t reqlen) {
-    char buf[1024];
-    size_t len = 0, want = SIZE_MAX;
-
-    if (!write_all(fd, request, reqlen))
-        return false;
-    while (len < want) {
-        ssize_t r = read(fd, buf + len, sizeof(buf) - 1 - len);
-        if (r <= 0)
-            return false;
-        len += (size_t)r;
-        buf[len] = '\0';
-        if (want == SIZE_MAX) {
-            char *end = strstr(buf, "\r\n\r\n"), *cl;
-            if (!end)
-                continue;
-            if (strncmp(buf, "HTTP/1.1 200", 12) != 0)
-                return false;
-            cl = strcasestr(buf, "\r\nContent-Length:");
-            if (!cl)
-                return false;
-            want = (size_t)(end + 4 - buf) + strtoul(cl + 17, NULL, 10);
-        }
-    }
-    return true;
-}
-
-static size_t discard(char *p, size_t sz, size_t n, void *u) {
-    return sz * n;
-}
-
-static void *client_main(void *arg) {
-    struct client *c = arg;
-    size_t reqlen = strlen(request);
-    CURL *h = NULL;
-    int fd = -1;
-
-    if (c->kind == LIBCURL) {
-        h = curl_easy_init();
-        curl_easy_setopt(h, CURLOPT_URL, "http://localhost/v1/check");
-        curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, c->path);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
-    } else {
-        fd = unix_connect(c->path);
-        c->failed = fd < 0;
-    }
-    pthread_barrier_wait(c->start);
-    while (!c->failed) {
-        uint64_t t0 = now_ns(), t1;
-        bool ok;
-        long status = 0;
-        if (t0 >= c->deadline)
-            break;
-        if (c->kind == RAW) {
-            ok = raw_once(fd);
-        } else if (c->kind == TINY) {
-            ok = tiny_once(fd, reqlen);
-        } else {
-            ok = curl_easy_perform(h) == CURLE_OK &&
-                 curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK && status == 200;
-        }
-        t1 = now_ns();
-        if (!ok)
-            c->failed = true;
-        else
-            hist_add(&c->h, t1 - t0);
-    }
-    if (h)
-        curl_easy_cleanup(h);
-    if (fd >= 0)
-        close(fd);
-    return NULL;
-}
-
-struct result {
-    double rate, p50, p99;
-    bool failed;
-};
-
-static struct result run_clients(enum client_kind kind, const char *path, int n) {
-    struct client *cs = calloc((size_t)n, sizeof(*cs));
-    pthread_t *ts = calloc((size_t)n, sizeof(*ts));
-    struct hist *all = calloc(1, sizeof(*all));
-    pthread_barrier_t start;
-    struct result res = {0};
-    uint64_t t0;
-
-    if (!cs || !ts || !all) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    pthread_barrier_init(&start, NULL, (unsigned)n + 1);
-    for (int i = 0; i < n; i++) {
-        cs[i] =
-            (struct client){.kind = kind, .path = path, .start = &start, .deadline = UINT64_MAX};
-        if (pthread_create(&ts[i], NULL, client_main, &cs[i]) != 0) {
-            fprintf(stderr, "pthread_create failed\n");
-            exit(1);
-        }
-    }
-    t0 = now_ns();
-    for (int i = 0; i < n; i++)
-        cs[i].deadline = t0 + (uint64_t)(bench_secs * 1e9);
-    pthread_barrier_wait(&start);
-    t0 = now_ns();
-    for (int i = 0; i < n; i++) {
-        pthread_join(ts[i], NULL);
-        hist_merge(all, &cs[i].h);
-        res.failed |= cs[i].failed;
-    }
-    res.rate = (double)all->n / ((double)(now_ns() - t0) / 1e9);
-    res.p50 = hist_q(all, 0.50);
-    res.p99 = hist_q(all, 0.99);
-    pthread_barrier_destroy(&start);
-    free(cs);
-    free(ts);
-    free(all);
-    return res;
-}
 
 /* ---- the server ------------------------------------------------------------- */
 
@@ -314,12 +61,6 @@ static struct http_server *start(int fd, unsigned threads, bool no_turbo) {
     return s;
 }
 
-static void row(const char *what, int n, struct result r, double base) {
-    printf("%-34s %4d %12.0f %9.1f %9.1f %8.0f%%%s\n", what, n, r.rate, r.p50, r.p99,
-           base > 0 ? 100.0 * r.rate / base : 100.0, r.failed ? "  (a client failed)" : "");
-    fflush(stdout);
-}
-
 int main(void) {
     const int conc[] = {1, 8, 64};
     char raw_path[128], http_path[128], cmd[128];
@@ -330,13 +71,10 @@ int main(void) {
     const char *e = getenv("BENCH_SECS");
 
     if (e && atof(e) > 0)
-        bench_secs = atof(e);
+        lg_bench_secs = atof(e);
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    snprintf(request, sizeof(request),
-             "POST /v1/check HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-             "Content-Length: %zu\r\n\r\n%s",
-             strlen(body), body);
+    lg_set_request("POST", "/v1/check", "{\"feature\":\"enhanced\"}");
     snprintf(dir, sizeof(dir), "/tmp/tpmlic-bench-http-XXXXXX");
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
@@ -349,25 +87,25 @@ int main(void) {
         fprintf(stderr, "cannot listen in %s\n", dir);
         return 1;
     }
-    pthread_create(&echo, NULL, echo_accept, (void *)(intptr_t)raw_fd);
+    pthread_create(&echo, NULL, lg_echo_accept, (void *)(intptr_t)raw_fd);
     pthread_detach(echo);
 
     printf("POST /v1/check {\"feature\":\"enhanced\"} over keep-alive, %.1f s per case; "
            "latency in us;\nratio: requests/s against the raw round trip with as many "
            "clients.\n\n",
-           bench_secs);
-    printf("%-34s %4s %12s %9s %9s %9s\n", "case", "cli", "req/s", "p50", "p99", "vs raw");
+           lg_bench_secs);
+    lg_header();
     for (size_t i = 0; i < ARRAY_SIZE(conc); i++) {
-        struct result r = run_clients(RAW, raw_path, conc[i]);
+        struct lg_result r = lg_run_clients(RAW, raw_path, conc[i]);
         base[i] = r.rate;
-        row("raw AF_UNIX 64 B echo", conc[i], r, 0);
+        lg_row("raw AF_UNIX 64 B echo", conc[i], r, 0);
     }
     s = start(http_fd, 0, false);
     for (size_t i = 0; i < ARRAY_SIZE(conc); i++)
-        row("http, minimal client (default)", conc[i], run_clients(TINY, http_path, conc[i]),
+        lg_row("http, minimal client (default)", conc[i], lg_run_clients(TINY, http_path, conc[i]),
             base[i]);
     for (size_t i = 0; i < ARRAY_SIZE(conc); i++)
-        row("http, libcurl client (default)", conc[i], run_clients(LIBCURL, http_path, conc[i]),
+        lg_row("http, libcurl client (default)", conc[i], lg_run_clients(LIBCURL, http_path, conc[i]),
             base[i]);
     http_server_stop(s);
 
@@ -379,7 +117,7 @@ int main(void) {
             for (size_t i = 0; i < ARRAY_SIZE(conc); i += 2) {
                 snprintf(what, sizeof(what), "http, %u thread%s, turbo %s", threads,
                          threads > 1 ? "s" : "", turbo ? "on" : "off");
-                row(what, conc[i], run_clients(TINY, http_path, conc[i]), base[i]);
+                lg_row(what, conc[i], lg_run_clients(TINY, http_path, conc[i]), base[i]);
             }
             http_server_stop(s);
         }

@@ -2,6 +2,12 @@
 # against the raw AF_UNIX round trip, with 1, 8 and 64 clients.
 BENCHES += bench_http
 bench_http_SRCS := bench/bench_http.c
-bench_http_LIBS := agenthttp common
+bench_http_LIBS := loadgen agenthttp common
 bench_http_PKGS := libcurl jansson libmicrohttpd libsystemd
 bench_http_LDLIBS := -lpthread
+
+# bench/lib: the load generator the benchmarks share.
+LIBS_ALL += loadgen
+loadgen_SRCS := bench/lib/loadgen.c
+loadgen_PKGS := libcurl
+loadgen_DEPS :=

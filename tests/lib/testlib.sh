@@ -37,6 +37,9 @@ run_tests() {
         T=$(mktemp -d /tmp/tpmlic-test.XXXXXX)
         ( set -e; cd "$T"; "$t" )
         local rc=$?
+        for p in "$T"/*.pid; do
+            [ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null
+        done
         for d in "$T"/*/ "$T"/; do
             [ -f "$d/swtpm.pid" ] && "$SWTPM_CTL" poweroff "$d" >/dev/null 2>&1
         done

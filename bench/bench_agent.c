@@ -1,0 +1,279 @@
+/* Benchmark for tpmlicd on swtpm: start to ready (socket accepting, license
+ * verified) and the TPM commands it took; POST /v1/check throughput and
+ * p50/p99 over keep-alive with 1, 8 and 64 clients next to the raw AF_UNIX
+ * 64-byte round trip measured in the same run; the agent's resident memory
+ * under that load. Targets (issue): >= 50% of the raw rate and p99 < 100 us
+ * with one client; ready < 50 ms; RSS < 10 MB. BENCH_SECS: seconds per case. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include "agent/http.h"
+#include "bench/lib/loadgen.h"
+#include "cert/cert.h"
+#include "common/macro.h"
+#include "tests/lib/swtpm.h"
+
+static char dir[128], sock[200], logfile[200], pubf[200];
+static struct swtpm tpm;
+static pid_t agent = -1;
+
+static void die(const char *what) {
+    fprintf(stderr, "bench_agent: %s\n", what);
+    if (agent > 0)
+        kill(agent, SIGKILL);
+    swtpm_destroy(&tpm);
+    exit(1);
+}
+
+struct buf {
+    char data[16384];
+    size_t len;
+};
+
+static size_t collect(char *p, size_t sz, size_t n, void *u) {
+    struct buf *b = u;
+    size_t k = sz * n;
+    if (b->len + k >= sizeof(b->data))
+        return 0;
+    memcpy(b->data + b->len, p, k);
+    b->len += k;
+    b->data[b->len] = '\0';
+    return k;
+}
+
+/* One request; returns the HTTP status, the body in *out. */
+static long call(const char *method, const char *path, const char *body, struct buf *out) {
+    CURL *h = curl_easy_init();
+    char url[256];
+    long status = 0;
+
+    out->len = 0;
+    out->data[0] = '\0';
+    snprintf(url, sizeof(url), "http://localhost%s", path);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+    if (body)
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+    if (curl_easy_perform(h) == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(h);
+    return status;
+}
+
+static double now_ms(void) {
+    return (double)lg_now_ns() / 1e6;
+}
+
+/* Starts the agent; returns ms from exec to the first answered status. */
+static double start_agent(void) {
+    char tpmlicd[300];
+    const char *b = getenv("B");
+    struct buf out;
+    double t0 = now_ms();
+
+    snprintf(tpmlicd, sizeof(tpmlicd), "%s/tpmlicd", b && *b ? b : "build/rel");
+    unlink(sock);
+    agent = fork();
+    if (agent == 0) {
+        FILE *f = freopen(logfile, "a", stderr);
+        (void)f;
+        execl(tpmlicd, "tpmlicd", "--config", "/dev/null", "--tcti", tpm.tcti, "--socket", sock,
+              "--state-dir", dir, "--vendor-key", pubf, "--tpm-watch", "60", (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 20000; i++) {
+        if (access(sock, F_OK) == 0 && call("GET", "/v1/status", NULL, &out) == 200)
+            return now_ms() - t0;
+        usleep(200);
+    }
+    die("the agent did not start (see its log)");
+    return 0;
+}
+
+static void stop_agent(void) {
+    kill(agent, SIGTERM);
+    waitpid(agent, NULL, 0);
+    agent = -1;
+}
+
+static unsigned long last_startup_commands(void) {
+    FILE *f;
+    usleep(100000); /* the agent logs the line right after it starts answering */
+    f = fopen(logfile, "r");
+    char line[512];
+    unsigned long n = 0;
+    while (f && fgets(line, sizeof(line), f)) {
+        char *p = strstr(line, "start-up took ");
+        if (p)
+            n = strtoul(p + 14, NULL, 10);
+    }
+    if (f)
+        fclose(f);
+    return n;
+}
+
+static long rss_kb(const char *field) {
+    char path[64], line[256];
+    long kb = -1;
+    FILE *f;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)agent);
+    f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (!strncmp(line, field, strlen(field)))
+            kb = strtol(line + strlen(field), NULL, 10);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* The offline round trip with a vendor key made here. */
+static void license_agent(EVP_PKEY *key) {
+    struct buf out;
+    struct cert_activation act;
+    struct cert_license lic = {0};
+    json_t *j, *body;
+    char msg[256], *jws = NULL, *req;
+    uint8_t r[8];
+
+    if (call("POST", "/v1/management/license/offlineactivation", "{\"license\":\"BENCH-1\"}",
+             &out) != 200)
+        die("offline activation request failed");
+    j = json_loads(out.data, 0, NULL);
+    if (!j || cert_activation_decode(json_string_value(json_object_get(j, "activation_certificate")),
+                                     strlen(json_string_value(json_object_get(
+                                         j, "activation_certificate"))),
+                                     &act, msg, sizeof(msg)) != CERT_OK)
+        die("activation certificate did not decode");
+    json_decref(j);
+    snprintf(lic.license, sizeof(lic.license), "%s", act.license);
+    snprintf(lic.product, sizeof(lic.product), "bench");
+    snprintf(lic.computer_id, sizeof(lic.computer_id), "%s", act.computer_id);
+    lic.hwid = act.hwid;
+    lic.type = CERT_PERPETUAL;
+    snprintf(lic.features[0], sizeof(lic.features[0]), "standard");
+    snprintf(lic.features[1], sizeof(lic.features[1]), "enhanced");
+    lic.nfeatures = 2;
+    lic.secs_allocated = lic.secs_granted = 3600;
+    lic.offline_allowed = lic.activated_offline = true;
+    lic.tick_secs = 60;
+    lic.counter = act.counter;
+    lic.iat = time(NULL);
+    RAND_bytes(r, sizeof(r));
+    snprintf(lic.jti, sizeof(lic.jti), "%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
+             r[4], r[5], r[6], r[7]);
+    cert_activation_clear(&act);
+    if (cert_license_sign(&lic, key, &jws, msg, sizeof(msg)) < 0)
+        die("signing failed");
+    body = json_pack("{s:s, s:s}", "license", "BENCH-1", "certificate", jws);
+    req = json_dumps(body, JSON_COMPACT);
+    if (call("PUT", "/v1/management/license/offlineactivation", req, &out) != 200)
+        die("applying the license failed");
+    free(req);
+    free(jws);
+    json_decref(body);
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(void) {
+    const int conc[] = {1, 8, 64};
+    char raw_path[200];
+    double base[3], ready[5];
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    pthread_t echo;
+    FILE *f;
+    int raw_fd;
+    const char *e = getenv("BENCH_SECS");
+
+    if (e && atof(e) > 0)
+        lg_bench_secs = atof(e);
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    snprintf(dir, sizeof(dir), "/tmp/tpmlic-bench-agent-XXXXXX");
+    if (!key || !mkdtemp(dir))
+        die("set-up failed");
+    snprintf(sock, sizeof(sock), "%s/agent.sock", dir);
+    snprintf(logfile, sizeof(logfile), "%s/agent.log", dir);
+    snprintf(pubf, sizeof(pubf), "%s/vendor.pub", dir);
+    f = fopen(pubf, "w");
+    if (!f || !PEM_write_PUBKEY(f, key))
+        die("writing the vendor key failed");
+    fclose(f);
+    if (swtpm_new(&tpm, NULL) < 0)
+        die("swtpm failed");
+
+    printf("tpmlicd on swtpm\n\n");
+    {
+        double first = start_agent();
+        printf("first start (defines the NV indices): %.1f ms, %lu TPM commands\n", first,
+               last_startup_commands());
+    }
+    license_agent(key);
+    stop_agent();
+    for (int i = 0; i < 5; i++) {
+        ready[i] = start_agent();
+        if (i < 4)
+            stop_agent();
+    }
+    qsort(ready, 5, sizeof(double), cmp_double);
+    printf("start to ready with a license verified: median %.1f ms (min %.1f, max %.1f) over 5 "
+           "starts, %lu TPM commands\n\n",
+           ready[2], ready[0], ready[4], last_startup_commands());
+
+    snprintf(raw_path, sizeof(raw_path), "%s/raw.sock", dir);
+    if (http_listen_unix(raw_path, 0600, (gid_t)-1, &raw_fd) < 0)
+        die("raw socket failed");
+    pthread_create(&echo, NULL, lg_echo_accept, (void *)(intptr_t)raw_fd);
+    pthread_detach(echo);
+    lg_set_request("POST", "/v1/check", "{\"feature\":\"enhanced\"}");
+    printf("POST /v1/check {\"feature\":\"enhanced\"} over keep-alive, %.1f s per case, latency "
+           "in us\n",
+           lg_bench_secs);
+    lg_header();
+    for (int i = 0; i < 3; i++) {
+        struct lg_result r = lg_run_clients(RAW, raw_path, conc[i]);
+        base[i] = r.rate;
+        lg_row("raw AF_UNIX 64 B echo", conc[i], r, 0);
+    }
+    for (int i = 0; i < 3; i++)
+        lg_row("tpmlicd /v1/check, minimal client", conc[i],
+               lg_run_clients(TINY, sock, conc[i]), base[i]);
+    for (int i = 0; i < 3; i++)
+        lg_row("tpmlicd /v1/check, libcurl", conc[i], lg_run_clients(LIBCURL, sock, conc[i]),
+               base[i]);
+    printf("\nagent resident memory after the load: VmRSS %ld kB (RssAnon %ld kB private, "
+           "RssFile %ld kB mapped libraries), peak VmHWM %ld kB\n",
+           rss_kb("VmRSS:"), rss_kb("RssAnon:"), rss_kb("RssFile:"), rss_kb("VmHWM:"));
+
+    stop_agent();
+    close(raw_fd);
+    swtpm_destroy(&tpm);
+    {
+        char cmd[200];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", dir);
+    }
+    EVP_PKEY_free(key);
+    curl_global_cleanup();
+    return 0;
+}
