@@ -20,3 +20,5 @@ test_agent_license_SRCS := tests/unit/test_agent_license.c
 test_agent_license_LIBS := agent common
 test_agent_license_PKGS := cmocka
 TEST_SCRIPTS += tests/integration/computer_id.sh
+TEST_SCRIPTS += tests/integration/agent_offline.sh
+TEST_SCRIPTS += tests/integration/agent_api.sh
