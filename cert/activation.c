@@ -10,12 +10,12 @@
 #include "common/macro.h"
 #include "hwid/encode.h"
 
-
 static const char *const activation_keys[] = {
-    "v",          "license",  "computer_id", "hwid",           "ek_public",
-    "ek_certificate", "counter", "nonce",    "date",           "username",
-    "email_address", "company_name", "hostname", "is_vm",      "vm_info",
-    "app_ver",    NULL,
+    "v",         "license",        "computer_id",   "hwid",
+    "ek_public", "ek_certificate", "counter",       "nonce",
+    "date",      "username",       "email_address", "company_name",
+    "hostname",  "is_vm",          "vm_info",       "app_ver",
+    NULL,
 };
 
 void cert_activation_clear(struct cert_activation *a) {
@@ -42,8 +42,8 @@ int cert_activation_encode(const struct cert_activation *a, char **ret, char *er
     r = cert_b64url_encode(a->ek_public, a->ek_public_len, &ekp);
     if (r < 0)
         return r;
-    if (a->ek_certificate && (r = cert_b64url_encode(a->ek_certificate, a->ek_certificate_len,
-                                                     &ekc)) < 0)
+    if (a->ek_certificate &&
+        (r = cert_b64url_encode(a->ek_certificate, a->ek_certificate_len, &ekc)) < 0)
         return r;
     cert_time_format(a->date, when);
     o = json_pack("{s:i, s:s, s:s, s:o, s:s, s:o, s:s, s:s}", "v", 1, "license", a->license,
@@ -109,7 +109,7 @@ enum cert_status cert_activation_decode(const char *text, size_t len, struct cer
     uint8_t ekd[HWID_DIGEST_LEN];
     json_error_t jerr;
     uint64_t v = 0;
-    bool b, ok;
+    bool b = false, ok;
     size_t n;
 
     /* whitespace around the text (a mail client's line end) is forgiven */

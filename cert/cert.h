@@ -17,11 +17,11 @@
 
 #include "hwid/id.h"
 
-#define CERT_LICENSE_MAX 1536    /* the whole compact JWS: fits one NV index of any TPM */
-#define CERT_ACTIVATION_MAX 8192 /* the base64url text an operator e-mails */
-#define CERT_FEATURES_MAX 16
-#define CERT_FEATURE_MAX 32
-#define CERT_TEXT_MAX 64    /* license code, product, jti, nonce */
+#define CERT_LICENSE_MAX      1536 /* the whole compact JWS: fits one NV index of any TPM */
+#define CERT_ACTIVATION_MAX   8192 /* the base64url text an operator e-mails */
+#define CERT_FEATURES_MAX     16
+#define CERT_FEATURE_MAX      32
+#define CERT_TEXT_MAX         64 /* license code, product, jti, nonce */
 #define CERT_COUNTER_NAME_MAX 34 /* TPM2B_NAME contents for SHA-256: 2 + 32 */
 
 enum cert_status {

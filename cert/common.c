@@ -77,14 +77,30 @@ void cert_time_format(time_t t, char buf[21]) {
 }
 
 int cert_key_id(EVP_PKEY *key, char ret[65]) {
+    /* The DER SubjectPublicKeyInfo of an Ed25519 key (RFC 8410) is a fixed
+     * prefix and the 32-byte key: built here, because i2d_PUBKEY() goes
+     * through OpenSSL 3's encoder machinery and costs more than the
+     * signature check (bench/bench_cert.c). Same bytes, same key id. */
+    static const uint8_t ed25519_spki[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
+                                             0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+    uint8_t md[SHA256_DIGEST_LENGTH], spki[sizeof(ed25519_spki) + 32];
     unsigned char *der = NULL;
-    uint8_t md[SHA256_DIGEST_LENGTH];
-    int len = i2d_PUBKEY(key, &der);
+    size_t n = 32;
+    int len;
 
-    if (len <= 0)
+    if (!key)
         return -EINVAL;
-    SHA256(der, (size_t)len, md);
-    OPENSSL_free(der);
+    if (EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519 &&
+        EVP_PKEY_get_raw_public_key(key, spki + sizeof(ed25519_spki), &n) == 1 && n == 32) {
+        memcpy(spki, ed25519_spki, sizeof(ed25519_spki));
+        SHA256(spki, sizeof(spki), md);
+    } else {
+        len = i2d_PUBKEY(key, &der);
+        if (len <= 0)
+            return -EINVAL;
+        SHA256(der, (size_t)len, md);
+        OPENSSL_free(der);
+    }
     cj_hex_string(md, sizeof(md), ret);
     return 0;
 }
@@ -130,6 +146,8 @@ bool cert_hwid_from_json(struct cj *c, json_t *parent, struct hwid_digests *d) {
 
 json_t *cert_counter_to_json(const struct cert_counter *k, const char *value_key) {
     char index[11], name[2 * CERT_COUNTER_NAME_MAX + 1];
+    if (k->name_len > CERT_COUNTER_NAME_MAX)
+        return NULL; /* would overflow name[] */
     snprintf(index, sizeof(index), "0x%08x", k->index);
     cj_hex_string(k->name, k->name_len, name);
     return json_pack("{s:s, s:s, s:I}", "index", index, "name", name, value_key,

@@ -36,8 +36,8 @@ static bool printable(const char *s, bool identifier) {
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
         if (identifier) {
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '-' || ch == '_' || ch == '.'))
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.'))
                 return false;
         } else if (ch < 0x20 || ch == 0x7f) {
             return false;
@@ -92,8 +92,8 @@ bool cj_uint(struct cj *c, json_t *obj, const char *key, bool required, uint64_t
         return cj_fail(c, "field '%s' must be a whole number", key);
     i = json_integer_value(v);
     if (i < 0 || (uint64_t)i < min || (uint64_t)i > max)
-        return cj_fail(c, "field '%s' is out of range (%llu to %llu)", key,
-                       (unsigned long long)min, (unsigned long long)max);
+        return cj_fail(c, "field '%s' is out of range (%llu to %llu)", key, (unsigned long long)min,
+                       (unsigned long long)max);
     *out = (uint64_t)i;
     return true;
 }

@@ -15,9 +15,9 @@ struct cj {
 };
 
 enum cj_need {
-    CJ_REQUIRED,     /* present and non-empty */
-    CJ_OPTIONAL,     /* may be absent; null refused */
-    CJ_NULLABLE,     /* may be absent or null */
+    CJ_REQUIRED, /* present and non-empty */
+    CJ_OPTIONAL, /* may be absent; null refused */
+    CJ_NULLABLE, /* may be absent or null */
 };
 
 enum cj_charset {

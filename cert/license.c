@@ -12,18 +12,43 @@
 DEFINE_PTR_CLEANUP(EVP_MD_CTX, EVP_MD_CTX_free)
 
 static const char *const payload_keys[] = {
-    "v",        "license",        "product",         "customer_id",     "computer_id",
-    "hwid",     "hwid_policy",    "license_type",    "subscription_expiry", "nbf",
-    "features", "secs_allocated", "secs_granted",    "offline_allowed", "activation_type",
-    "tick_secs", "counter",       "iat",             "jti",             NULL,
+    "v",
+    "license",
+    "product",
+    "customer_id",
+    "computer_id",
+    "hwid",
+    "hwid_policy",
+    "license_type",
+    "subscription_expiry",
+    "nbf",
+    "features",
+    "secs_allocated",
+    "secs_granted",
+    "offline_allowed",
+    "activation_type",
+    "tick_secs",
+    "counter",
+    "iat",
+    "jti",
+    NULL,
 };
 
+/* NULL when out of memory or when a field cannot be represented (text that
+ * is not UTF-8, too many features): nothing is silently dropped. */
 static json_t *payload_to_json(const struct cert_license *l) {
     json_t *o, *features = json_array();
     char when[21];
+    int fail = 0;
 
-    for (size_t i = 0; features && i < l->nfeatures; i++)
-        json_array_append_new(features, json_string(l->features[i]));
+    if (l->nfeatures > CERT_FEATURES_MAX)
+        fail = -1;
+    for (size_t i = 0; features && !fail && i < l->nfeatures; i++)
+        fail |= json_array_append_new(features, json_string(l->features[i]));
+    if (!features || fail) {
+        json_decref(features);
+        return NULL;
+    }
     o = json_pack("{s:i, s:s, s:s, s:I, s:s, s:o, s:s, s:s}", "v", 1, "license", l->license,
                   "product", l->product, "customer_id", (json_int_t)l->customer_id, "computer_id",
                   l->computer_id, "hwid", cert_hwid_to_json(&l->hwid), "hwid_policy",
@@ -35,20 +60,24 @@ static json_t *payload_to_json(const struct cert_license *l) {
     }
     if (l->type != CERT_PERPETUAL) {
         cert_time_format(l->expiry, when);
-        json_object_set_new(o, "subscription_expiry", json_string(when));
+        fail |= json_object_set_new(o, "subscription_expiry", json_string(when));
     }
     if (l->not_before)
-        json_object_set_new(o, "nbf", json_integer((json_int_t)l->not_before));
-    json_object_set_new(o, "features", features);
-    json_object_set_new(o, "secs_allocated", json_integer((json_int_t)l->secs_allocated));
-    json_object_set_new(o, "secs_granted", json_integer((json_int_t)l->secs_granted));
-    json_object_set_new(o, "offline_allowed", json_boolean(l->offline_allowed));
-    json_object_set_new(o, "activation_type",
-                        json_string(l->activated_offline ? "offline" : "online"));
-    json_object_set_new(o, "tick_secs", json_integer(l->tick_secs));
-    json_object_set_new(o, "counter", cert_counter_to_json(&l->counter, "base"));
-    json_object_set_new(o, "iat", json_integer((json_int_t)l->iat));
-    json_object_set_new(o, "jti", json_string(l->jti));
+        fail |= json_object_set_new(o, "nbf", json_integer((json_int_t)l->not_before));
+    fail |= json_object_set_new(o, "features", features);
+    fail |= json_object_set_new(o, "secs_allocated", json_integer((json_int_t)l->secs_allocated));
+    fail |= json_object_set_new(o, "secs_granted", json_integer((json_int_t)l->secs_granted));
+    fail |= json_object_set_new(o, "offline_allowed", json_boolean(l->offline_allowed));
+    fail |= json_object_set_new(o, "activation_type",
+                                json_string(l->activated_offline ? "offline" : "online"));
+    fail |= json_object_set_new(o, "tick_secs", json_integer(l->tick_secs));
+    fail |= json_object_set_new(o, "counter", cert_counter_to_json(&l->counter, "base"));
+    fail |= json_object_set_new(o, "iat", json_integer((json_int_t)l->iat));
+    fail |= json_object_set_new(o, "jti", json_string(l->jti));
+    if (fail) {
+        json_decref(o);
+        return NULL;
+    }
     return o;
 }
 
@@ -101,6 +130,9 @@ static bool payload_from_json(struct cj *c, json_t *o, struct cert_license *l, b
     if (when[0] && cert_time_parse(when, &l->expiry) < 0)
         return cj_fail(c, "field 'subscription_expiry' is not an RFC 3339 UTC time like "
                           "\"2027-01-31T00:00:00Z\"");
+    /* expiry 0 means "none" to the verifier: the epoch itself is refused */
+    if (when[0] && l->expiry == 0)
+        return cj_fail(c, "field 'subscription_expiry' is 1970-01-01T00:00:00Z");
     if (!cj_uint(c, o, "nbf", false, 1, CERT_JSON_UINT_MAX, &u))
         return false;
     l->not_before = json_object_get(o, "nbf") ? (time_t)u : 0;
@@ -110,13 +142,18 @@ static bool payload_from_json(struct cj *c, json_t *o, struct cert_license *l, b
     if (json_array_size(feat) > CERT_FEATURES_MAX)
         return cj_fail(c, "field 'features' has more than %d entries", CERT_FEATURES_MAX);
     for (i = 0; i < json_array_size(feat); i++) {
+        /* a scratch reader, so that the message names the entry */
+        char scratch[120];
+        struct cj one = {.msg = scratch, .msglen = sizeof(scratch)};
         json_t *wrap = json_pack("{s:O}", "feature", json_array_get(feat, i));
-        bool ok = wrap && cj_string(c, wrap, "feature", CJ_REQUIRED, CJ_IDENTIFIER,
+        bool ok = wrap && cj_string(&one, wrap, "feature", CJ_REQUIRED, CJ_IDENTIFIER,
                                     CERT_FEATURE_MAX, l->features[i], sizeof(l->features[i]));
         json_decref(wrap);
         if (!ok)
-            return cj_fail(c, "features[%zu] must be a name of 1 to %d letters, digits, '.', '-' "
-                              "or '_'", i, CERT_FEATURE_MAX);
+            return cj_fail(c,
+                           "features[%zu] must be a name of 1 to %d letters, digits, '.', '-' "
+                           "or '_'",
+                           i, CERT_FEATURE_MAX);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(l->features[i], l->features[j]))
                 return cj_fail(c, "feature '%s' is listed twice", l->features[i]);
@@ -158,7 +195,6 @@ int cert_license_sign(const struct cert_license *lic, EVP_PKEY *key, char **ret_
                       size_t errlen) {
     _cleanup_(json_decrefp) json_t *payload = NULL;
     _cleanup_(json_decrefp) json_t *header = NULL;
-    _cleanup_(json_decrefp) json_t *reparsed = NULL;
     _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = NULL;
     _cleanup_free_ char *h64 = NULL, *p64 = NULL, *s64 = NULL, *input = NULL;
     struct cert_license check;
@@ -174,8 +210,13 @@ int cert_license_sign(const struct cert_license *lic, EVP_PKEY *key, char **ret_
         return -EINVAL;
     }
     payload = payload_to_json(lic);
-    if (!payload)
-        return -ENOMEM;
+    if (!payload) {
+        snprintf(err, errlen,
+                 "the license cannot be encoded (text that is not UTF-8, more "
+                 "than %d features, a counter name over %d bytes?)",
+                 CERT_FEATURES_MAX, CERT_COUNTER_NAME_MAX);
+        return -EINVAL;
+    }
     /* Sign only what the verifier will accept. */
     if (!payload_from_json(&c, payload, &check, &ver_bad))
         return -EINVAL;
@@ -199,7 +240,8 @@ int cert_license_sign(const struct cert_license *lic, EVP_PKEY *key, char **ret_
     if (asprintf(&jws, "%s.%s", input, s64) < 0)
         return -ENOMEM;
     if (strlen(jws) > CERT_LICENSE_MAX) {
-        snprintf(err, errlen, "the license certificate would be %zu bytes, more than the %d that "
+        snprintf(err, errlen,
+                 "the license certificate would be %zu bytes, more than the %d that "
                  "fit one TPM NV index (fewer or shorter features, a shorter product name)",
                  strlen(jws), CERT_LICENSE_MAX);
         free(jws);
@@ -298,8 +340,9 @@ enum cert_status cert_license_verify(const char *jws, size_t len, EVP_PKEY *vend
     md = EVP_MD_CTX_new();
     if (!md || EVP_DigestVerifyInit(md, NULL, NULL, NULL, vendor_pub) <= 0 ||
         EVP_DigestVerify(md, sig, siglen, (const uint8_t *)jws, (size_t)(dot2 - jws)) != 1) {
-        snprintf(msg, msglen, "bad signature: the certificate was altered or not signed by the "
-                              "vendor key");
+        snprintf(msg, msglen,
+                 "bad signature: the certificate was altered or not signed by the "
+                 "vendor key");
         return CERT_BAD_SIGNATURE;
     }
     s = part_json(dot1 + 1, (size_t)(dot2 - dot1 - 1), "payload", &payload, msg, msglen);
