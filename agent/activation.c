@@ -154,8 +154,9 @@ static bool read_request(json_t *body, struct cert_activation *act, struct http_
     if (!json_is_string(lic) || json_string_length(lic) == 0 || json_string_length(lic) > 64 ||
         strspn(json_string_value(lic), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                                        "0123456789._-") != json_string_length(lic)) {
-        http_respond_error(resp, 400, "Invalid license code: 'license' must be 1 to 64 letters, "
-                                      "digits, '.', '-' or '_'");
+        http_respond_error(resp, 400,
+                           "Invalid license code: 'license' must be 1 to 64 letters, "
+                           "digits, '.', '-' or '_'");
         return false;
     }
     snprintf(act->license, sizeof(act->license), "%s", json_string_value(lic));
@@ -202,8 +203,9 @@ void agent_post_offlineactivation(void *ud, const struct http_request *req,
     if (!read_request(body, &act, resp))
         goto out;
     if (!a->ek_spki) {
-        http_respond_error(resp, 503, "Unable to request activation certificate: no TPM (the "
-                                      "agent runs with --allow-no-tpm)");
+        http_respond_error(resp, 503,
+                           "Unable to request activation certificate: no TPM (the "
+                           "agent runs with --allow-no-tpm)");
         goto out;
     }
     /* the counter's value now: the vendor signs it back as the base */
@@ -215,8 +217,9 @@ void agent_post_offlineactivation(void *ud, const struct http_request *req,
         a->counter_value = value;
     pthread_mutex_unlock(&a->tpm_lock);
     if (r < 0) {
-        http_respond_error(resp, 503, "Unable to request activation certificate: the TPM is not "
-                                      "available");
+        http_respond_error(resp, 503,
+                           "Unable to request activation certificate: the TPM is not "
+                           "available");
         goto out;
     }
     snprintf(act.computer_id, sizeof(act.computer_id), "%s", a->computer_id);
@@ -279,8 +282,9 @@ void agent_put_offlineactivation(void *ud, const struct http_request *req,
     lic = json_object_get(body, "license");
     cert = json_object_get(body, "certificate");
     if (!json_is_string(lic) || !json_is_string(cert)) {
-        http_respond_error(resp, 400, "the body must be {\"license\": CODE, \"certificate\": "
-                                      "LICENSE_CERTIFICATE}");
+        http_respond_error(resp, 400,
+                           "the body must be {\"license\": CODE, \"certificate\": "
+                           "LICENSE_CERTIFICATE}");
         goto out;
     }
     /* a certificate pasted from an e-mail may carry white space around it */

@@ -35,9 +35,9 @@ struct agent {
 
     /* TPM: tpm_lock serialises every TPM command */
     pthread_mutex_t tpm_lock;
-    struct tpm_ctx *tpm; /* NULL: no TPM (--allow-no-tpm) or lost */
-    bool tpm_present;    /* a TPM was found at start */
-    char tpm_error[256]; /* "" while the TPM answers */
+    struct tpm_ctx *tpm;        /* NULL: no TPM (--allow-no-tpm) or lost */
+    bool tpm_present;           /* a TPM was found at start */
+    char tpm_error[256];        /* "" while the TPM answers */
     struct counter_ref counter; /* our counter: index and TPM name */
     uint64_t counter_value;     /* last value read or written */
 
@@ -54,7 +54,7 @@ struct agent {
     pthread_rwlock_t lock;
     struct license_view lic;
     struct counter_ref lic_counter; /* the counter named by the certificate */
-    char license_problem[256]; /* why a stored license was not accepted, "" if none */
+    char license_problem[256];      /* why a stored license was not accepted, "" if none */
     struct store_state state;
 
     /* metrics */

@@ -68,9 +68,10 @@ static void get_status(void *ud, const struct http_request *req, struct http_res
     if (o) {
         /* TPM health: read without the TPM lock; a string copy under it */
         pthread_mutex_lock(&a->tpm_lock);
-        json_object_set_new(o, "tpm", json_pack("{s:b, s:b, s:s?}", "present", a->tpm_present,
-                                                "ok", a->tpm && !a->tpm_error[0], "error",
-                                                a->tpm_error[0] ? a->tpm_error : NULL));
+        json_object_set_new(o, "tpm",
+                            json_pack("{s:b, s:b, s:s?}", "present", a->tpm_present, "ok",
+                                      a->tpm && !a->tpm_error[0], "error",
+                                      a->tpm_error[0] ? a->tpm_error : NULL));
         pthread_mutex_unlock(&a->tpm_lock);
     }
     http_respond_json(resp, 200, o);
@@ -102,8 +103,7 @@ static void post_check(void *ud, const struct http_request *req, struct http_res
     pthread_rwlock_unlock(&a->lock);
     if (v == VERDICT_ALLOWED) {
         atomic_fetch_add(&a->checks_allowed, 1);
-        http_respond_json(resp, 200,
-                          json_pack("{s:b, s:s?}", "allowed", true, "feature", feature));
+        http_respond_json(resp, 200, json_pack("{s:b, s:s?}", "allowed", true, "feature", feature));
     } else {
         atomic_fetch_add(&a->checks_denied, 1);
         http_respond_json(resp, 403,
@@ -124,9 +124,9 @@ static void get_licensing(void *ud, const struct http_request *req, struct http_
      * server: last_check and next_check are null. */
     http_respond_json(resp, 200,
                       json_pack("{s:n, s:n, s:b, s:o, s:n, s:s, s:b}", "last_check", "next_check",
-                                "valid", v == VERDICT_ALLOWED, "expiry", time_or_null(a->lic.expiry),
-                                "grace_period_end", "reason", reason, "offline_mode",
-                                offline_mode(a)));
+                                "valid", v == VERDICT_ALLOWED, "expiry",
+                                time_or_null(a->lic.expiry), "grace_period_end", "reason", reason,
+                                "offline_mode", offline_mode(a)));
     pthread_rwlock_unlock(&a->lock);
 }
 
@@ -217,7 +217,9 @@ json_t *agent_license_status_json(const struct agent *a) {
                      "subscription_expiry", time_or_null(l->expiry), "status", status, "message",
                      "", "transcription_minutes_allowed", mins, "license_type",
                      license_type_name(l->type), "activation_type",
-                     !l->present ? "" : l->activated_offline ? "offline" : "online",
+                     !l->present            ? ""
+                     : l->activated_offline ? "offline"
+                                            : "online",
                      "transcription_secs_allowed", (json_int_t)remaining,
                      "transcription_secs_allocated", (json_int_t)l->secs_allocated, "connected",
                      false, "customer_id", (json_int_t)l->customer_id, "license_code", code,
@@ -266,8 +268,9 @@ static void delete_license(void *ud, const struct http_request *req, struct http
     else if (offline)
         http_respond_error(resp, 409, "Cannot remove license in offline mode");
     else
-        http_respond_error(resp, 503, "Cannot remove license: no license server is configured on "
-                                      "this appliance to return the unused seconds to");
+        http_respond_error(resp, 503,
+                           "Cannot remove license: no license server is configured on "
+                           "this appliance to return the unused seconds to");
 }
 
 static void post_offlinemode(void *ud, const struct http_request *req, struct http_response *resp) {
@@ -281,7 +284,8 @@ static void post_offlinemode(void *ud, const struct http_request *req, struct ht
     off = json_object_get(body, "offline");
     if (!json_is_boolean(off) || json_object_size(body) != 1) {
         json_decref(body);
-        http_respond_error(resp, 400, "the body must be {\"offline\": true} or {\"offline\": false}");
+        http_respond_error(resp, 400,
+                           "the body must be {\"offline\": true} or {\"offline\": false}");
         return;
     }
     pthread_rwlock_wrlock(&a->lock);
@@ -294,12 +298,14 @@ static void post_offlinemode(void *ud, const struct http_request *req, struct ht
         goto out;
     }
     if (a->lic.activated_offline && !json_is_true(off)) {
-        http_respond_error(resp, 409, "This license was activated offline and stays in offline "
-                                      "mode");
+        http_respond_error(resp, 409,
+                           "This license was activated offline and stays in offline "
+                           "mode");
         goto out;
     }
     st = a->state;
-    st.flags = json_is_true(off) ? (st.flags | STORE_OFFLINE_MODE) : (st.flags & ~STORE_OFFLINE_MODE);
+    st.flags =
+        json_is_true(off) ? (st.flags | STORE_OFFLINE_MODE) : (st.flags & ~STORE_OFFLINE_MODE);
     pthread_mutex_lock(&a->tpm_lock);
     r = a->tpm ? agent_store_write_state(a->tpm, a->cfg->nv_base, &st) : -ENODEV;
     if (r < 0)

@@ -28,7 +28,8 @@ static const struct option_def defs[] = {
     {"socket", T_STR, O(socket_path), "PATH", "API socket (default " AGENT_DEFAULT_SOCKET ")"},
     {"socket_mode", T_MODE, O(socket_mode), "MODE",
      "API socket permissions, octal (default 0660: root and the service group)"},
-    {"state_dir", T_STR, O(state_dir), "DIR", "state directory (default " AGENT_DEFAULT_STATE_DIR ")"},
+    {"state_dir", T_STR, O(state_dir), "DIR",
+     "state directory (default " AGENT_DEFAULT_STATE_DIR ")"},
     {"vendor_key", T_STR, O(vendor_key), "FILE",
      "vendor public key, PEM (default " AGENT_DEFAULT_VENDOR_KEY ")"},
     {"server", T_STR, O(server), "URL", "license server, https://HOST:PORT (default none)"},
@@ -111,7 +112,8 @@ static int set_value(struct agent_config *c, const struct option_def *d, const c
     case T_NV_BASE:
         errno = 0;
         v = strtoul(value, &end, 0);
-        if (errno || *end || end == value || v > UINT32_MAX || !tpm_nv_index_is_owner((uint32_t)v) ||
+        if (errno || *end || end == value || v > UINT32_MAX ||
+            !tpm_nv_index_is_owner((uint32_t)v) ||
             !tpm_nv_index_is_owner((uint32_t)v + AGENT_NV_SLOTS - 1)) {
             snprintf(err, errlen,
                      "%s: '%s' is not an NV index in the owner range 0x01800000-0x01bfffff",

@@ -9,10 +9,10 @@
 
 #include "common/log.h"
 
-#define AGENT_DEFAULT_CONFIG "/etc/tpmlic/tpmlicd.conf"
-#define AGENT_DEFAULT_TCTI "device:/dev/tpmrm0"
-#define AGENT_DEFAULT_SOCKET "/run/tpmlic/tpmlicd.sock"
-#define AGENT_DEFAULT_STATE_DIR "/var/lib/tpmlic"
+#define AGENT_DEFAULT_CONFIG     "/etc/tpmlic/tpmlicd.conf"
+#define AGENT_DEFAULT_TCTI       "device:/dev/tpmrm0"
+#define AGENT_DEFAULT_SOCKET     "/run/tpmlic/tpmlicd.sock"
+#define AGENT_DEFAULT_STATE_DIR  "/var/lib/tpmlic"
 #define AGENT_DEFAULT_VENDOR_KEY "/etc/tpmlic/vendor.pub"
 
 struct agent_config {

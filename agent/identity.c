@@ -10,7 +10,6 @@
 #include "hwid/hwid.h"
 #include "tpm/tpm.h"
 
-
 int agent_identity(const char *tcti, bool allow_no_tpm, struct tpm_ctx **ret_tpm,
                    struct hwid_info **ret_info, struct tpm_ek *ret_ek, char *err, size_t errlen) {
     _cleanup_(hwid_info_freep) struct hwid_info *info = NULL;
@@ -34,8 +33,10 @@ int agent_identity(const char *tcti, bool allow_no_tpm, struct tpm_ctx **ret_tpm
     r = tpm_open(tcti, 0, &tpm, terr, sizeof(terr));
     if (r < 0) {
         if (!allow_no_tpm) {
-            snprintf(err, errlen, "no usable TPM: %s (--allow-no-tpm starts without one, for "
-                     "development only)", terr);
+            snprintf(err, errlen,
+                     "no usable TPM: %s (--allow-no-tpm starts without one, for "
+                     "development only)",
+                     terr);
             return r;
         }
         r = hwid_set_no_tpm(info, terr);
@@ -56,7 +57,8 @@ int agent_identity(const char *tcti, bool allow_no_tpm, struct tpm_ctx **ret_tpm
     r = hwid_finish(info);
     if (r < 0) {
         tpm_ek_clear(&ek);
-        snprintf(err, errlen, "no hardware component could be read: no TPM, no DMI identity "
+        snprintf(err, errlen,
+                 "no hardware component could be read: no TPM, no DMI identity "
                  "and no physical NIC");
         return r;
     }
@@ -73,8 +75,8 @@ fail_hwid:
     return r;
 }
 
-int agent_print_computer_id(const char *tcti, bool allow_no_tpm, bool explain, bool json,
-                            char *err, size_t errlen) {
+int agent_print_computer_id(const char *tcti, bool allow_no_tpm, bool explain, bool json, char *err,
+                            size_t errlen) {
     _cleanup_(hwid_info_freep) struct hwid_info *info = NULL;
     _cleanup_(tpm_closep) struct tpm_ctx *tpm = NULL;
     _cleanup_(json_decrefp) json_t *j = NULL;

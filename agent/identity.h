@@ -18,5 +18,5 @@ int agent_identity(const char *tcti, bool allow_no_tpm, struct tpm_ctx **ret_tpm
                    struct hwid_info **ret_info, struct tpm_ek *ret_ek, char *err, size_t errlen);
 
 /* --print-computer-id [--explain] [--json]: prints to stdout. */
-int agent_print_computer_id(const char *tcti, bool allow_no_tpm, bool explain, bool json,
-                            char *err, size_t errlen);
+int agent_print_computer_id(const char *tcti, bool allow_no_tpm, bool explain, bool json, char *err,
+                            size_t errlen);

@@ -10,7 +10,7 @@
 #include <time.h>
 
 #define LICENSE_FEATURES_MAX 16
-#define LICENSE_FEATURE_LEN 32
+#define LICENSE_FEATURE_LEN  32
 
 enum license_type {
     LICENSE_NONE = 0,
@@ -26,7 +26,7 @@ struct license_view {
     char product[65];
     long long customer_id;
     enum license_type type;
-    time_t expiry; /* 0: none (perpetual) */
+    time_t expiry;     /* 0: none (perpetual) */
     time_t not_before; /* 0: none */
     char features[LICENSE_FEATURES_MAX][LICENSE_FEATURE_LEN];
     size_t nfeatures;
@@ -39,7 +39,7 @@ struct license_view {
 
 enum license_verdict {
     VERDICT_ALLOWED = 0,
-    VERDICT_NO_LICENSE,      /* "License is invalid" (no license applied) */
+    VERDICT_NO_LICENSE, /* "License is invalid" (no license applied) */
     VERDICT_EXPIRED,
     VERDICT_NOT_YET_VALID,
     VERDICT_FEATURE_MISSING, /* the license does not include the feature */

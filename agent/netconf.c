@@ -55,8 +55,9 @@ int agent_netconf_set(const char *state_dir, json_t *body, json_t **ret_shown, c
     int fd, r;
 
     if (!json_is_object(hc) || json_object_size(body) != 1) {
-        snprintf(err, errlen, "the body must be {\"http_configuration\": {\"ip\": ..., \"port\": "
-                              "..., \"user\": ..., \"password\": ...}}");
+        snprintf(err, errlen,
+                 "the body must be {\"http_configuration\": {\"ip\": ..., \"port\": "
+                 "..., \"user\": ..., \"password\": ...}}");
         return -EINVAL;
     }
     json_object_foreach(hc, key, v) {

@@ -150,12 +150,13 @@ static int open_socket(struct agent *a, gid_t gid, bool have_gid, int *ret_fd, c
         return 0;
     }
     if (r != -ENOENT) {
-        snprintf(err, errlen, "the socket passed by systemd is not one listening AF_UNIX stream "
-                              "socket");
+        snprintf(err, errlen,
+                 "the socket passed by systemd is not one listening AF_UNIX stream "
+                 "socket");
         return r;
     }
-    r = http_listen_unix(a->cfg->socket_path, (mode_t)a->cfg->socket_mode, have_gid ? gid : (gid_t)-1,
-                         ret_fd);
+    r = http_listen_unix(a->cfg->socket_path, (mode_t)a->cfg->socket_mode,
+                         have_gid ? gid : (gid_t)-1, ret_fd);
     if (r < 0)
         snprintf(err, errlen, "cannot listen on %s: %s", a->cfg->socket_path,
                  r == -EADDRINUSE ? "another agent is serving there" : strerror(-r));

@@ -79,8 +79,8 @@ int store_state_decode(const uint8_t *buf, size_t buflen, struct store_state *re
     if (buf[4] != RECORD_VERSION)
         return -EPROTONOSUPPORT;
     memset(ret, 0, sizeof(*ret));
-    ret->flags = ((uint32_t)buf[8] << 24) | ((uint32_t)buf[9] << 16) | ((uint32_t)buf[10] << 8) |
-                 buf[11];
+    ret->flags =
+        ((uint32_t)buf[8] << 24) | ((uint32_t)buf[9] << 16) | ((uint32_t)buf[10] << 8) | buf[11];
     ret->granted_secs = get_be64(buf + 12);
     ret->grace_start = get_be64(buf + 20);
     ret->grace_end = get_be64(buf + 28);
@@ -121,8 +121,8 @@ int agent_store_ensure(struct tpm_ctx *tpm, uint32_t base, unsigned *ret_created
 
     for (size_t i = 0; i < ARRAY_SIZE(slots); i++) {
         bool c;
-        int r = ensure_one(tpm, agent_nv_index(base, slots[i].slot), slots[i].type, slots[i].size,
-                           &c);
+        int r =
+            ensure_one(tpm, agent_nv_index(base, slots[i].slot), slots[i].type, slots[i].size, &c);
         if (r < 0)
             return r;
         if (c)

@@ -13,10 +13,10 @@
 
 struct tpm_ctx;
 
-#define STORE_LICENSE_MAX 1536                        /* SPEC section 5 */
-#define STORE_LICENSE_HEADER 40                       /* magic 4, version 1, pad 1, len 2, sha256 32 */
+#define STORE_LICENSE_MAX        1536 /* SPEC section 5 */
+#define STORE_LICENSE_HEADER     40   /* magic 4, version 1, pad 1, len 2, sha256 32 */
 #define STORE_LICENSE_INDEX_SIZE (STORE_LICENSE_HEADER + STORE_LICENSE_MAX) /* 1576 */
-#define STORE_STATE_INDEX_SIZE 64
+#define STORE_STATE_INDEX_SIZE   64
 
 enum store_state_flags {
     STORE_OFFLINE_MODE = 1u << 0,

@@ -91,8 +91,8 @@ int agent_print_tpm_info(FILE *f, const char *tcti, uint32_t nv_base, char *errb
     else if (n == 0)
         fprintf(f, "  other EKs       none\n");
     for (int i = 0; i < n; i++)
-        fprintf(f, "  other EK        0x%08x %s, %u bytes (reported, not used)\n",
-                others[i].index, others[i].what, others[i].size);
+        fprintf(f, "  other EK        0x%08x %s, %u bytes (reported, not used)\n", others[i].index,
+                others[i].what, others[i].size);
 
     fprintf(f, "Agent NV indices (base 0x%08x)\n", nv_base);
     print_nv_slot(f, ctx, "license", agent_nv_index(nv_base, AGENT_NV_LICENSE));

@@ -155,10 +155,10 @@ static void license_agent(EVP_PKEY *key) {
              &out) != 200)
         die("offline activation request failed");
     j = json_loads(out.data, 0, NULL);
-    if (!j || cert_activation_decode(json_string_value(json_object_get(j, "activation_certificate")),
-                                     strlen(json_string_value(json_object_get(
-                                         j, "activation_certificate"))),
-                                     &act, msg, sizeof(msg)) != CERT_OK)
+    if (!j || cert_activation_decode(
+                  json_string_value(json_object_get(j, "activation_certificate")),
+                  strlen(json_string_value(json_object_get(j, "activation_certificate"))), &act,
+                  msg, sizeof(msg)) != CERT_OK)
         die("activation certificate did not decode");
     json_decref(j);
     snprintf(lic.license, sizeof(lic.license), "%s", act.license);
@@ -255,8 +255,8 @@ int main(void) {
         lg_row("raw AF_UNIX 64 B echo", conc[i], r, 0);
     }
     for (int i = 0; i < 3; i++)
-        lg_row("tpmlicd /v1/check, minimal client", conc[i],
-               lg_run_clients(TINY, sock, conc[i]), base[i]);
+        lg_row("tpmlicd /v1/check, minimal client", conc[i], lg_run_clients(TINY, sock, conc[i]),
+               base[i]);
     for (int i = 0; i < 3; i++)
         lg_row("tpmlicd /v1/check, libcurl", conc[i], lg_run_clients(LIBCURL, sock, conc[i]),
                base[i]);

@@ -103,10 +103,10 @@ int main(void) {
     s = start(http_fd, 0, false);
     for (size_t i = 0; i < ARRAY_SIZE(conc); i++)
         lg_row("http, minimal client (default)", conc[i], lg_run_clients(TINY, http_path, conc[i]),
-            base[i]);
+               base[i]);
     for (size_t i = 0; i < ARRAY_SIZE(conc); i++)
-        lg_row("http, libcurl client (default)", conc[i], lg_run_clients(LIBCURL, http_path, conc[i]),
-            base[i]);
+        lg_row("http, libcurl client (default)", conc[i],
+               lg_run_clients(LIBCURL, http_path, conc[i]), base[i]);
     http_server_stop(s);
 
     printf("\nserver knobs, minimal client (default: %u threads, turbo):\n", HTTP_DEFAULT_THREADS);

@@ -11,7 +11,7 @@
 #include "tpm/tpm.h"
 #include "tests/lib/swtpm.h"
 
-#define IDX 0x01a0c000u
+#define IDX  0x01a0c000u
 #define RUNS 200
 
 static double now_us(void) {
@@ -27,8 +27,8 @@ static int cmp_double(const void *a, const void *b) {
 
 static void report(const char *what, double *t, int n, unsigned long cmds) {
     qsort(t, (size_t)n, sizeof(*t), cmp_double);
-    printf("%-44s median %8.1f us  p99 %8.1f us  commands %lu\n", what, t[n / 2],
-           t[(n * 99) / 100], cmds);
+    printf("%-44s median %8.1f us  p99 %8.1f us  commands %lu\n", what, t[n / 2], t[(n * 99) / 100],
+           cmds);
 }
 
 static int boot_path(const char *tcti, unsigned long *ret_cmds, enum tpm_ek_source *src) {
@@ -104,7 +104,8 @@ static int run(const char *label, const char *opts) {
 
 int main(void) {
     printf("TPM boot path on swtpm: open + EK + 2 KB NV read + counter read + ReadClock\n");
-    if (run("with EK certificate", "") < 0 || run("persistent EK, no certificate", "--no-certs") < 0 ||
+    if (run("with EK certificate", "") < 0 ||
+        run("persistent EK, no certificate", "--no-certs") < 0 ||
         run("no certificate, no persistent EK", "--no-certs --no-persistent-ek") < 0)
         return 1;
     return 0;

@@ -40,8 +40,10 @@ int log_parse_level(const char *s, enum log_level *ret_level) {
 
 void log_msg(enum log_level level, const char *fmt, ...) {
     static const char *const tags[] = {
-        [LOG_LVL_ERROR] = "error", [LOG_LVL_WARN] = "warning",
-        [LOG_LVL_INFO] = "info",   [LOG_LVL_DEBUG] = "debug",
+        [LOG_LVL_ERROR] = "error",
+        [LOG_LVL_WARN] = "warning",
+        [LOG_LVL_INFO] = "info",
+        [LOG_LVL_DEBUG] = "debug",
     };
     char line[1024];
     va_list ap;

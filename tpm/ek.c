@@ -60,7 +60,8 @@ DEFINE_PTR_CLEANUP(BIGNUM, BN_free)
 DEFINE_PTR_CLEANUP(X509, X509_free)
 
 /* The canonical DER SubjectPublicKeyInfo for (n, e), whatever the source. */
-static int spki_from_rsa(const uint8_t *n, size_t nlen, uint32_t e, uint8_t **ret, size_t *ret_len) {
+static int spki_from_rsa(const uint8_t *n, size_t nlen, uint32_t e, uint8_t **ret,
+                         size_t *ret_len) {
     _cleanup_(OSSL_PARAM_BLD_freep) OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     _cleanup_(BN_freep) BIGNUM *bn_n = BN_bin2bn(n, (int)nlen, NULL);
     _cleanup_(BN_freep) BIGNUM *bn_e = BN_new();
@@ -93,8 +94,8 @@ static int spki_from_rsa(const uint8_t *n, size_t nlen, uint32_t e, uint8_t **re
 }
 
 static int finish(struct tpm_ctx *ctx, struct tpm_ek *ek) {
-    int r = spki_from_rsa(ek->modulus, sizeof(ek->modulus), ek->exponent, &ek->spki_der,
-                          &ek->spki_len);
+    int r =
+        spki_from_rsa(ek->modulus, sizeof(ek->modulus), ek->exponent, &ek->spki_der, &ek->spki_len);
     if (r < 0)
         return tpm_fail(ctx, r, "encoding the EK public key failed");
     return 0;
@@ -135,8 +136,7 @@ static int from_cert(struct tpm_ctx *ctx, struct tpm_ek *ek) {
     if (r < 0)
         return r;
     if (pub.raw_type != TPM2_NT_ORDINARY || !pub.written || pub.size == 0)
-        r = tpm_fail(ctx, -ENODATA, "EK certificate index 0x%08x is empty",
-                     TPM_EK_RSA_CERT_INDEX);
+        r = tpm_fail(ctx, -ENODATA, "EK certificate index 0x%08x is empty", TPM_EK_RSA_CERT_INDEX);
     else if (!(der = malloc(pub.size)))
         r = -ENOMEM;
     else
@@ -150,8 +150,7 @@ static int from_cert(struct tpm_ctx *ctx, struct tpm_ek *ek) {
     ek->cert_der = TAKE_PTR(der);
     ek->cert_len = pub.size;
     ek->source = TPM_EK_FROM_CERT;
-    snprintf(ek->origin, sizeof(ek->origin), "EK certificate at NV 0x%08x",
-             TPM_EK_RSA_CERT_INDEX);
+    snprintf(ek->origin, sizeof(ek->origin), "EK certificate at NV 0x%08x", TPM_EK_RSA_CERT_INDEX);
     return 0;
 }
 
@@ -177,8 +176,8 @@ static int from_persistent(struct tpm_ctx *ctx, struct tpm_ek *ek) {
         return tpm_fail_rc(ctx, rc, "persistent EK 0x%08x", TPM_EK_RSA_PERSISTENT);
     r = tpm_tr_public(ctx, tr, &name, NULL, &pub);
     if (r == -EPROTO) {
-        rc = Esys_ReadPublic(ctx->esys, tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &reread,
-                             NULL, NULL);
+        rc = Esys_ReadPublic(ctx->esys, tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &reread, NULL,
+                             NULL);
         if (rc == TSS2_RC_SUCCESS)
             pub = *reread;
         r = rc == TSS2_RC_SUCCESS
@@ -304,8 +303,8 @@ int tpm_ek_list_others(struct tpm_ctx *ctx, struct tpm_ek_other *ret, size_t max
     size_t n = 0;
     TSS2_RC rc;
 
-    rc = Esys_GetCapability(ctx->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                            TPM2_CAP_HANDLES, 0x01c00000, 64, &more, &cap);
+    rc = Esys_GetCapability(ctx->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
+                            0x01c00000, 64, &more, &cap);
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail_rc(ctx, rc, "TPM2_GetCapability(EK certificate indices)");
     for (uint32_t i = 0; i < cap->data.handles.count && n < max; i++) {

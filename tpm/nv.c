@@ -6,7 +6,6 @@
 
 #include <string.h>
 
-
 static void fill_public(uint32_t index, const TPM2B_NV_PUBLIC *pub, const TPM2B_NAME *name,
                         struct tpm_nv_public *ret) {
     TPMA_NV a = pub->nvPublic.attributes;
@@ -83,12 +82,12 @@ int tpm_nv_public(struct tpm_ctx *ctx, uint32_t index, struct tpm_nv_public *ret
 
 int tpm_nv_check(struct tpm_ctx *ctx, const struct tpm_nv_public *pub, enum tpm_nv_type type,
                  size_t size) {
-    static const char *const names[] = {[TPM_NV_ORDINARY] = "an ordinary index",
-                                        [TPM_NV_COUNTER] = "a counter"};
+    static const char *const names[] = {
+        [TPM_NV_ORDINARY] = "an ordinary index", [TPM_NV_COUNTER] = "a counter"};
 
     if (pub->raw_type != TPM2_NT_ORDINARY && pub->raw_type != TPM2_NT_COUNTER)
-        return tpm_fail(ctx, -EMEDIUMTYPE, "NV index 0x%08x has type %d, expected %s",
-                        pub->index, pub->raw_type, names[type]);
+        return tpm_fail(ctx, -EMEDIUMTYPE, "NV index 0x%08x has type %d, expected %s", pub->index,
+                        pub->raw_type, names[type]);
     if (pub->type != type)
         return tpm_fail(ctx, -EMEDIUMTYPE, "NV index 0x%08x is %s, expected %s", pub->index,
                         names[pub->type], names[type]);
@@ -135,8 +134,9 @@ static int define(struct tpm_ctx *ctx, uint32_t index, size_t size, TPM2_NT type
 
 int tpm_nv_define(struct tpm_ctx *ctx, uint32_t index, size_t size) {
     if (size == 0 || size > ctx->info.nv_index_max || size > UINT16_MAX)
-        return tpm_fail(ctx, -EFBIG, "NV index 0x%08x: %zu bytes requested, this TPM allows 1 to %u",
-                        index, size, ctx->info.nv_index_max);
+        return tpm_fail(ctx, -EFBIG,
+                        "NV index 0x%08x: %zu bytes requested, this TPM allows 1 to %u", index,
+                        size, ctx->info.nv_index_max);
     return define(ctx, index, size, TPM2_NT_ORDINARY);
 }
 
@@ -202,8 +202,8 @@ int tpm_nv_read(struct tpm_ctx *ctx, uint32_t index, uint8_t **ret_data, size_t 
     if (r < 0)
         return r;
     if (pub.type != TPM_NV_ORDINARY || pub.raw_type != TPM2_NT_ORDINARY)
-        r = tpm_fail(ctx, -EMEDIUMTYPE, "NV index 0x%08x is not an ordinary index (type %d)",
-                     index, pub.raw_type);
+        r = tpm_fail(ctx, -EMEDIUMTYPE, "NV index 0x%08x is not an ordinary index (type %d)", index,
+                     pub.raw_type);
     else if (!pub.written)
         r = tpm_fail(ctx, -ENODATA, "NV index 0x%08x has never been written", index);
     else if (!(buf = malloc(pub.size ? pub.size : 1)))

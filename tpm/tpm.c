@@ -36,8 +36,7 @@ static TSS2_RC count_cancel(TSS2_TCTI_CONTEXT *t) {
     return Tss2_Tcti_Cancel(count_tcti_of(t)->inner);
 }
 
-static TSS2_RC count_get_poll_handles(TSS2_TCTI_CONTEXT *t, TSS2_TCTI_POLL_HANDLE *h,
-                                      size_t *n) {
+static TSS2_RC count_get_poll_handles(TSS2_TCTI_CONTEXT *t, TSS2_TCTI_POLL_HANDLE *h, size_t *n) {
     return Tss2_Tcti_GetPollHandles(count_tcti_of(t)->inner, h, n);
 }
 
@@ -191,8 +190,8 @@ int tpm_fail_rc(struct tpm_ctx *ctx, TSS2_RC rc, const char *what, ...) {
     vsnprintf(buf, sizeof(buf), what, ap);
     va_end(ap);
     if (rc == TPM2_RC_FAILURE)
-        snprintf(ctx->error, sizeof(ctx->error), "%s: TPM is in failure mode (0x%x: %s)", buf,
-                 rc, Tss2_RC_Decode(rc));
+        snprintf(ctx->error, sizeof(ctx->error), "%s: TPM is in failure mode (0x%x: %s)", buf, rc,
+                 Tss2_RC_Decode(rc));
     else
         snprintf(ctx->error, sizeof(ctx->error), "%s: %s (0x%x: %s)", buf, rc_hint(err), rc,
                  Tss2_RC_Decode(rc));
@@ -255,8 +254,8 @@ static int read_fixed_properties(struct tpm_ctx *ctx) {
     TSS2_RC rc;
 
     rc = Esys_GetCapability(ctx->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                            TPM2_CAP_TPM_PROPERTIES, TPM2_PT_FIXED, TPM2_MAX_TPM_PROPERTIES,
-                            &more, &cap);
+                            TPM2_CAP_TPM_PROPERTIES, TPM2_PT_FIXED, TPM2_MAX_TPM_PROPERTIES, &more,
+                            &cap);
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail_rc(ctx, rc, "TPM2_GetCapability(fixed properties)");
     if (cap->capability != TPM2_CAP_TPM_PROPERTIES)
@@ -318,9 +317,8 @@ static int flush_stale_transients(struct tpm_ctx *ctx) {
     TPMI_YES_NO more = TPM2_NO;
     TSS2_RC rc;
 
-    rc = Esys_GetCapability(ctx->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                            TPM2_CAP_HANDLES, TRANSIENT_FIRST, TPM2_MAX_CAP_HANDLES, &more,
-                            &cap);
+    rc = Esys_GetCapability(ctx->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
+                            TRANSIENT_FIRST, TPM2_MAX_CAP_HANDLES, &more, &cap);
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail_rc(ctx, rc, "TPM2_GetCapability(transient handles)");
     if (cap->data.handles.count == 0)
@@ -439,7 +437,7 @@ int tpm_read_clock(struct tpm_ctx *ctx, struct tpm_clock *ret) {
  * 2 NV) || TPM2B_PUBLIC or TPM2B_NV_PUBLIC. Reading it there saves asking the
  * TPM a second time. -EPROTO when the layout is not as expected. */
 #define IESYS_KEY_RESOURCE 1
-#define IESYS_NV_RESOURCE 2
+#define IESYS_NV_RESOURCE  2
 
 int tpm_tr_public(struct tpm_ctx *ctx, ESYS_TR tr, TPM2B_NAME *ret_name, TPM2B_NV_PUBLIC *ret_nv,
                   TPM2B_PUBLIC *ret_key) {

@@ -29,7 +29,7 @@ struct tpm_ctx;
 
 /* TCG owner NV range (SPEC section 3). */
 #define TPM_NV_OWNER_FIRST 0x01800000u
-#define TPM_NV_OWNER_LAST 0x01BFFFFFu
+#define TPM_NV_OWNER_LAST  0x01BFFFFFu
 
 #define TPM_EK_RSA_CERT_INDEX 0x01c00002u
 #define TPM_EK_RSA_PERSISTENT 0x81010001u
@@ -60,13 +60,13 @@ const char *tpm_last_error(const struct tpm_ctx *ctx);
 unsigned long tpm_command_count(const struct tpm_ctx *ctx);
 
 struct tpm_info {
-    char manufacturer[5];  /* TPM2_PT_MANUFACTURER as text, e.g. "IBM", "INTC" */
-    char vendor[17];       /* TPM2_PT_VENDOR_STRING_1..4 */
+    char manufacturer[5]; /* TPM2_PT_MANUFACTURER as text, e.g. "IBM", "INTC" */
+    char vendor[17];      /* TPM2_PT_VENDOR_STRING_1..4 */
     uint64_t firmware_version;
     uint32_t nv_buffer_max; /* largest NV read/write in one command */
     uint32_t nv_index_max;  /* largest NV index data area */
     uint32_t nv_counters_max;
-    bool is_software; /* a software or virtual TPM (swtpm/libtpms, Microsoft, Google, ...) */
+    bool is_software;      /* a software or virtual TPM (swtpm/libtpms, Microsoft, Google, ...) */
     bool resource_manager; /* the TCTI is a resource manager (tpmrm, tabrmd) */
 };
 /* Fixed capabilities read at open: no TPM command. */
@@ -95,7 +95,7 @@ struct tpm_ek {
     size_t spki_len;
     uint8_t *cert_der; /* the EK certificate when present, else NULL; owned */
     size_t cert_len;
-    char origin[96];   /* where it came from, for --explain */
+    char origin[96]; /* where it came from, for --explain */
 };
 
 /* Gets the RSA EK the cheap way first (certificate, persistent handle), and
@@ -124,7 +124,7 @@ enum tpm_nv_type {
 struct tpm_nv_public {
     uint32_t index;
     enum tpm_nv_type type;
-    int raw_type;     /* TPM2_NT_* as read */
+    int raw_type;        /* TPM2_NT_* as read */
     uint32_t attributes; /* TPMA_NV */
     uint16_t size;
     bool written;

@@ -113,7 +113,6 @@ void *lg_echo_accept(void *arg) {
 
 /* ---- clients ---------------------------------------------------------------- */
 
-
 struct client {
     enum client_kind kind;
     const char *path;
@@ -249,7 +248,6 @@ struct lg_result lg_run_clients(enum client_kind kind, const char *path, int n) 
     free(all);
     return res;
 }
-
 
 void lg_set_request(const char *method, const char *path, const char *json_body) {
     body = json_body;

@@ -9,7 +9,7 @@
 
 #define MSG 64 /* the raw round trip's message size */
 /* Latency histogram: 100 ns buckets to 1 ms, 10 us buckets to 100 ms. */
-#define FINE 10000
+#define FINE   10000
 #define COARSE 10000
 
 struct hist {

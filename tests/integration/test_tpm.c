@@ -230,7 +230,8 @@ static void stale_transients_flushed_at_open(void **state) {
                              .nameAlg = TPM2_ALG_SHA256,
                              .objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
                                                  TPMA_OBJECT_SENSITIVEDATAORIGIN |
-                                                 TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_SIGN_ENCRYPT,
+                                                 TPMA_OBJECT_USERWITHAUTH |
+                                                 TPMA_OBJECT_SIGN_ENCRYPT,
                              .parameters.eccDetail = {.symmetric.algorithm = TPM2_ALG_NULL,
                                                       .scheme.scheme = TPM2_ALG_NULL,
                                                       .curveID = TPM2_ECC_NIST_P256,
@@ -246,8 +247,8 @@ static void stale_transients_flushed_at_open(void **state) {
     assert_int_equal(Esys_Initialize(&esys, tcti, NULL), TSS2_RC_SUCCESS);
     for (int i = 0; i < 2; i++)
         assert_int_equal(Esys_CreatePrimary(esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                                            ESYS_TR_NONE, &sens, &tmpl, &outside, &pcrs, &key,
-                                            NULL, NULL, NULL, NULL),
+                                            ESYS_TR_NONE, &sens, &tmpl, &outside, &pcrs, &key, NULL,
+                                            NULL, NULL, NULL),
                          TSS2_RC_SUCCESS);
     Esys_Finalize(&esys); /* a crash: the objects stay loaded */
     Tss2_TctiLdr_Finalize(&tcti);
@@ -411,8 +412,7 @@ static void error_not_started(void **state) {
     /* swtpm restarted, no TPM2_Startup sent, and we are told not to send it */
     assert_int_equal(swtpm_ctl(&f->tpm, "stop", NULL), 0);
     assert_int_equal(swtpm_ctl(&f->tpm, "start", "--no-startup"), 0);
-    assert_int_equal(tpm_open(f->tpm.tcti, TPM_OPEN_NO_STARTUP, &ctx, err, sizeof(err)),
-                     -ENOTCONN);
+    assert_int_equal(tpm_open(f->tpm.tcti, TPM_OPEN_NO_STARTUP, &ctx, err, sizeof(err)), -ENOTCONN);
     assert_non_null(strstr(err, "TPM not started"));
     /* and by default we start it ourselves */
     assert_int_equal(tpm_open(f->tpm.tcti, 0, &f->ctx, err, sizeof(err)), 0);
@@ -499,8 +499,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(ek_stable_across_restarts_and_clear, setup, teardown),
         cmocka_unit_test_setup_teardown(ek_from_cert_without_persistent, setup_no_persistent,
                                         teardown),
-        cmocka_unit_test_setup_teardown(ek_from_persistent_without_certs, setup_no_certs,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(ek_from_persistent_without_certs, setup_no_certs, teardown),
         cmocka_unit_test_setup_teardown(ek_created_and_persisted_when_nothing_exists, setup_bare,
                                         teardown),
         cmocka_unit_test_setup_teardown(ek_persistent_other_key_not_substituted, setup_no_certs,

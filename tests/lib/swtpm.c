@@ -48,8 +48,8 @@ static void ca_dir(char *buf, size_t len) {
 
 int swtpm_ctl(struct swtpm *s, const char *cmd, const char *args) {
     char line[1024], out[512];
-    snprintf(line, sizeof(line), "'%s/swtpm-scripts/swtpm-ctl' %s '%s' %s 2>&1", test_srcdir(),
-             cmd, s->dir, args ? args : "");
+    snprintf(line, sizeof(line), "'%s/swtpm-scripts/swtpm-ctl' %s '%s' %s 2>&1", test_srcdir(), cmd,
+             s->dir, args ? args : "");
     if (run(out, sizeof(out), line) != 0) {
         if (strcmp(cmd, "running") == 0)
             return -1;

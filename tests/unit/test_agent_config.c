@@ -40,8 +40,8 @@ static void file_then_command_line(void **state) {
                "nv_base = 0x01800100\n"
                "threads = 2\n"
                "log_level = debug\n");
-    char *argv[] = {"tpmlicd", "--config", conf_path, "--tcti", "swtpm:path=/from/cli",
-                    "--threads", "7", NULL};
+    char *argv[] = {"tpmlicd",   "--config", conf_path, "--tcti", "swtpm:path=/from/cli",
+                    "--threads", "7",        NULL};
     assert_int_equal(parse(&cfg, &m, err, sizeof(err), 7, argv), 0);
     assert_string_equal(cfg.tcti, "swtpm:path=/from/cli"); /* command line wins */
     assert_string_equal(cfg.socket_path, "/run/file.sock");
@@ -59,18 +59,42 @@ static void every_setting_has_an_option(void **state) {
     struct agent_config cfg;
     struct agent_modes m;
     char err[256] = "";
-    char *argv[] = {"tpmlicd",          "--config",         "/dev/null",
-                    "--tcti",           "a",                "--socket",
-                    "b",                "--state-dir",      "c",
-                    "--vendor-key",     "d",                "--server",
-                    "https://e:1",      "--server-ca",      "f",
-                    "--user",           "g",                "--service-group",
-                    "h",                "--admin-group",    "i",
-                    "--allow-no-tpm",   "--log-level",      "warn",
-                    "--nv-base",        "0x01bffff0",       "--max-connections",
-                    "9",                "--timeout",        "5",
-                    "--threads",        "1",                "--print-computer-id",
-                    "--explain",        "--json",           NULL};
+    char *argv[] = {"tpmlicd",
+                    "--config",
+                    "/dev/null",
+                    "--tcti",
+                    "a",
+                    "--socket",
+                    "b",
+                    "--state-dir",
+                    "c",
+                    "--vendor-key",
+                    "d",
+                    "--server",
+                    "https://e:1",
+                    "--server-ca",
+                    "f",
+                    "--user",
+                    "g",
+                    "--service-group",
+                    "h",
+                    "--admin-group",
+                    "i",
+                    "--allow-no-tpm",
+                    "--log-level",
+                    "warn",
+                    "--nv-base",
+                    "0x01bffff0",
+                    "--max-connections",
+                    "9",
+                    "--timeout",
+                    "5",
+                    "--threads",
+                    "1",
+                    "--print-computer-id",
+                    "--explain",
+                    "--json",
+                    NULL};
     assert_int_equal(parse(&cfg, &m, err, sizeof(err), 35, argv), 0);
     assert_string_equal(cfg.state_dir, "c");
     assert_string_equal(cfg.vendor_key, "d");
