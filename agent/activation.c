@@ -21,18 +21,12 @@
 #include "tpm/tpm.h"
 
 static void view_from_cert(const struct cert_license *c, struct license_view *v) {
-    static const enum license_type types[] = {
-        [CERT_PERPETUAL] = LICENSE_PERPETUAL,
-        [CERT_TIME_LIMITED] = LICENSE_TIME_LIMITED,
-        [CERT_SUBSCRIPTION] = LICENSE_SUBSCRIPTION,
-        [CERT_CONSUMPTION] = LICENSE_CONSUMPTION,
-    };
     memset(v, 0, sizeof(*v));
     v->present = true;
     snprintf(v->code, sizeof(v->code), "%s", c->license);
     snprintf(v->product, sizeof(v->product), "%s", c->product);
     v->customer_id = c->customer_id;
-    v->type = types[c->type];
+    v->type = c->type;
     v->expiry = c->expiry;
     v->not_before = c->not_before;
     for (size_t i = 0; i < c->nfeatures && i < LICENSE_FEATURES_MAX; i++)

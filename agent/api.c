@@ -60,7 +60,7 @@ static void get_status(void *ud, const struct http_request *req, struct http_res
         snprintf(reason, sizeof(reason), "%s", a->license_problem);
     o = json_pack("{s:b, s:b, s:s, s:s, s:o, s:o, s:I, s:n, s:b, s:s}", "licensed", a->lic.present,
                   "valid", v == VERDICT_ALLOWED, "reason", reason, "license_type",
-                  license_type_name(a->lic.type), "features", features_json(&a->lic),
+                  cert_license_type_name(a->lic.type), "features", features_json(&a->lic),
                   "subscription_expiry", time_or_null(a->lic.expiry), "secs_remaining",
                   (json_int_t)agent_secs_remaining(a), "grace_period_end", "offline_mode",
                   offline_mode(a), "computer_id", a->computer_id);
@@ -216,7 +216,7 @@ json_t *agent_license_status_json(const struct agent *a) {
                      "licensed", l->present && v == VERDICT_ALLOWED, "product", l->product,
                      "subscription_expiry", time_or_null(l->expiry), "status", status, "message",
                      "", "transcription_minutes_allowed", mins, "license_type",
-                     license_type_name(l->type), "activation_type",
+                     cert_license_type_name(l->type), "activation_type",
                      !l->present            ? ""
                      : l->activated_offline ? "offline"
                                             : "online",

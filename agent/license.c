@@ -5,27 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const type_names[] = {
-    [LICENSE_NONE] = "",
-    [LICENSE_PERPETUAL] = "perpetual",
-    [LICENSE_TIME_LIMITED] = "time-limited",
-    [LICENSE_SUBSCRIPTION] = "subscription",
-    [LICENSE_CONSUMPTION] = "consumption",
-};
-
-const char *license_type_name(enum license_type t) {
-    return (unsigned)t < sizeof(type_names) / sizeof(type_names[0]) ? type_names[t] : "";
-}
-
-int license_type_from_name(const char *s, enum license_type *ret) {
-    for (size_t i = LICENSE_PERPETUAL; i < sizeof(type_names) / sizeof(type_names[0]); i++)
-        if (s && strcmp(s, type_names[i]) == 0) {
-            *ret = (enum license_type)i;
-            return 0;
-        }
-    return -EINVAL;
-}
-
 void license_format_time(time_t t, char *buf, size_t len) {
     struct tm tm;
     if (t == 0 || !gmtime_r(&t, &tm)) {

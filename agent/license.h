@@ -9,25 +9,19 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "cert/cert.h"
+
 #define LICENSE_FEATURES_MAX 16
 #define LICENSE_FEATURE_LEN  32
-
-enum license_type {
-    LICENSE_NONE = 0,
-    LICENSE_PERPETUAL,
-    LICENSE_TIME_LIMITED,
-    LICENSE_SUBSCRIPTION,
-    LICENSE_CONSUMPTION,
-};
 
 struct license_view {
     bool present;
     char code[65];
     char product[65];
     long long customer_id;
-    enum license_type type;
-    time_t expiry;     /* 0: none (perpetual) */
-    time_t not_before; /* 0: none */
+    enum cert_license_type type; /* 0 when none */
+    time_t expiry;               /* 0: none (perpetual) */
+    time_t not_before;           /* 0: none */
     char features[LICENSE_FEATURES_MAX][LICENSE_FEATURE_LEN];
     size_t nfeatures;
     uint64_t secs_allocated;
@@ -51,7 +45,5 @@ enum license_verdict {
 enum license_verdict license_decide(const struct license_view *l, const char *feature, time_t now,
                                     char *reason, size_t reasonlen);
 
-const char *license_type_name(enum license_type t); /* "perpetual", ... , "" for none */
-int license_type_from_name(const char *s, enum license_type *ret);
 /* RFC 3339 UTC "2026-11-23T06:59:32Z"; "" for 0. */
 void license_format_time(time_t t, char *buf, size_t len);

@@ -189,11 +189,6 @@ static void license_agent(EVP_PKEY *key) {
     json_decref(body);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 int main(void) {
     const int conc[] = {1, 8, 64};
     char raw_path[200];
@@ -234,7 +229,7 @@ int main(void) {
         if (i < 4)
             stop_agent();
     }
-    qsort(ready, 5, sizeof(double), cmp_double);
+    qsort(ready, 5, sizeof(double), lg_cmp_double);
     printf("start to ready with a license verified: median %.1f ms (min %.1f, max %.1f) over 5 "
            "starts, %lu TPM commands\n\n",
            ready[2], ready[0], ready[4], last_startup_commands());

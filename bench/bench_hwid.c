@@ -12,21 +12,11 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "bench/lib/loadgen.h"
 #include "hwid/hwid.h"
 #include "tests/unit/test_hwid_machines.h"
 
 #define RUNS 1000
-
-static double now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static int measure(const char *label, const struct hwid_source *src, const uint8_t *ek,
                    size_t ek_len) {
@@ -36,9 +26,9 @@ static int measure(const char *label, const struct hwid_source *src, const uint8
 
     for (int i = 0; i < RUNS; i++) {
         struct hwid_info *info = NULL;
-        double t0 = now_us();
+        double t0 = lg_now_us();
         int r = hwid_collect(NULL, src, ek, ek_len, "benchmark EK", &info);
-        t[i] = now_us() - t0;
+        t[i] = lg_now_us() - t0;
         if (r < 0) {
             fprintf(stderr, "%s: hwid_collect: %s\n", label, strerror(-r));
             return -1;
@@ -48,7 +38,7 @@ static int measure(const char *label, const struct hwid_source *src, const uint8
         left_out = info->report[HWID_NIC].n_excluded;
         hwid_info_free(info);
     }
-    qsort(t, RUNS, sizeof(*t), cmp_double);
+    qsort(t, RUNS, sizeof(*t), lg_cmp_double);
     printf("%-46s median %7.1f us  p99 %7.1f us  (%zu NIC, %zu left out) %s\n", label, t[RUNS / 2],
            t[(RUNS * 99) / 100], nics, left_out, id);
     return 0;

@@ -8,25 +8,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/lib/loadgen.h"
 #include "tpm/tpm.h"
 #include "tests/lib/swtpm.h"
 
 #define IDX  0x01a0c000u
 #define RUNS 200
 
-static double now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static void report(const char *what, double *t, int n, unsigned long cmds) {
-    qsort(t, (size_t)n, sizeof(*t), cmp_double);
+    qsort(t, (size_t)n, sizeof(*t), lg_cmp_double);
     printf("%-44s median %8.1f us  p99 %8.1f us  commands %lu\n", what, t[n / 2], t[(n * 99) / 100],
            cmds);
 }
@@ -80,9 +70,9 @@ static int run(const char *label, const char *opts) {
     }
     /* baseline: one TPM command round trip on the same connection */
     for (int i = 0; i < RUNS; i++) {
-        double t0 = now_us();
+        double t0 = lg_now_us();
         tpm_read_clock(ctx, &clk);
-        t[i] = now_us() - t0;
+        t[i] = lg_now_us() - t0;
     }
     snprintf(what, sizeof(what), "%s: one TPM command (ReadClock)", label);
     report(what, t, RUNS, 1);
@@ -91,10 +81,10 @@ static int run(const char *label, const char *opts) {
     if (strstr(opts, "--no-persistent-ek") && strstr(opts, "--no-certs"))
         runs = 5; /* CreatePrimary each time: RSA key generation */
     for (int i = 0; i < runs; i++) {
-        double t0 = now_us();
+        double t0 = lg_now_us();
         if (boot_path(s.tcti, &cmds, &src) < 0)
             return -1;
-        t[i] = now_us() - t0;
+        t[i] = lg_now_us() - t0;
     }
     snprintf(what, sizeof(what), "%s: boot path via %s", label, srcs[src]);
     report(what, t, runs, cmds);

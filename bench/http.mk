@@ -6,8 +6,3 @@ bench_http_LIBS := loadgen agenthttp common
 bench_http_PKGS := libcurl jansson libmicrohttpd libsystemd
 bench_http_LDLIBS := -lpthread
 
-# bench/lib: the load generator the benchmarks share.
-LIBS_ALL += loadgen
-loadgen_SRCS := bench/lib/loadgen.c
-loadgen_PKGS := libcurl
-loadgen_DEPS :=

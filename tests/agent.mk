@@ -17,7 +17,7 @@ TEST_SCRIPTS += tests/integration/install.sh
 
 TESTS += test_agent_license
 test_agent_license_SRCS := tests/unit/test_agent_license.c
-test_agent_license_LIBS := agent common
+test_agent_license_LIBS := agent cert common
 test_agent_license_PKGS := cmocka
 TEST_SCRIPTS += tests/integration/computer_id.sh
 TEST_SCRIPTS += tests/integration/agent_offline.sh

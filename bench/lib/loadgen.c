@@ -267,3 +267,12 @@ void lg_row(const char *what, int n, struct lg_result r, double base) {
 void lg_header(void) {
     printf("%-34s %4s %12s %9s %9s %9s\n", "case", "cli", "req/s", "p50", "p99", "vs raw");
 }
+
+double lg_now_us(void) {
+    return (double)lg_now_ns() / 1e3;
+}
+
+int lg_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}

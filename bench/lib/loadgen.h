@@ -41,3 +41,7 @@ struct lg_result lg_run_clients(enum client_kind kind, const char *socket_path, 
 void lg_header(void);
 /* One table row; base: the raw rate with as many clients (0: this is it). */
 void lg_row(const char *what, int n, struct lg_result r, double base);
+
+/* For benchmarks that time single operations. */
+double lg_now_us(void);
+int lg_cmp_double(const void *a, const void *b); /* qsort() of doubles */

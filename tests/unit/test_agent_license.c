@@ -12,7 +12,7 @@
 #include "agent/license.h"
 
 static struct license_view sample(void) {
-    struct license_view l = {.present = true, .type = LICENSE_SUBSCRIPTION};
+    struct license_view l = {.present = true, .type = CERT_SUBSCRIPTION};
     strcpy(l.features[0], "standard");
     l.nfeatures = 1;
     l.expiry = 1800000000; /* 2027-01-15T08:00:00Z */
@@ -38,19 +38,9 @@ static void decisions(void **state) {
     assert_int_equal(license_decide(&l, NULL, 4000000000, r, sizeof(r)), VERDICT_ALLOWED);
 }
 
-static void type_names(void **state) {
-    enum license_type t;
-    assert_int_equal(license_type_from_name("time-limited", &t), 0);
-    assert_int_equal(t, LICENSE_TIME_LIMITED);
-    assert_string_equal(license_type_name(LICENSE_CONSUMPTION), "consumption");
-    assert_int_equal(license_type_from_name("forever", &t), -EINVAL);
-    assert_int_equal(license_type_from_name("", &t), -EINVAL);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(decisions),
-        cmocka_unit_test(type_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
