@@ -128,11 +128,13 @@ static unsigned long last_startup_commands(void) {
     return n;
 }
 
+/* A field of /proc/PID/status, or of smaps_rollup when it starts with "Pss". */
 static long rss_kb(const char *field) {
     char path[64], line[256];
     long kb = -1;
     FILE *f;
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)agent);
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)agent,
+             strncmp(field, "Pss", 3) ? "status" : "smaps_rollup");
     f = fopen(path, "r");
     while (f && fgets(line, sizeof(line), f))
         if (!strncmp(line, field, strlen(field)))
@@ -255,9 +257,11 @@ int main(void) {
     for (int i = 0; i < 3; i++)
         lg_row("tpmlicd /v1/check, libcurl", conc[i], lg_run_clients(LIBCURL, sock, conc[i]),
                base[i]);
-    printf("\nagent resident memory after the load: VmRSS %ld kB (RssAnon %ld kB private, "
-           "RssFile %ld kB mapped libraries), peak VmHWM %ld kB\n",
-           rss_kb("VmRSS:"), rss_kb("RssAnon:"), rss_kb("RssFile:"), rss_kb("VmHWM:"));
+    printf("\nagent memory after the load: VmRSS %ld kB = RssAnon %ld kB (its own) + RssFile "
+           "%ld kB (pages of shared libraries: libcrypto, libc, gnutls...); peak VmHWM %ld kB; "
+           "proportional share (Pss) %ld kB\n",
+           rss_kb("VmRSS:"), rss_kb("RssAnon:"), rss_kb("RssFile:"), rss_kb("VmHWM:"),
+           rss_kb("Pss:"));
 
     stop_agent();
     close(raw_fd);
