@@ -127,28 +127,18 @@ static int key_from_cert(struct tpm_ctx *ctx, const uint8_t *der, size_t len, st
 }
 
 static int from_cert(struct tpm_ctx *ctx, struct tpm_ek *ek) {
-    ESYS_TR tr = ESYS_TR_NONE;
-    struct tpm_nv_public pub;
     _cleanup_free_ uint8_t *der = NULL;
+    size_t len = 0;
     int r;
 
-    r = tpm_nv_open(ctx, TPM_EK_RSA_CERT_INDEX, &tr, &pub);
+    r = tpm_nv_read(ctx, TPM_EK_RSA_CERT_INDEX, &der, &len);
     if (r < 0)
         return r;
-    if (pub.raw_type != TPM2_NT_ORDINARY || !pub.written || pub.size == 0)
-        r = tpm_fail(ctx, -ENODATA, "EK certificate index 0x%08x is empty", TPM_EK_RSA_CERT_INDEX);
-    else if (!(der = malloc(pub.size)))
-        r = -ENOMEM;
-    else
-        r = tpm_nv_read_tr(ctx, tr, TPM_EK_RSA_CERT_INDEX, pub.size, der);
-    Esys_TR_Close(ctx->esys, &tr);
-    if (r < 0)
-        return r;
-    r = key_from_cert(ctx, der, pub.size, ek);
+    r = key_from_cert(ctx, der, len, ek);
     if (r < 0)
         return r;
     ek->cert_der = TAKE_PTR(der);
-    ek->cert_len = pub.size;
+    ek->cert_len = len;
     ek->source = TPM_EK_FROM_CERT;
     snprintf(ek->origin, sizeof(ek->origin), "EK certificate at NV 0x%08x", TPM_EK_RSA_CERT_INDEX);
     return 0;
