@@ -63,10 +63,16 @@ int agent_license_apply(struct agent *a, const char *cert, size_t len, const cha
         return -EINVAL;
     }
 
+    /* lock order: a->lock, then usage.lock, then tpm_lock */
+    pthread_rwlock_rdlock(&a->lock);
+    st = a->state;
+    pthread_rwlock_unlock(&a->lock);
+    pthread_mutex_lock(&a->usage.lock);
     pthread_mutex_lock(&a->tpm_lock);
     if (l.counter.index != a->counter.index || l.counter.name_len != a->counter.name_len ||
         memcmp(l.counter.name, a->counter.name, a->counter.name_len) != 0) {
         pthread_mutex_unlock(&a->tpm_lock);
+        pthread_mutex_unlock(&a->usage.lock);
         snprintf(reason, reasonlen,
                  "the certificate is bound to usage counter 0x%08x of another TPM (or one "
                  "defined anew since the activation request); request a new activation",
@@ -75,6 +81,7 @@ int agent_license_apply(struct agent *a, const char *cert, size_t len, const cha
     }
     if (l.counter.value > a->counter_value) {
         pthread_mutex_unlock(&a->tpm_lock);
+        pthread_mutex_unlock(&a->usage.lock);
         snprintf(reason, reasonlen,
                  "the certificate's usage counter base %llu is ahead of this TPM's counter "
                  "(%llu): it was not made from this appliance's request",
@@ -84,14 +91,12 @@ int agent_license_apply(struct agent *a, const char *cert, size_t len, const cha
     if (store) {
         if (!a->tpm) {
             pthread_mutex_unlock(&a->tpm_lock);
+            pthread_mutex_unlock(&a->usage.lock);
             snprintf(reason, reasonlen, "the TPM is not available: %s", a->tpm_error);
             return -ENODEV;
         }
         r = agent_store_write_license(a->tpm, a->cfg->nv_base, cert, len);
         if (r == 0) {
-            pthread_rwlock_rdlock(&a->lock);
-            st = a->state;
-            pthread_rwlock_unlock(&a->lock);
             if (l.activated_offline)
                 st.flags |= STORE_OFFLINE_MODE;
             if (l.secs_granted > st.granted_secs)
@@ -101,12 +106,16 @@ int agent_license_apply(struct agent *a, const char *cert, size_t len, const cha
         if (r < 0) {
             agent_tpm_failed(a, r, "storing the license certificate");
             pthread_mutex_unlock(&a->tpm_lock);
+            pthread_mutex_unlock(&a->usage.lock);
             snprintf(reason, reasonlen, "the license could not be stored in the TPM: %s",
                      a->tpm_error);
             return r;
         }
     }
+    /* a new certificate: the covered seconds start from its base */
+    a->usage.pool = 0;
     pthread_mutex_unlock(&a->tpm_lock);
+    pthread_mutex_unlock(&a->usage.lock);
 
     pthread_rwlock_wrlock(&a->lock);
     view_from_cert(&l, &a->lic);
@@ -203,6 +212,7 @@ void agent_post_offlineactivation(void *ud, const struct http_request *req,
         goto out;
     }
     /* the counter's value now: the vendor signs it back as the base */
+    pthread_mutex_lock(&a->usage.lock);
     pthread_mutex_lock(&a->tpm_lock);
     r = a->tpm ? tpm_counter_read(a->tpm, a->counter.index, &value) : -ENODEV;
     if (r < 0)
@@ -210,6 +220,7 @@ void agent_post_offlineactivation(void *ud, const struct http_request *req,
     else
         a->counter_value = value;
     pthread_mutex_unlock(&a->tpm_lock);
+    pthread_mutex_unlock(&a->usage.lock);
     if (r < 0) {
         http_respond_error(resp, 503,
                            "Unable to request activation certificate: the TPM is not "

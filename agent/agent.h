@@ -15,6 +15,7 @@
 #include "agent/config.h"
 #include "agent/license.h"
 #include "agent/store.h"
+#include "agent/usage.h"
 #include "hwid/id.h"
 
 struct hwid_info;
@@ -57,6 +58,9 @@ struct agent {
     char license_problem[256];      /* why a stored license was not accepted, "" if none */
     struct store_state state;
 
+    /* usage seconds: its own lock, taken before tpm_lock */
+    struct usage usage;
+
     /* metrics */
     atomic_uint_fast64_t checks_allowed;
     atomic_uint_fast64_t checks_denied;
@@ -66,9 +70,10 @@ struct agent {
     struct http_server *http;
 };
 
-/* Seconds this appliance may still use: granted - consumed, never negative.
- * Caller holds a->lock. */
-uint64_t agent_secs_remaining(const struct agent *a);
+/* Seconds this appliance may still use: the signed ceiling minus what the
+ * counter says was consumed (covered and not in the pool). Caller holds
+ * a->lock; takes the usage lock. */
+uint64_t agent_secs_remaining(struct agent *a);
 
 /* Records a TPM failure (for status and metrics); caller holds tpm_lock. */
 void agent_tpm_failed(struct agent *a, int err, const char *what);

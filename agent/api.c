@@ -12,20 +12,11 @@
 #include "agent/agent.h"
 #include "agent/http.h"
 #include "agent/netconf.h"
+#include "agent/usage.h"
 #include "common/macro.h"
 #include "tpm/tpm.h"
 
 #define NOT_AUTHORISED "You are not authorised to perform this action: "
-
-uint64_t agent_secs_remaining(const struct agent *a) {
-    uint64_t consumed;
-    if (!a->lic.present)
-        return 0;
-    consumed = a->counter_value > a->lic_counter.base
-                   ? (a->counter_value - a->lic_counter.base) * a->lic.tick_secs
-                   : 0;
-    return a->lic.secs_granted > consumed ? a->lic.secs_granted - consumed : 0;
-}
 
 static json_t *time_or_null(time_t t) {
     char buf[32];
@@ -133,6 +124,8 @@ static void get_licensing(void *ud, const struct http_request *req, struct http_
 static void get_metrics(void *ud, const struct http_request *req, struct http_response *resp) {
     struct agent *a = ud;
     struct http_stats hs = {0};
+    struct usage u_snap;
+    size_t open_leases = 0;
     char reason[256], *text = NULL;
     bool valid, tpm_ok;
     uint64_t remaining;
@@ -148,44 +141,69 @@ static void get_metrics(void *ud, const struct http_request *req, struct http_re
     pthread_mutex_unlock(&a->tpm_lock);
     if (a->http)
         http_server_stats(a->http, &hs);
+    pthread_mutex_lock(&a->usage.lock);
+    u_snap.reserved_total = a->usage.reserved_total;
+    u_snap.charged_total = a->usage.charged_total;
+    u_snap.returned_total = a->usage.returned_total;
+    u_snap.counter_writes = a->usage.counter_writes;
+    u_snap.pool = a->usage.pool;
+    for (size_t i = 0; i < USAGE_LEASES_MAX; i++)
+        open_leases += a->usage.leases[i].id[0] != '\0';
+    pthread_mutex_unlock(&a->usage.lock);
 
     f = open_memstream(&text, &len);
     if (!f) {
         http_respond_error(resp, 500, "out of memory");
         return;
     }
-    fprintf(f,
-            "# HELP tpmlic_license_valid 1 when a valid license is applied.\n"
-            "# TYPE tpmlic_license_valid gauge\n"
-            "tpmlic_license_valid %d\n"
-            "# HELP tpmlic_secs_remaining Usage seconds this appliance may still use.\n"
-            "# TYPE tpmlic_secs_remaining gauge\n"
-            "tpmlic_secs_remaining %llu\n"
-            "# HELP tpmlic_checks_total License checks answered, by result.\n"
-            "# TYPE tpmlic_checks_total counter\n"
-            "tpmlic_checks_total{result=\"allowed\"} %llu\n"
-            "tpmlic_checks_total{result=\"denied\"} %llu\n"
-            "# HELP tpmlic_tpm_up 1 while the TPM answers.\n"
-            "# TYPE tpmlic_tpm_up gauge\n"
-            "tpmlic_tpm_up %d\n"
-            "# HELP tpmlic_tpm_errors_total TPM commands that failed.\n"
-            "# TYPE tpmlic_tpm_errors_total counter\n"
-            "tpmlic_tpm_errors_total %llu\n"
-            "# HELP tpmlic_validations_total License server validations, by result.\n"
-            "# TYPE tpmlic_validations_total counter\n"
-            "tpmlic_validations_total{result=\"ok\"} 0\n"
-            "tpmlic_validations_total{result=\"failed\"} 0\n"
-            "# HELP tpmlic_http_requests_total API requests answered.\n"
-            "# TYPE tpmlic_http_requests_total counter\n"
-            "tpmlic_http_requests_total %llu\n"
-            "# HELP tpmlic_http_connections_open API connections open now.\n"
-            "# TYPE tpmlic_http_connections_open gauge\n"
-            "tpmlic_http_connections_open %u\n",
-            valid, (unsigned long long)remaining,
-            (unsigned long long)atomic_load(&a->checks_allowed),
-            (unsigned long long)atomic_load(&a->checks_denied), tpm_ok,
-            (unsigned long long)atomic_load(&a->tpm_errors), (unsigned long long)hs.requests,
-            hs.connections_open);
+    fprintf(
+        f,
+        "# HELP tpmlic_license_valid 1 when a valid license is applied.\n"
+        "# TYPE tpmlic_license_valid gauge\n"
+        "tpmlic_license_valid %d\n"
+        "# HELP tpmlic_secs_remaining Usage seconds this appliance may still use.\n"
+        "# TYPE tpmlic_secs_remaining gauge\n"
+        "tpmlic_secs_remaining %llu\n"
+        "# HELP tpmlic_checks_total License checks answered, by result.\n"
+        "# TYPE tpmlic_checks_total counter\n"
+        "tpmlic_checks_total{result=\"allowed\"} %llu\n"
+        "tpmlic_checks_total{result=\"denied\"} %llu\n"
+        "# HELP tpmlic_tpm_up 1 while the TPM answers.\n"
+        "# TYPE tpmlic_tpm_up gauge\n"
+        "tpmlic_tpm_up %d\n"
+        "# HELP tpmlic_tpm_errors_total TPM commands that failed.\n"
+        "# TYPE tpmlic_tpm_errors_total counter\n"
+        "tpmlic_tpm_errors_total %llu\n"
+        "# HELP tpmlic_validations_total License server validations, by result.\n"
+        "# TYPE tpmlic_validations_total counter\n"
+        "tpmlic_validations_total{result=\"ok\"} 0\n"
+        "tpmlic_validations_total{result=\"failed\"} 0\n"
+        "# HELP tpmlic_usage_seconds_total Usage seconds since start, by what became of them.\n"
+        "# TYPE tpmlic_usage_seconds_total counter\n"
+        "tpmlic_usage_seconds_total{kind=\"reserved\"} %llu\n"
+        "tpmlic_usage_seconds_total{kind=\"charged\"} %llu\n"
+        "tpmlic_usage_seconds_total{kind=\"returned\"} %llu\n"
+        "# HELP tpmlic_usage_pool_seconds Seconds the TPM counter covers that no lease holds.\n"
+        "# TYPE tpmlic_usage_pool_seconds gauge\n"
+        "tpmlic_usage_pool_seconds %llu\n"
+        "# HELP tpmlic_usage_leases_open Usage leases not committed yet.\n"
+        "# TYPE tpmlic_usage_leases_open gauge\n"
+        "tpmlic_usage_leases_open %zu\n"
+        "# HELP tpmlic_usage_counter_writes_total TPM counter increments (NV writes) since start.\n"
+        "# TYPE tpmlic_usage_counter_writes_total counter\n"
+        "tpmlic_usage_counter_writes_total %llu\n"
+        "# HELP tpmlic_http_requests_total API requests answered.\n"
+        "# TYPE tpmlic_http_requests_total counter\n"
+        "tpmlic_http_requests_total %llu\n"
+        "# HELP tpmlic_http_connections_open API connections open now.\n"
+        "# TYPE tpmlic_http_connections_open gauge\n"
+        "tpmlic_http_connections_open %u\n",
+        valid, (unsigned long long)remaining, (unsigned long long)atomic_load(&a->checks_allowed),
+        (unsigned long long)atomic_load(&a->checks_denied), tpm_ok,
+        (unsigned long long)atomic_load(&a->tpm_errors), (unsigned long long)u_snap.reserved_total,
+        (unsigned long long)u_snap.charged_total, (unsigned long long)u_snap.returned_total,
+        (unsigned long long)u_snap.pool, open_leases, (unsigned long long)u_snap.counter_writes,
+        (unsigned long long)hs.requests, hs.connections_open);
     if (fclose(f) != 0) {
         free(text);
         http_respond_error(resp, 500, "out of memory");
@@ -198,7 +216,7 @@ static void get_metrics(void *ud, const struct http_request *req, struct http_re
 
 /* The license status of seed 000's GET /v1/management/license, plus ours.
  * Caller holds a->lock. */
-json_t *agent_license_status_json(const struct agent *a) {
+json_t *agent_license_status_json(struct agent *a) {
     const struct license_view *l = &a->lic;
     char reason[256], mins[32], status[300];
     enum license_verdict v = license_decide(l, NULL, time(NULL), reason, sizeof(reason));
@@ -339,6 +357,8 @@ static void post_network(void *ud, const struct http_request *req, struct http_r
 static const struct http_route routes[] = {
     {"GET", "/v1/status", HTTP_PERM_SERVICE, get_status, 0},
     {"POST", "/v1/check", HTTP_PERM_SERVICE, post_check, 0},
+    {"POST", "/v1/usage/reserve", HTTP_PERM_SERVICE, agent_post_reserve, HTTP_ROUTE_BLOCKING},
+    {"POST", "/v1/usage/commit", HTTP_PERM_SERVICE, agent_post_commit, 0},
     {"GET", "/licensing", HTTP_PERM_SERVICE, get_licensing, 0},
     {"GET", "/metrics", HTTP_PERM_SERVICE, get_metrics, 0},
     {"GET", "/v1/management/license", HTTP_PERM_ADMIN, get_license, 0},

@@ -10,4 +10,4 @@ struct http_route;
 
 const struct http_route *agent_routes(size_t *ret_n);
 /* GET /v1/management/license's body; caller holds a->lock (read). */
-json_t *agent_license_status_json(const struct agent *a);
+json_t *agent_license_status_json(struct agent *a);

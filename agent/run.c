@@ -65,6 +65,7 @@ static void *tpm_watch(void *arg) {
 
     for (;;) {
         sleep(a->cfg->tpm_watch_secs);
+        pthread_mutex_lock(&a->usage.lock); /* read_counter sets counter_value */
         pthread_mutex_lock(&a->tpm_lock);
         if (a->tpm && tpm_read_clock(a->tpm, &clk) < 0) {
             agent_tpm_failed(a, -ENODEV, "TPM lost");
@@ -82,6 +83,7 @@ static void *tpm_watch(void *arg) {
             }
         }
         pthread_mutex_unlock(&a->tpm_lock);
+        pthread_mutex_unlock(&a->usage.lock);
     }
     return NULL;
 }
@@ -198,6 +200,7 @@ int agent_run(struct agent_config *cfg) {
 
     pthread_mutex_init(&a.tpm_lock, NULL);
     pthread_rwlock_init(&a.lock, NULL);
+    agent_usage_init(&a.usage);
     a.started = time(NULL);
 
     /* Signals are taken by sigwait below; block them before any thread. */

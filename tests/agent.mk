@@ -22,3 +22,4 @@ test_agent_license_PKGS := cmocka
 TEST_SCRIPTS += tests/integration/computer_id.sh
 TEST_SCRIPTS += tests/integration/agent_offline.sh
 TEST_SCRIPTS += tests/integration/agent_api.sh
+TEST_SCRIPTS += tests/integration/agent_usage.sh
