@@ -23,3 +23,10 @@ TEST_SCRIPTS += tests/integration/computer_id.sh
 TEST_SCRIPTS += tests/integration/agent_offline.sh
 TEST_SCRIPTS += tests/integration/agent_api.sh
 TEST_SCRIPTS += tests/integration/agent_usage.sh
+
+TESTS += test_agent_usage_faults
+test_agent_usage_faults_SRCS := tests/unit/test_agent_usage_faults.c
+test_agent_usage_faults_LIBS := agent testlib
+test_agent_usage_faults_PKGS := cmocka jansson
+test_agent_usage_faults_LDLIBS := -lpthread
+test_agent_usage_faults_WRAPS := tpm_counter_increment

@@ -124,6 +124,9 @@ int tpm_rc_to_errno(TSS2_RC rc) {
     switch (rc & ~TSS2_RC_LAYER_MASK) {
     case TSS2_BASE_RC_IO_ERROR:
     case TSS2_BASE_RC_NO_CONNECTION:
+    /* our calls are synchronous: ESAPI is out of sequence only after a
+     * command whose answer never came, so the context is as good as lost */
+    case TSS2_BASE_RC_BAD_SEQUENCE:
         return -ENODEV;
     case TSS2_BASE_RC_TRY_AGAIN:
         return -EAGAIN;
