@@ -291,6 +291,9 @@ int agent_run(struct agent_config *cfg) {
     hc.max_connections = cfg->max_connections;
     hc.timeout_secs = cfg->timeout_secs;
     hc.threads = cfg->threads;
+    /* reservations run aside (they may write the TPM); as many may wait
+     * for their turn as there can be connections, rather than get 503 */
+    hc.max_blocking = cfg->max_connections;
     r = http_server_start(&hc, &a.http);
     if (r < 0) {
         snprintf(err, sizeof(err), "cannot start the API server: %s", strerror(-r));

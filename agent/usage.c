@@ -149,8 +149,9 @@ void agent_post_reserve(void *ud, const struct http_request *req, struct http_re
     }
     if (free_slot == USAGE_LEASES_MAX || mine >= USAGE_LEASES_PER_PEER) {
         pthread_mutex_unlock(&u->lock);
-        http_respond_error(resp, 429, "too many open leases (%zu of %d for this caller, %zu of %d "
-                                      "in all): commit some first",
+        http_respond_error(resp, 429,
+                           "too many open leases (%zu of %d for this caller, %zu of %d "
+                           "in all): commit some first",
                            mine, USAGE_LEASES_PER_PEER, open, USAGE_LEASES_MAX);
         goto out;
     }
@@ -181,8 +182,9 @@ void agent_post_reserve(void *ud, const struct http_request *req, struct http_re
     }
     if (grant == 0) {
         pthread_mutex_unlock(&u->lock);
-        http_respond_error(resp, 503, "Cannot reserve usage seconds: the TPM is not available "
-                                      "and no covered seconds are left");
+        http_respond_error(resp, 503,
+                           "Cannot reserve usage seconds: the TPM is not available "
+                           "and no covered seconds are left");
         goto out;
     }
     u->pool -= grant;
@@ -239,8 +241,9 @@ void agent_post_commit(void *ud, const struct http_request *req, struct http_res
             break;
     if (i == USAGE_LEASES_MAX) {
         pthread_mutex_unlock(&u->lock);
-        http_respond_error(resp, 404, "no open lease '%.40s' (unknown, already committed, or "
-                                      "expired and charged in full)",
+        http_respond_error(resp, 404,
+                           "no open lease '%.40s' (unknown, already committed, or "
+                           "expired and charged in full)",
                            json_string_value(jlease));
         goto out;
     }
@@ -263,8 +266,9 @@ void agent_post_commit(void *ud, const struct http_request *req, struct http_res
     u->returned_total += returned;
     u->leases[i].id[0] = '\0';
     pthread_mutex_unlock(&u->lock);
-    http_respond_json(resp, 200, json_pack("{s:I, s:I}", "charged", (json_int_t)used, "returned",
-                                           (json_int_t)returned));
+    http_respond_json(
+        resp, 200,
+        json_pack("{s:I, s:I}", "charged", (json_int_t)used, "returned", (json_int_t)returned));
 out:
     json_decref(body);
 }

@@ -9,10 +9,10 @@
 #include <sys/types.h>
 #include <time.h>
 
-#define USAGE_LEASES_MAX 256     /* open leases in all */
-#define USAGE_LEASES_PER_PEER 32 /* open leases per calling uid */
-#define USAGE_LEASE_SLACK 60     /* a lease expires this long after its seconds run out */
-#define USAGE_RESERVE_MAX 86400  /* seconds in one reservation */
+#define USAGE_LEASES_MAX      1024  /* open leases in all */
+#define USAGE_LEASES_PER_PEER 256   /* open leases per calling uid */
+#define USAGE_LEASE_SLACK     60    /* a lease expires this long after its seconds run out */
+#define USAGE_RESERVE_MAX     86400 /* seconds in one reservation */
 
 struct usage_lease {
     char id[33]; /* "" when the slot is free */

@@ -145,7 +145,7 @@ static long rss_kb(const char *field) {
 }
 
 /* The offline round trip with a vendor key made here. */
-static void license_agent(EVP_PKEY *key) {
+static void license_agent(EVP_PKEY *key, uint32_t tick, uint64_t granted) {
     struct buf out;
     struct cert_activation act;
     struct cert_license lic = {0};
@@ -171,9 +171,9 @@ static void license_agent(EVP_PKEY *key) {
     snprintf(lic.features[0], sizeof(lic.features[0]), "standard");
     snprintf(lic.features[1], sizeof(lic.features[1]), "enhanced");
     lic.nfeatures = 2;
-    lic.secs_allocated = lic.secs_granted = 3600;
+    lic.secs_allocated = lic.secs_granted = granted;
     lic.offline_allowed = lic.activated_offline = true;
-    lic.tick_secs = 60;
+    lic.tick_secs = tick;
     lic.counter = act.counter;
     lic.iat = time(NULL);
     RAND_bytes(r, sizeof(r));
@@ -189,6 +189,113 @@ static void license_agent(EVP_PKEY *key) {
     free(req);
     free(jws);
     json_decref(body);
+}
+
+/* ---- usage: reserve + commit pairs ------------------------------------- */
+
+struct pair_client {
+    uint64_t deadline;
+    pthread_barrier_t *start;
+    uint64_t pairs;
+    bool failed;
+};
+
+static void *pair_main(void *arg) {
+    struct pair_client *c = arg;
+    CURL *h = curl_easy_init();
+    struct buf out;
+    long status = 0;
+
+    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, sock);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
+    pthread_barrier_wait(c->start);
+    while (lg_now_ns() < c->deadline) {
+        char body[128];
+        json_t *j;
+        out.len = 0;
+        curl_easy_setopt(h, CURLOPT_URL, "http://localhost/v1/usage/reserve");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "{\"seconds\": 30}");
+        if (curl_easy_perform(h) != CURLE_OK ||
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 200) {
+            c->failed = true;
+            break;
+        }
+        out.data[out.len] = '\0';
+        j = json_loads(out.data, 0, NULL);
+        snprintf(body, sizeof(body), "{\"lease\": \"%s\", \"used\": 15}",
+                 j ? json_string_value(json_object_get(j, "lease")) : "");
+        json_decref(j);
+        out.len = 0;
+        curl_easy_setopt(h, CURLOPT_URL, "http://localhost/v1/usage/commit");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        if (curl_easy_perform(h) != CURLE_OK ||
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 200) {
+            c->failed = true;
+            break;
+        }
+        c->pairs++;
+    }
+    curl_easy_cleanup(h);
+    return NULL;
+}
+
+static unsigned long long metric(const char *name) {
+    struct buf out;
+    const char *p;
+    if (call("GET", "/metrics", NULL, &out) != 200 ||
+        !(p = strstr(out.data, name))) /* name starts with \n */
+        return 0;
+    return strtoull(p + strlen(name), NULL, 10);
+}
+
+static void usage_bench(EVP_PKEY *key) {
+    const uint32_t ticks[] = {1, 10, 60};
+    const int conc[] = {1, 64};
+
+    printf("\nreserve 30 s + commit 15 s pairs, %.1f s per case (libcurl clients)\n",
+           lg_bench_secs);
+    printf("%-10s %4s %12s %16s %26s\n", "tick_secs", "cli", "pairs/s", "TPM writes",
+           "writes per 1,000 s charged");
+    for (size_t t = 0; t < ARRAY_SIZE(ticks); t++) {
+        license_agent(key, ticks[t], 1000000000ull);
+        for (size_t k = 0; k < ARRAY_SIZE(conc); k++) {
+            int n = conc[k];
+            struct pair_client *cs = calloc((size_t)n, sizeof(*cs));
+            pthread_t *th = calloc((size_t)n, sizeof(*th));
+            pthread_barrier_t start;
+            unsigned long long w0 = metric("\ntpmlic_usage_counter_writes_total "),
+                               c0 = metric("\ntpmlic_usage_seconds_total{kind=\"charged\"} "), w,
+                               ch;
+            uint64_t pairs = 0, t0;
+            bool failed = false;
+
+            pthread_barrier_init(&start, NULL, (unsigned)n + 1);
+            for (int i = 0; i < n; i++) {
+                cs[i].start = &start;
+                cs[i].deadline = UINT64_MAX;
+                pthread_create(&th[i], NULL, pair_main, &cs[i]);
+            }
+            t0 = lg_now_ns();
+            for (int i = 0; i < n; i++)
+                cs[i].deadline = t0 + (uint64_t)(lg_bench_secs * 1e9);
+            pthread_barrier_wait(&start);
+            t0 = lg_now_ns();
+            for (int i = 0; i < n; i++) {
+                pthread_join(th[i], NULL);
+                pairs += cs[i].pairs;
+                failed |= cs[i].failed;
+            }
+            w = metric("\ntpmlic_usage_counter_writes_total ") - w0;
+            ch = metric("\ntpmlic_usage_seconds_total{kind=\"charged\"} ") - c0;
+            printf("%-10u %4d %12.0f %16llu %26.1f%s\n", ticks[t], n,
+                   (double)pairs / ((double)(lg_now_ns() - t0) / 1e9), w,
+                   ch ? 1000.0 * (double)w / (double)ch : 0.0, failed ? "  (a client failed)" : "");
+            pthread_barrier_destroy(&start);
+            free(cs);
+            free(th);
+        }
+    }
 }
 
 int main(void) {
@@ -224,7 +331,7 @@ int main(void) {
         printf("first start (defines the NV indices): %.1f ms, %lu TPM commands\n", first,
                last_startup_commands());
     }
-    license_agent(key);
+    license_agent(key, 60, 3600);
     stop_agent();
     for (int i = 0; i < 5; i++) {
         ready[i] = start_agent();
@@ -262,6 +369,8 @@ int main(void) {
            "proportional share (Pss) %ld kB\n",
            rss_kb("VmRSS:"), rss_kb("RssAnon:"), rss_kb("RssFile:"), rss_kb("VmHWM:"),
            rss_kb("Pss:"));
+
+    usage_bench(key);
 
     stop_agent();
     close(raw_fd);

@@ -182,12 +182,12 @@ test_recreated_counter_gives_nothing_back() {
 
 test_lease_limits() {
     licensed a 100000 1
-    for i in $(seq 1 32); do
+    for i in $(seq 1 256); do
         api a POST /v1/usage/reserve '{"seconds": 1}' >/dev/null
         assert_eq 200 "$(status)" "lease $i"
     done
     out=$(api a POST /v1/usage/reserve '{"seconds": 1}')
-    assert_eq 429 "$(status)" "33rd open lease of one caller"
+    assert_eq 429 "$(status)" "257th open lease of one caller"
     assert_contains "$out" "too many open leases"
 }
 
