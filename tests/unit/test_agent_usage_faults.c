@@ -21,8 +21,8 @@
 #include "tests/lib/swtpm.h"
 #include "tpm/tpm.h"
 
-static int fail_next;       /* how many increments answer -EBUSY (NV_RATE) */
-static int lose_next;       /* how many increments happen but answer -ENODEV */
+static int fail_next; /* how many increments answer -EBUSY (NV_RATE) */
+static int lose_next; /* how many increments happen but answer -ENODEV */
 int __real_tpm_counter_increment(struct tpm_ctx *ctx, uint32_t index);
 int __wrap_tpm_counter_increment(struct tpm_ctx *ctx, uint32_t index);
 int __wrap_tpm_counter_increment(struct tpm_ctx *ctx, uint32_t index) {
@@ -140,11 +140,56 @@ static void tpm_gone_fails_closed(void **state) {
     assert_null(f->a.tpm); /* dropped, for the watch to reopen */
 }
 
+/* POST /v1/usage/commit; returns the status. */
+static int commit(struct fixture *f, const char *lease, int used) {
+    char body[128];
+    struct http_request req = {.method = "POST", .path = "/v1/usage/commit", .peer = &f->peer};
+    struct http_response resp = {0};
+    snprintf(body, sizeof(body), "{\"lease\": \"%s\", \"used\": %d}", lease, used);
+    req.body = body;
+    req.body_len = strlen(body);
+    agent_post_commit(&f->a, &req, &resp);
+    json_decref(resp.json);
+    return resp.status;
+}
+
+static void expired_lease_is_charged_in_full(void **state) {
+    struct fixture *f = *state;
+    char id[33];
+    long long g;
+
+    assert_int_equal(reserve(f, 30, &g), 200);
+    snprintf(id, sizeof(id), "%s", f->a.usage.leases[0].id);
+    assert_true(id[0]);
+    f->a.usage.leases[0].expires = time(NULL) - 1; /* its time has passed */
+    assert_int_equal(commit(f, id, 5), 404);
+    assert_int_equal(f->a.usage.charged_total, 30);
+    assert_int_equal(f->a.usage.returned_total, 0);
+    assert_int_equal(f->a.usage.pool, 0);
+}
+
+static void total_lease_cap(void **state) {
+    struct fixture *f = *state;
+    long long g;
+
+    f->a.lic.secs_granted = 1000000;
+    f->a.lic.tick_secs = 3600; /* one TPM write covers them all */
+    for (int i = 0; i < USAGE_LEASES_MAX; i++) {
+        f->peer.uid = (uid_t)(1000 + i / USAGE_LEASES_PER_PEER);
+        if (reserve(f, 1, &g) != 200)
+            fail_msg("lease %d refused", i);
+    }
+    f->peer.uid = 5000; /* a caller with no lease yet: the table is full */
+    assert_int_equal(reserve(f, 1, &g), 429);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(nv_rate_is_retried_and_counted_once, setup, teardown),
         cmocka_unit_test_setup_teardown(lost_answer_is_counted_once, setup, teardown),
         cmocka_unit_test_setup_teardown(tpm_gone_fails_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(expired_lease_is_charged_in_full, setup, teardown),
+        cmocka_unit_test_setup_teardown(total_lease_cap, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
