@@ -125,9 +125,12 @@ enum cert_status cert_activation_decode(const char *text, size_t len, struct cer
         return CERT_MALFORMED;
     }
     o = json_loadb((const char *)raw, n, JSON_REJECT_DUPLICATES, &jerr);
-    if (!o || !json_is_object(o)) {
-        snprintf(msg, msglen, "malformed: not a JSON object%s%s", o ? "" : ": ",
-                 o ? "" : jerr.text);
+    if (!o) {
+        snprintf(msg, msglen, "malformed: not valid JSON: %s", jerr.text);
+        return CERT_MALFORMED;
+    }
+    if (!json_is_object(o)) {
+        snprintf(msg, msglen, "malformed: not a JSON object");
         return CERT_MALFORMED;
     }
     if (!cj_uint(&c, o, "v", true, 0, CERT_JSON_UINT_MAX, &v))

@@ -300,23 +300,29 @@ enum cert_status cert_license_verify(const char *jws, size_t len, EVP_PKEY *vend
     }
     dot1 = memchr(jws, '.', len);
     dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - jws)) : NULL;
+    /* An empty signature is left to the header checks, so that an unsecured
+     * JWS ("alg":"none", RFC 7515 appendix A.5) is refused for its algorithm. */
     if (!dot1 || !dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - jws)) || dot1 == jws ||
-        dot2 == dot1 + 1 || dot2 + 1 == jws + len) {
+        dot2 == dot1 + 1) {
         snprintf(msg, msglen, "malformed: not a compact JWS (three base64url parts joined by '.')");
         return CERT_MALFORMED;
     }
     s = part_json(jws, (size_t)(dot1 - jws), "header", &header, msg, msglen);
     if (s != CERT_OK)
         return s;
+    /* alg first: whatever else a header says, only EdDSA is ever verified */
     if (!cj_only_keys(&c, header, "header: ", header_keys) ||
-        !cj_string(&c, header, "alg", CJ_REQUIRED, CJ_IDENTIFIER, 15, alg, sizeof(alg)) ||
-        !cj_string(&c, header, "typ", CJ_REQUIRED, CJ_TEXT, 31, typ, sizeof(typ)) ||
-        !cj_string(&c, header, "kid", CJ_REQUIRED, CJ_IDENTIFIER, 64, kid, sizeof(kid))) {
+        !cj_string(&c, header, "alg", CJ_REQUIRED, CJ_IDENTIFIER, 15, alg, sizeof(alg))) {
         snprintf(msg, msglen, "malformed: %s", e);
         return CERT_MALFORMED;
     }
     if (strcmp(alg, "EdDSA") != 0) {
         snprintf(msg, msglen, "malformed: algorithm '%s' is not accepted (only EdDSA)", alg);
+        return CERT_MALFORMED;
+    }
+    if (!cj_string(&c, header, "typ", CJ_REQUIRED, CJ_TEXT, 31, typ, sizeof(typ)) ||
+        !cj_string(&c, header, "kid", CJ_REQUIRED, CJ_IDENTIFIER, 64, kid, sizeof(kid))) {
+        snprintf(msg, msglen, "malformed: %s", e);
         return CERT_MALFORMED;
     }
     if (strcmp(typ, JWS_TYP) != 0) {

@@ -305,4 +305,29 @@ test_openssl_verifies_the_jws() {
     assert_contains "$out" "bad signature"
 }
 
+# The other direction: a JWS signed by openssl's command line over a payload
+# edited with jq verifies with tpmlic-vendor, so the verifier reads standard
+# JWS and not only its own output; and an unsecured "alg":"none" one is
+# refused for its algorithm.
+test_openssl_signed_jws_verifies() {
+    local h p s out
+    keys
+    "$MK" >act.txt
+    sign act.txt perpetual >lic.jws
+    IFS=. read -r h p s <lic.jws
+    p=$(printf '%s' "$p" | b64url_decode | jq -c '.customer_id = 777' | tr -d '\n' | b64url_encode)
+    printf '%s.%s' "$h" "$p" >input.txt
+    openssl pkeyutl -sign -rawin -inkey priv.pem -in input.txt -out sig.bin ||
+        fail "openssl pkeyutl -sign"
+    printf '%s.%s.%s\n' "$h" "$p" "$(b64url_encode <sig.bin)" >openssl.jws
+    out=$("$V" inspect --public pub.pem --in openssl.jws) || fail "inspect: $out"
+    assert_contains "$out" "status:              valid"
+    assert_contains "$out" "customer_id:         777"
+    # unsecured JWS: alg none, empty signature
+    h=$(printf '{"alg":"none","typ":"tpmlic-license+jws"}' | b64url_encode)
+    printf '%s.%s.\n' "$h" "$p" >none.jws
+    out=$("$V" inspect --public pub.pem --in none.jws) && fail "alg none exits 0"
+    assert_contains "$out" "algorithm 'none' is not accepted"
+}
+
 run_tests

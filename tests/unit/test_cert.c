@@ -16,7 +16,10 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "cert/cert.h"
@@ -33,6 +36,7 @@ static uint8_t *ek_der;
 static size_t ek_der_len;
 
 DEFINE_PTR_CLEANUP(EVP_MD_CTX, EVP_MD_CTX_free)
+DEFINE_PTR_CLEANUP(BIO, BIO_free)
 
 static int setup(void **state) {
     unsigned char *der = NULL;
@@ -414,6 +418,111 @@ static void header_tampered_is_malformed(void **state) {
         if (verify(bad, NOW, &out, msg, sizeof(msg)) != CERT_MALFORMED)
             fail_msg("header %s: %s", h, msg);
     }
+}
+
+/* "header.payload.signature" with an HMAC signature keyed by secret: the
+ * algorithm-confusion attack on verifiers that let the header pick the
+ * algorithm and use the vendor's public key as an HMAC secret. */
+static char *hmac_jws(const char *header, const char *payload, const EVP_MD *md, const void *secret,
+                      size_t secret_len) {
+    _cleanup_free_ char *h = b64(header, strlen(header)), *p = b64(payload, strlen(payload));
+    _cleanup_free_ char *input = NULL, *s = NULL;
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    char *jws;
+
+    assert_true(asprintf(&input, "%s.%s", h, p) > 0);
+    assert_non_null(
+        HMAC(md, secret, (int)secret_len, (const uint8_t *)input, strlen(input), mac, &maclen));
+    assert_int_equal(cert_b64url_encode(mac, maclen, &s), 0);
+    assert_true(asprintf(&jws, "%s.%s", input, s) > 0);
+    return jws;
+}
+
+static void algorithm_confusion_is_refused(void **state) {
+    struct cert_license l = sample(CERT_PERPETUAL), out;
+    _cleanup_free_ char *jws = sign_ok(&l, vendor), *text = NULL, *pem = NULL, *hdr = NULL;
+    _cleanup_(BIO_freep) BIO *bio = BIO_new(BIO_s_mem());
+    unsigned char *der = NULL;
+    uint8_t raw[32];
+    size_t rawlen = sizeof(raw);
+    char kid[65], h[256], msg[256];
+    json_t *payload = payload_of(jws);
+    char *mem;
+    long memlen;
+    int derlen;
+
+    text = json_dumps(payload, JSON_COMPACT);
+    json_decref(payload);
+    assert_non_null(text);
+    assert_int_equal(cert_key_id(vendor, kid), 0);
+    /* the secrets an attacker would try: the public key as PEM, DER and raw */
+    assert_non_null(bio);
+    assert_int_equal(PEM_write_bio_PUBKEY(bio, vendor), 1);
+    memlen = BIO_get_mem_data(bio, &mem);
+    assert_true(memlen > 0);
+    pem = strndup(mem, (size_t)memlen);
+    derlen = i2d_PUBKEY(vendor, &der);
+    assert_true(derlen > 0);
+    assert_int_equal(EVP_PKEY_get_raw_public_key(vendor, raw, &rawlen), 1);
+    const struct {
+        const void *p;
+        size_t n;
+    } secrets[] = {{pem, strlen(pem)}, {der, (size_t)derlen}, {raw, rawlen}};
+
+    for (size_t i = 0; i < ARRAY_SIZE(secrets); i++) {
+        _cleanup_free_ char *hs256 = NULL, *hs256_min = NULL, *claimed = NULL, *hs512 = NULL;
+        /* HS256 with the full header, and with the minimal one of the attack */
+        snprintf(h, sizeof(h), "{\"alg\":\"HS256\",\"typ\":\"tpmlic-license+jws\",\"kid\":\"%s\"}",
+                 kid);
+        hs256 = hmac_jws(h, text, EVP_sha256(), secrets[i].p, secrets[i].n);
+        assert_int_equal(verify(hs256, NOW, &out, msg, sizeof(msg)), CERT_MALFORMED);
+        assert_non_null(strstr(msg, "algorithm 'HS256' is not accepted (only EdDSA)"));
+        hs256_min = hmac_jws("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", text, EVP_sha256(),
+                             secrets[i].p, secrets[i].n);
+        assert_int_equal(verify(hs256_min, NOW, &out, msg, sizeof(msg)), CERT_MALFORMED);
+        assert_non_null(strstr(msg, "algorithm 'HS256' is not accepted"));
+        /* an HMAC under the EdDSA header: 32 bytes, not a signature */
+        snprintf(h, sizeof(h), "{\"alg\":\"EdDSA\",\"typ\":\"tpmlic-license+jws\",\"kid\":\"%s\"}",
+                 kid);
+        claimed = hmac_jws(h, text, EVP_sha256(), secrets[i].p, secrets[i].n);
+        assert_int_equal(verify(claimed, NOW, &out, msg, sizeof(msg)), CERT_MALFORMED);
+        assert_non_null(strstr(msg, "signature is not 64 bytes"));
+        /* HMAC-SHA512 is 64 bytes, the size of a signature: it fails as one */
+        hs512 = hmac_jws(h, text, EVP_sha512(), secrets[i].p, secrets[i].n);
+        assert_int_equal(verify(hs512, NOW, &out, msg, sizeof(msg)), CERT_BAD_SIGNATURE);
+    }
+    OPENSSL_free(der);
+
+    /* unsecured JWS (RFC 7515 appendix A.5): "alg":"none", empty signature */
+    static const char *const none_headers[] = {
+        "{\"alg\":\"none\"}",
+        "{\"alg\":\"none\",\"typ\":\"JWT\"}",
+        "{\"alg\":\"none\",\"typ\":\"tpmlic-license+jws\",\"kid\":\"%s\"}",
+        "{\"alg\":\"None\",\"typ\":\"tpmlic-license+jws\",\"kid\":\"%s\"}",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(none_headers); i++) {
+        _cleanup_free_ char *h64 = NULL, *p64 = b64(text, strlen(text)), *bad = NULL;
+        _cleanup_free_ char *with_sig = NULL;
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+#pragma GCC diagnostic ignored "-Wformat-extra-args"
+        snprintf(h, sizeof(h), none_headers[i], kid);
+#pragma GCC diagnostic pop
+        h64 = b64(h, strlen(h));
+        assert_true(asprintf(&bad, "%s.%s.", h64, p64) > 0);
+        assert_int_equal(verify(bad, NOW, &out, msg, sizeof(msg)), CERT_MALFORMED);
+        if (!strstr(msg, "is not accepted (only EdDSA)"))
+            fail_msg("%s: %s", h, msg);
+        /* and with the vendor's real signature kept */
+        assert_true(asprintf(&with_sig, "%s%s", h64, strchr(jws, '.')) > 0);
+        assert_int_equal(verify(with_sig, NOW, &out, msg, sizeof(msg)), CERT_MALFORMED);
+        assert_non_null(strstr(msg, "is not accepted (only EdDSA)"));
+    }
+    /* the right header with the signature removed */
+    hdr = strndup(jws, (size_t)(strrchr(jws, '.') + 1 - jws));
+    assert_int_equal(verify(hdr, NOW, &out, msg, sizeof(msg)), CERT_MALFORMED);
+    assert_non_null(strstr(msg, "signature is not 64 bytes"));
 }
 
 static void another_key_is_refused(void **state) {
@@ -1185,6 +1294,88 @@ static void activation_refusals(void **state) {
     }
 }
 
+/* Each field of a full activation certificate given a value of the wrong
+ * type, and text that is not UTF-8: refused, the message names the field. */
+static void activation_wrong_types_name_the_field(void **state) {
+    struct cert_activation a = sample_activation(true), back = {0};
+    _cleanup_free_ char *text = encode_ok(&a), *json = NULL;
+    _cleanup_free_ uint8_t *raw = NULL;
+    json_t *o, *v;
+    const char *key;
+    char msg[256];
+    size_t n;
+    int fields = 0;
+
+    assert_int_equal(cert_b64url_decode(text, strlen(text), &raw, &n), 0);
+    o = json_loadb((const char *)raw, n, 0, NULL);
+    assert_non_null(o);
+    json_object_foreach(o, key, v) {
+        json_t *wrongs[] = {json_is_string(v) ? json_integer(7) : json_string("7"), json_null(),
+                            json_is_array(v) ? json_object() : json_array(), json_real(1.5),
+                            json_is_boolean(v) ? json_integer(1) : json_true()};
+        json_t *orig = json_incref(v);
+        for (size_t i = 0; i < ARRAY_SIZE(wrongs); i++) {
+            enum cert_status s;
+            json_object_set_new(o, key, wrongs[i]);
+            s = decode_json(o, msg, sizeof(msg));
+            if (s != CERT_MALFORMED)
+                fail_msg("field %s, wrong value %zu: status %d (%s)", key, i, s, msg);
+            if (!strstr(msg, key))
+                fail_msg("field %s: message does not name it: %s", key, msg);
+        }
+        json_object_set_new(o, key, orig);
+        fields++;
+    }
+    assert_int_equal(fields, 16); /* every field of docs/certificates.md */
+    /* nested fields */
+    static const struct {
+        const char *obj, *key;
+        int type; /* 0 integer, 1 string */
+    } nested[] = {
+        {"hwid", "ek", 0},       {"hwid", "dmi", 0},     {"hwid", "nic", 0},
+        {"counter", "index", 0}, {"counter", "name", 0}, {"counter", "value", 1},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(nested); i++) {
+        json_t *obj = json_object_get(o, nested[i].obj);
+        json_t *orig = json_incref(json_object_get(obj, nested[i].key));
+        json_object_set_new(obj, nested[i].key,
+                            nested[i].type ? json_string("12") : json_integer(12));
+        assert_int_equal(decode_json(o, msg, sizeof(msg)), CERT_MALFORMED);
+        if (!strstr(msg, nested[i].key))
+            fail_msg("%s.%s: %s", nested[i].obj, nested[i].key, msg);
+        json_object_set_new(obj, nested[i].key, orig);
+    }
+    assert_int_equal(decode_json(o, msg, sizeof(msg)), CERT_OK);
+    /* not UTF-8 inside a string: a lone lead byte, an invalid byte, an
+     * overlong '/', a UTF-16 surrogate written as UTF-8 */
+    json = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    static const char *const bad_utf8[] = {"\xc3"
+                                           "d",
+                                           "\xff", "\xc0\xaf", "\xed\xa0\x80"};
+    for (size_t i = 0; i < ARRAY_SIZE(bad_utf8); i++) {
+        _cleanup_free_ char *copy = strdup(json), *enc = NULL;
+        char *p = strstr(copy, "Ada Lovelace");
+        assert_non_null(p);
+        memcpy(p, bad_utf8[i], strlen(bad_utf8[i]));
+        enc = edited_activation(copy);
+        assert_int_equal(cert_activation_decode(enc, strlen(enc), &back, msg, sizeof(msg)),
+                         CERT_MALFORMED);
+        if (!strstr(msg, "not valid JSON"))
+            fail_msg("bad UTF-8 %zu: %s", i, msg);
+    }
+    /* control characters (valid JSON escapes) in free text */
+    {
+        _cleanup_free_ char *copy = strdup(json), *enc = NULL;
+        char *p = strstr(copy, "Ada Lovelace");
+        memcpy(p, "\\u001b[", 7);
+        enc = edited_activation(copy);
+        assert_int_equal(cert_activation_decode(enc, strlen(enc), &back, msg, sizeof(msg)),
+                         CERT_MALFORMED);
+        assert_non_null(strstr(msg, "username"));
+    }
+}
+
 /* --- time and base64url ---------------------------------------------------------------- */
 
 static void time_parse_is_strict(void **state) {
@@ -1304,6 +1495,7 @@ int main(void) {
         cmocka_unit_test(round_trip_edge_values),
         cmocka_unit_test(every_field_tampered_is_refused),
         cmocka_unit_test(header_tampered_is_malformed),
+        cmocka_unit_test(algorithm_confusion_is_refused),
         cmocka_unit_test(another_key_is_refused),
         cmocka_unit_test(truncated_never_verifies),
         cmocka_unit_test(padding_and_alphabet_are_malformed),
@@ -1318,6 +1510,7 @@ int main(void) {
         cmocka_unit_test(realistic_license_size),
         cmocka_unit_test(activation_round_trip),
         cmocka_unit_test(activation_refusals),
+        cmocka_unit_test(activation_wrong_types_name_the_field),
         cmocka_unit_test(time_parse_is_strict),
         cmocka_unit_test(b64url_is_strict),
         cmocka_unit_test(key_id_is_sha256_of_spki),
