@@ -13,12 +13,16 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 
 #include "hwid/id.h"
 
-#define CERT_LICENSE_MAX      1536 /* the whole compact JWS: fits one NV index of any TPM */
-#define CERT_ACTIVATION_MAX   8192 /* the base64url text an operator e-mails */
+#define CERT_LICENSE_MAX    1536 /* the whole compact JWS: fits one NV index of any TPM */
+#define CERT_ACTIVATION_MAX 8192
+#define CERT_ANSWER_MAX                                                                            \
+    8192 /* a signed license server answer (docs/online.md) */ /* the base64url text an operator   \
+                                                                  e-mails */
 #define CERT_FEATURES_MAX     16
 #define CERT_FEATURE_MAX      32
 #define CERT_TEXT_MAX         64 /* license code, product, jti, nonce */
@@ -140,3 +144,12 @@ void cert_time_format(time_t t, char buf[21]);
  * -EINVAL otherwise; *ret malloc'ed. */
 int cert_b64url_encode(const uint8_t *data, size_t len, char **ret);
 int cert_b64url_decode(const char *text, size_t len, uint8_t **ret, size_t *ret_len);
+
+/* Signed answers of the license server (docs/online.md): a compact JWS like
+ * the license certificate with typ "tpmlic-answer+jws", so that neither can
+ * stand in for the other. sign: -EINVAL for a key that is not Ed25519,
+ * -EFBIG over CERT_ANSWER_MAX. verify: form, header, key id and signature;
+ * the payload's fields are the caller's to check. */
+int cert_answer_sign(json_t *payload, EVP_PKEY *key, char **ret_jws);
+enum cert_status cert_answer_verify(const char *jws, size_t len, EVP_PKEY *vendor_pub,
+                                    json_t **ret_payload, char *msg, size_t msglen);

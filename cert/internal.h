@@ -18,3 +18,18 @@ bool cert_hwid_from_json(struct cj *c, json_t *parent, struct hwid_digests *d);
 json_t *cert_counter_to_json(const struct cert_counter *k, const char *value_key);
 bool cert_counter_from_json(struct cj *c, json_t *parent, const char *value_key,
                             struct cert_counter *k);
+
+/* The compact JWS envelope (jws.c). */
+struct cert_jws_kind {
+    const char *typ;        /* header "typ" */
+    const char *name;       /* "license certificate", for messages */
+    const char *short_name; /* "certificate" */
+    size_t maxlen;
+};
+/* -EINVAL when key is not Ed25519; the JWS is malloc'ed. */
+int cert_jws_sign(const char *typ, json_t *payload, EVP_PKEY *key, char **ret_jws);
+/* Checks size, form, header (alg, typ, kid) and signature, then parses the
+ * payload into a JSON object (*ret_payload, only on CERT_OK). */
+enum cert_status cert_jws_verify(const char *jws, size_t len, const struct cert_jws_kind *kind,
+                                 EVP_PKEY *vendor_pub, json_t **ret_payload, char *msg,
+                                 size_t msglen);

@@ -7,9 +7,12 @@
 
 #include "common/macro.h"
 
-#define JWS_TYP "tpmlic-license+jws"
-
-DEFINE_PTR_CLEANUP(EVP_MD_CTX, EVP_MD_CTX_free)
+static const struct cert_jws_kind license_kind = {
+    .typ = "tpmlic-license+jws",
+    .name = "license certificate",
+    .short_name = "certificate",
+    .maxlen = CERT_LICENSE_MAX,
+};
 
 static const char *const payload_keys[] = {
     "v",
@@ -184,25 +187,13 @@ static bool payload_from_json(struct cj *c, json_t *o, struct cert_license *l, b
                      sizeof(l->jti));
 }
 
-static int b64_json(json_t *o, char **ret) {
-    _cleanup_free_ char *text = json_dumps(o, JSON_COMPACT);
-    if (!text)
-        return -ENOMEM;
-    return cert_b64url_encode((const uint8_t *)text, strlen(text), ret);
-}
-
 int cert_license_sign(const struct cert_license *lic, EVP_PKEY *key, char **ret_jws, char *err,
                       size_t errlen) {
     _cleanup_(json_decrefp) json_t *payload = NULL;
-    _cleanup_(json_decrefp) json_t *header = NULL;
-    _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = NULL;
-    _cleanup_free_ char *h64 = NULL, *p64 = NULL, *s64 = NULL, *input = NULL;
     struct cert_license check;
     struct cj c = {.msg = err, .msglen = errlen};
-    uint8_t sig[64];
-    size_t siglen = sizeof(sig);
-    char kid[65], *jws;
     bool ver_bad = false;
+    char *jws;
     int r;
 
     if (EVP_PKEY_get_base_id(key) != EVP_PKEY_ED25519) {
@@ -220,25 +211,11 @@ int cert_license_sign(const struct cert_license *lic, EVP_PKEY *key, char **ret_
     /* Sign only what the verifier will accept. */
     if (!payload_from_json(&c, payload, &check, &ver_bad))
         return -EINVAL;
-    r = cert_key_id(key, kid);
-    if (r < 0)
-        return r;
-    header = json_pack("{s:s, s:s, s:s}", "alg", "EdDSA", "typ", JWS_TYP, "kid", kid);
-    if (!header || b64_json(header, &h64) < 0 || b64_json(payload, &p64) < 0 ||
-        asprintf(&input, "%s.%s", h64, p64) < 0)
-        return -ENOMEM;
-    md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestSignInit(md, NULL, NULL, NULL, key) <= 0 ||
-        EVP_DigestSign(md, sig, &siglen, (const uint8_t *)input, strlen(input)) <= 0 ||
-        siglen != sizeof(sig)) {
+    r = cert_jws_sign(license_kind.typ, payload, key, &jws);
+    if (r == -EINVAL)
         snprintf(err, errlen, "signing failed (is this an Ed25519 private key?)");
-        return -EINVAL;
-    }
-    r = cert_b64url_encode(sig, siglen, &s64);
     if (r < 0)
         return r;
-    if (asprintf(&jws, "%s.%s", input, s64) < 0)
-        return -ENOMEM;
     if (strlen(jws) > CERT_LICENSE_MAX) {
         snprintf(err, errlen,
                  "the license certificate would be %zu bytes, more than the %d that "
@@ -251,107 +228,16 @@ int cert_license_sign(const struct cert_license *lic, EVP_PKEY *key, char **ret_
     return 0;
 }
 
-/* Decodes one base64url part and parses it as a JSON object. */
-static enum cert_status part_json(const char *p, size_t n, const char *what, json_t **ret,
-                                  char *msg, size_t msglen) {
-    _cleanup_free_ uint8_t *raw = NULL;
-    json_error_t jerr;
-    size_t len;
-
-    if (cert_b64url_decode(p, n, &raw, &len) < 0) {
-        snprintf(msg, msglen, "malformed: the %s is not base64url without padding", what);
-        return CERT_MALFORMED;
-    }
-    *ret = json_loadb((const char *)raw, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!*ret) {
-        snprintf(msg, msglen, "malformed: the %s is not valid JSON: %s", what, jerr.text);
-        return CERT_MALFORMED;
-    }
-    if (!json_is_object(*ret)) {
-        snprintf(msg, msglen, "malformed: the %s is not a JSON object", what);
-        return CERT_MALFORMED;
-    }
-    return CERT_OK;
-}
-
 enum cert_status cert_license_verify(const char *jws, size_t len, EVP_PKEY *vendor_pub, time_t now,
                                      struct cert_license *ret, char *msg, size_t msglen) {
-    static const char *const header_keys[] = {"alg", "typ", "kid", NULL};
-    _cleanup_(json_decrefp) json_t *header = NULL;
     _cleanup_(json_decrefp) json_t *payload = NULL;
-    _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = NULL;
-    _cleanup_free_ uint8_t *sig = NULL;
-    char e[200], alg[16], typ[32], kid[80], vendor_kid[65], when[21];
+    char e[200], when[21];
     struct cj c = {.msg = e, .msglen = sizeof(e)};
-    const char *dot1, *dot2;
     struct cert_license l;
     bool ver_bad = false;
-    size_t siglen;
     enum cert_status s;
 
-    if (len > CERT_LICENSE_MAX) {
-        snprintf(msg, msglen, "malformed: %zu bytes, a license certificate has at most %d", len,
-                 CERT_LICENSE_MAX);
-        return CERT_MALFORMED;
-    }
-    if (memchr(jws, '\0', len)) {
-        snprintf(msg, msglen, "malformed: contains a NUL byte");
-        return CERT_MALFORMED;
-    }
-    dot1 = memchr(jws, '.', len);
-    dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - jws)) : NULL;
-    /* An empty signature is left to the header checks, so that an unsecured
-     * JWS ("alg":"none", RFC 7515 appendix A.5) is refused for its algorithm. */
-    if (!dot1 || !dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - jws)) || dot1 == jws ||
-        dot2 == dot1 + 1) {
-        snprintf(msg, msglen, "malformed: not a compact JWS (three base64url parts joined by '.')");
-        return CERT_MALFORMED;
-    }
-    s = part_json(jws, (size_t)(dot1 - jws), "header", &header, msg, msglen);
-    if (s != CERT_OK)
-        return s;
-    /* alg first: whatever else a header says, only EdDSA is ever verified */
-    if (!cj_only_keys(&c, header, "header: ", header_keys) ||
-        !cj_string(&c, header, "alg", CJ_REQUIRED, CJ_IDENTIFIER, 15, alg, sizeof(alg))) {
-        snprintf(msg, msglen, "malformed: %s", e);
-        return CERT_MALFORMED;
-    }
-    if (strcmp(alg, "EdDSA") != 0) {
-        snprintf(msg, msglen, "malformed: algorithm '%s' is not accepted (only EdDSA)", alg);
-        return CERT_MALFORMED;
-    }
-    if (!cj_string(&c, header, "typ", CJ_REQUIRED, CJ_TEXT, 31, typ, sizeof(typ)) ||
-        !cj_string(&c, header, "kid", CJ_REQUIRED, CJ_IDENTIFIER, 64, kid, sizeof(kid))) {
-        snprintf(msg, msglen, "malformed: %s", e);
-        return CERT_MALFORMED;
-    }
-    if (strcmp(typ, JWS_TYP) != 0) {
-        snprintf(msg, msglen, "malformed: type '%s' is not a tpmlic license certificate", typ);
-        return CERT_MALFORMED;
-    }
-    if (cert_key_id(vendor_pub, vendor_kid) < 0) {
-        snprintf(msg, msglen, "the vendor public key is unusable");
-        return CERT_WRONG_KEY;
-    }
-    if (strcmp(kid, vendor_kid) != 0) {
-        snprintf(msg, msglen, "signed by another key (key id %.16s..., the vendor key is %.16s...)",
-                 kid, vendor_kid);
-        return CERT_WRONG_KEY;
-    }
-    if (cert_b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - jws), &sig, &siglen) < 0 ||
-        siglen != 64) {
-        snprintf(msg, msglen, "malformed: the signature is not 64 bytes of base64url");
-        return CERT_MALFORMED;
-    }
-    md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestVerifyInit(md, NULL, NULL, NULL, vendor_pub) <= 0 ||
-        EVP_DigestVerify(md, sig, siglen, (const uint8_t *)jws, (size_t)(dot2 - jws)) != 1) {
-        snprintf(msg, msglen,
-                 "bad signature: the certificate was altered or not signed by the "
-                 "vendor key");
-        return CERT_BAD_SIGNATURE;
-    }
-    s = part_json(dot1 + 1, (size_t)(dot2 - dot1 - 1), "payload", &payload, msg, msglen);
+    s = cert_jws_verify(jws, len, &license_kind, vendor_pub, &payload, msg, msglen);
     if (s != CERT_OK)
         return s;
     if (!payload_from_json(&c, payload, &l, &ver_bad)) {

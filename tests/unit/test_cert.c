@@ -1477,6 +1477,40 @@ static void key_id_is_sha256_of_spki(void **state) {
     assert_int_equal(cert_key_id(NULL, (char[65]){0}), -EINVAL);
 }
 
+/* Server answers share the envelope but not the type: neither can stand in
+ * for the other, and a changed byte or another key is refused. */
+static void answers_are_their_own_kind(void **state) {
+    _cleanup_(json_decrefp) json_t *p = json_pack("{s:i, s:s}", "v", 1, "nonce", "abc");
+    _cleanup_(json_decrefp) json_t *got = NULL;
+    _cleanup_free_ char *jws = NULL, *lic = NULL, *other_jws = NULL;
+    struct cert_license l = sample(CERT_SUBSCRIPTION), out;
+    char msg[256];
+
+    assert_int_equal(cert_answer_sign(p, vendor, &jws), 0);
+    assert_int_equal(cert_answer_verify(jws, strlen(jws), vendor, &got, msg, sizeof(msg)), CERT_OK);
+    assert_true(json_equal(got, p));
+
+    assert_int_equal(cert_answer_sign(p, other, &other_jws), 0);
+    assert_int_equal(
+        cert_answer_verify(other_jws, strlen(other_jws), vendor, &got, msg, sizeof(msg)),
+        CERT_WRONG_KEY);
+    jws[strlen(jws) / 2] ^= 1;
+    assert_int_not_equal(cert_answer_verify(jws, strlen(jws), vendor, &got, msg, sizeof(msg)),
+                         CERT_OK);
+
+    lic = sign_ok(&l, vendor);
+    assert_int_equal(cert_answer_verify(lic, strlen(lic), vendor, &got, msg, sizeof(msg)),
+                     CERT_MALFORMED);
+    assert_non_null(strstr(msg, "is not a tpmlic license server answer"));
+    free(jws);
+    jws = NULL;
+    assert_int_equal(cert_answer_sign(p, vendor, &jws), 0);
+    assert_int_equal(cert_license_verify(jws, strlen(jws), vendor, 0, &out, msg, sizeof(msg)),
+                     CERT_MALFORMED);
+    assert_non_null(strstr(msg, "is not a tpmlic license certificate"));
+    assert_int_equal(cert_answer_sign(p, ek_key, &other_jws), -EINVAL);
+}
+
 static void names(void **state) {
     enum cert_license_type t;
     for (int s = CERT_OK; s <= CERT_WRONG_MACHINE; s++)
@@ -1492,6 +1526,7 @@ static void names(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip_every_type),
+        cmocka_unit_test(answers_are_their_own_kind),
         cmocka_unit_test(round_trip_edge_values),
         cmocka_unit_test(every_field_tampered_is_refused),
         cmocka_unit_test(header_tampered_is_malformed),
