@@ -14,14 +14,19 @@
 
 #include "agent/agent.h"
 #include "agent/api.h"
+#include "agent/clock.h"
 #include "agent/http.h"
 #include "cert/cert.h"
 #include "common/log.h"
+#include "common/macro.h"
 #include "hwid/hwid.h"
 #include "tpm/tpm.h"
 
 static void view_from_cert(const struct cert_license *c, struct license_view *v) {
+    struct license_online online = v->online;
     memset(v, 0, sizeof(*v));
+    v->online = online;
+    snprintf(v->jti, sizeof(v->jti), "%s", c->jti);
     v->present = true;
     snprintf(v->code, sizeof(v->code), "%s", c->license);
     snprintf(v->product, sizeof(v->product), "%s", c->product);
@@ -46,9 +51,10 @@ int agent_license_apply(struct agent *a, const char *cert, size_t len, const cha
     struct store_state st;
     char msg[300];
     enum cert_status s;
+    bool same_base;
     int r;
 
-    s = cert_license_verify(cert, len, a->vendor_key, time(NULL), &l, msg, sizeof(msg));
+    s = cert_license_verify(cert, len, a->vendor_key, agent_now(), &l, msg, sizeof(msg));
     if (s != CERT_OK) {
         snprintf(reason, reasonlen, "%s", msg);
         return -EINVAL;
@@ -66,6 +72,7 @@ int agent_license_apply(struct agent *a, const char *cert, size_t len, const cha
     /* lock order: a->lock, then usage.lock, then tpm_lock */
     pthread_rwlock_rdlock(&a->lock);
     st = a->state;
+    same_base = a->lic.present && a->lic_counter.base == l.counter.value;
     pthread_rwlock_unlock(&a->lock);
     pthread_mutex_lock(&a->usage.lock);
     pthread_mutex_lock(&a->tpm_lock);
@@ -112,8 +119,10 @@ int agent_license_apply(struct agent *a, const char *cert, size_t len, const cha
             return r;
         }
     }
-    /* a new certificate: the covered seconds start from its base */
-    a->usage.pool = 0;
+    /* a certificate with another base: the covered seconds start from it
+     * (a refill keeps the base, and so the pool) */
+    if (!same_base)
+        a->usage.pool = 0;
     pthread_mutex_unlock(&a->tpm_lock);
     pthread_mutex_unlock(&a->usage.lock);
 
@@ -184,32 +193,19 @@ static bool read_request(json_t *body, struct cert_activation *act, struct http_
     return true;
 }
 
-void agent_post_offlineactivation(void *ud, const struct http_request *req,
-                                  struct http_response *resp) {
-    struct agent *a = ud;
+int agent_activation_make(struct agent *a, json_t *body, const char *what, char **ret_text,
+                          char ret_nonce[33], struct http_response *resp) {
     struct cert_activation act = {.is_vm = -1};
-    json_t *body = NULL;
     uint8_t nonce[16];
-    char *text = NULL, err[256];
+    char err[256];
     uint64_t value = 0;
     int r;
 
-    if (http_parse_json_object(req, false, &body, resp) < 0)
-        return;
-    if (json_object_get(body, "certificate")) {
-        http_respond_error(resp, 400,
-                           "Unable to request activation certificate: this request carries a "
-                           "license certificate. To apply it, send the same body with PUT "
-                           "/v1/management/license/offlineactivation");
-        goto out;
-    }
     if (!read_request(body, &act, resp))
-        goto out;
+        return -EINVAL;
     if (!a->ek_spki) {
-        http_respond_error(resp, 503,
-                           "Unable to request activation certificate: no TPM (the "
-                           "agent runs with --allow-no-tpm)");
-        goto out;
+        http_respond_error(resp, 503, "%s: no TPM (the agent runs with --allow-no-tpm)", what);
+        return -ENODEV;
     }
     /* the counter's value now: the vendor signs it back as the base */
     pthread_mutex_lock(&a->usage.lock);
@@ -222,10 +218,8 @@ void agent_post_offlineactivation(void *ud, const struct http_request *req,
     pthread_mutex_unlock(&a->tpm_lock);
     pthread_mutex_unlock(&a->usage.lock);
     if (r < 0) {
-        http_respond_error(resp, 503,
-                           "Unable to request activation certificate: the TPM is not "
-                           "available");
-        goto out;
+        http_respond_error(resp, 503, "%s: the TPM is not available", what);
+        return r;
     }
     snprintf(act.computer_id, sizeof(act.computer_id), "%s", a->computer_id);
     act.hwid = a->hwid->digests;
@@ -239,31 +233,48 @@ void agent_post_offlineactivation(void *ud, const struct http_request *req,
     act.counter.value = value;
     if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
         http_respond_error(resp, 500, "no random numbers for the nonce");
-        goto out_noclear;
+        return -EIO;
     }
     for (size_t i = 0; i < sizeof(nonce); i++)
         snprintf(act.nonce + 2 * i, 3, "%02x", nonce[i]);
-    act.date = time(NULL);
+    act.date = agent_now();
     if (gethostname(act.hostname, sizeof(act.hostname) - 1) < 0)
         act.hostname[0] = '\0';
     act.is_vm = a->tpm_software ? 1 : -1;
     snprintf(act.app_ver, sizeof(act.app_ver), "tpmlicd %s", TPMLIC_VERSION);
-    r = cert_activation_encode(&act, &text, err, sizeof(err));
+    r = cert_activation_encode(&act, ret_text, err, sizeof(err));
     if (r < 0) {
-        http_respond_error(resp, 500, "Unable to request activation certificate: %s", err);
-        goto out_noclear;
+        http_respond_error(resp, 500, "%s: %s", what, err);
+        return r;
     }
+    memcpy(ret_nonce, act.nonce, 33); /* 32 hex digits and the NUL */
     log_info("activation certificate made for license ...%s (counter value %llu)",
              strlen(act.license) > 4 ? act.license + strlen(act.license) - 4 : act.license,
              (unsigned long long)value);
+    /* the EK buffers belong to the agent: act is not cleared */
+    return 0;
+}
+
+void agent_post_offlineactivation(void *ud, const struct http_request *req,
+                                  struct http_response *resp) {
+    struct agent *a = ud;
+    _cleanup_(json_decrefp) json_t *body = NULL;
+    _cleanup_free_ char *text = NULL;
+    char nonce[33];
+
+    if (http_parse_json_object(req, false, &body, resp) < 0)
+        return;
+    if (json_object_get(body, "certificate")) {
+        http_respond_error(resp, 400,
+                           "Unable to request activation certificate: this request carries a "
+                           "license certificate. To apply it, send the same body with PUT "
+                           "/v1/management/license/offlineactivation");
+        return;
+    }
+    if (agent_activation_make(a, body, "Unable to request activation certificate", &text, nonce,
+                              resp) < 0)
+        return;
     http_respond_json(resp, 200, json_pack("{s:s}", "activation_certificate", text));
-    free(text);
-out_noclear:
-    /* the EK buffers belong to the agent */
-    act.ek_public = NULL;
-    act.ek_certificate = NULL;
-out:
-    json_decref(body);
 }
 
 void agent_put_offlineactivation(void *ud, const struct http_request *req,

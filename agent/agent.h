@@ -61,6 +61,26 @@ struct agent {
     /* usage seconds: its own lock, taken before tpm_lock */
     struct usage usage;
 
+    /* online licensing (licensing.c): its own locks, taken before a->lock.
+     * exchange serialises activation, validation and removal; mu guards
+     * the fields below it and the condition the validation thread waits on. */
+    struct {
+        pthread_mutex_t exchange;
+        pthread_mutex_t mu;
+        pthread_cond_t wake;
+        pthread_t thread;
+        bool thread_started;
+        bool stop;
+        bool poke;                /* validate now (refill, start) */
+        bool validated_this_boot; /* a validation succeeded since the license was applied */
+        bool connected;           /* the last exchange got a valid answer */
+        unsigned failures;        /* failed exchanges in a row */
+        time_t next_due;          /* agent_mono() when the next validation is due; 0: none */
+        uint64_t cache_secs;      /* the server's refill step */
+        char last_error[400];
+        atomic_uint_fast64_t ok, failed, refused; /* validations, by result */
+    } online;
+
     /* metrics */
     atomic_uint_fast64_t checks_allowed;
     atomic_uint_fast64_t checks_denied;

@@ -10,7 +10,9 @@
 
 #include "agent/activation.h"
 #include "agent/agent.h"
+#include "agent/clock.h"
 #include "agent/http.h"
+#include "agent/licensing.h"
 #include "agent/netconf.h"
 #include "agent/usage.h"
 #include "common/macro.h"
@@ -33,7 +35,7 @@ static json_t *features_json(const struct license_view *l) {
     return arr;
 }
 
-static bool offline_mode(const struct agent *a) {
+bool agent_offline_mode(const struct agent *a) {
     return a->lic.present && (a->lic.activated_offline || (a->state.flags & STORE_OFFLINE_MODE));
 }
 
@@ -46,15 +48,16 @@ static void get_status(void *ud, const struct http_request *req, struct http_res
     json_t *o;
 
     pthread_rwlock_rdlock(&a->lock);
-    v = license_decide(&a->lic, NULL, time(NULL), reason, sizeof(reason));
+    v = license_decide(&a->lic, NULL, agent_now(), reason, sizeof(reason));
     if (!a->lic.present && a->license_problem[0])
         snprintf(reason, sizeof(reason), "%s", a->license_problem);
-    o = json_pack("{s:b, s:b, s:s, s:s, s:o, s:o, s:I, s:n, s:b, s:s}", "licensed", a->lic.present,
+    o = json_pack("{s:b, s:b, s:s, s:s, s:o, s:o, s:I, s:o, s:b, s:s}", "licensed", a->lic.present,
                   "valid", v == VERDICT_ALLOWED, "reason", reason, "license_type",
                   cert_license_type_name(a->lic.type), "features", features_json(&a->lic),
                   "subscription_expiry", time_or_null(a->lic.expiry), "secs_remaining",
-                  (json_int_t)agent_secs_remaining(a), "grace_period_end", "offline_mode",
-                  offline_mode(a), "computer_id", a->computer_id);
+                  (json_int_t)agent_secs_remaining(a), "grace_period_end",
+                  time_or_null(a->lic.online.grace_end), "offline_mode", agent_offline_mode(a),
+                  "computer_id", a->computer_id);
     pthread_rwlock_unlock(&a->lock);
     if (o) {
         /* TPM health: read without the TPM lock; a string copy under it */
@@ -90,7 +93,7 @@ static void post_check(void *ud, const struct http_request *req, struct http_res
     }
     feature = f ? json_string_value(f) : NULL;
     pthread_rwlock_rdlock(&a->lock);
-    v = license_decide(&a->lic, feature, time(NULL), reason, sizeof(reason));
+    v = license_decide(&a->lic, feature, agent_now(), reason, sizeof(reason));
     pthread_rwlock_unlock(&a->lock);
     if (v == VERDICT_ALLOWED) {
         atomic_fetch_add(&a->checks_allowed, 1);
@@ -106,19 +109,34 @@ static void post_check(void *ud, const struct http_request *req, struct http_res
 
 static void get_licensing(void *ud, const struct http_request *req, struct http_response *resp) {
     struct agent *a = ud;
+    time_t now = agent_now(), due, last;
     char reason[256];
     enum license_verdict v;
+    bool applies;
+    json_t *o;
 
+    pthread_mutex_lock(&a->online.mu);
+    due = a->online.next_due;
+    pthread_mutex_unlock(&a->online.mu);
     pthread_rwlock_rdlock(&a->lock);
-    v = license_decide(&a->lic, NULL, time(NULL), reason, sizeof(reason));
+    v = license_decide(&a->lic, NULL, now, reason, sizeof(reason));
+    if (!a->lic.present && a->license_problem[0])
+        snprintf(reason, sizeof(reason), "%s", a->license_problem);
     /* Offline and offline-activated licenses are never checked against a
-     * server: last_check and next_check are null. */
-    http_respond_json(resp, 200,
-                      json_pack("{s:n, s:n, s:b, s:o, s:n, s:s, s:b}", "last_check", "next_check",
-                                "valid", v == VERDICT_ALLOWED, "expiry",
-                                time_or_null(a->lic.expiry), "grace_period_end", "reason", reason,
-                                "offline_mode", offline_mode(a)));
+     * server: next_check is null. */
+    applies = agent_online_applies(a);
+    last = applies ? (time_t)a->state.last_success : 0;
+    if (!applies)
+        due = 0;
+    else if (due)
+        due = now + (due > agent_mono() ? due - agent_mono() : 0);
+    o = json_pack("{s:o, s:o, s:b, s:o, s:o, s:s, s:b}", "last_check", time_or_null(last),
+                  "next_check", time_or_null(due), "valid", v == VERDICT_ALLOWED, "expiry",
+                  time_or_null(a->lic.expiry), "grace_period_end",
+                  time_or_null(a->lic.online.grace_end), "reason", reason, "offline_mode",
+                  agent_offline_mode(a));
     pthread_rwlock_unlock(&a->lock);
+    http_respond_json(resp, 200, o);
 }
 
 static void get_metrics(void *ud, const struct http_request *req, struct http_response *resp) {
@@ -128,13 +146,17 @@ static void get_metrics(void *ud, const struct http_request *req, struct http_re
     size_t open_leases = 0;
     char reason[256], *text = NULL;
     bool valid, tpm_ok;
+    long long grace_left;
     uint64_t remaining;
     size_t len = 0;
     FILE *f;
 
     pthread_rwlock_rdlock(&a->lock);
-    valid = license_decide(&a->lic, NULL, time(NULL), reason, sizeof(reason)) == VERDICT_ALLOWED;
+    valid = license_decide(&a->lic, NULL, agent_now(), reason, sizeof(reason)) == VERDICT_ALLOWED;
     remaining = agent_secs_remaining(a);
+    grace_left = a->lic.online.grace_end && a->lic.online.grace_end > agent_now()
+                     ? (long long)(a->lic.online.grace_end - agent_now())
+                     : 0;
     pthread_rwlock_unlock(&a->lock);
     pthread_mutex_lock(&a->tpm_lock);
     tpm_ok = a->tpm && !a->tpm_error[0];
@@ -176,8 +198,13 @@ static void get_metrics(void *ud, const struct http_request *req, struct http_re
         "tpmlic_tpm_errors_total %llu\n"
         "# HELP tpmlic_validations_total License server validations, by result.\n"
         "# TYPE tpmlic_validations_total counter\n"
-        "tpmlic_validations_total{result=\"ok\"} 0\n"
-        "tpmlic_validations_total{result=\"failed\"} 0\n"
+        "tpmlic_validations_total{result=\"ok\"} %llu\n"
+        "tpmlic_validations_total{result=\"failed\"} %llu\n"
+        "tpmlic_validations_total{result=\"refused\"} %llu\n"
+        "# HELP tpmlic_grace_period_seconds_left Seconds left in the running grace period, 0 when "
+        "none runs.\n"
+        "# TYPE tpmlic_grace_period_seconds_left gauge\n"
+        "tpmlic_grace_period_seconds_left %lld\n"
         "# HELP tpmlic_usage_seconds_total Usage seconds since start, by what became of them.\n"
         "# TYPE tpmlic_usage_seconds_total counter\n"
         "tpmlic_usage_seconds_total{kind=\"reserved\"} %llu\n"
@@ -200,10 +227,14 @@ static void get_metrics(void *ud, const struct http_request *req, struct http_re
         "tpmlic_http_connections_open %u\n",
         valid, (unsigned long long)remaining, (unsigned long long)atomic_load(&a->checks_allowed),
         (unsigned long long)atomic_load(&a->checks_denied), tpm_ok,
-        (unsigned long long)atomic_load(&a->tpm_errors), (unsigned long long)u_snap.reserved_total,
-        (unsigned long long)u_snap.charged_total, (unsigned long long)u_snap.returned_total,
-        (unsigned long long)u_snap.pool, open_leases, (unsigned long long)u_snap.counter_writes,
-        (unsigned long long)hs.requests, hs.connections_open);
+        (unsigned long long)atomic_load(&a->tpm_errors),
+        (unsigned long long)atomic_load(&a->online.ok),
+        (unsigned long long)atomic_load(&a->online.failed),
+        (unsigned long long)atomic_load(&a->online.refused), grace_left,
+        (unsigned long long)u_snap.reserved_total, (unsigned long long)u_snap.charged_total,
+        (unsigned long long)u_snap.returned_total, (unsigned long long)u_snap.pool, open_leases,
+        (unsigned long long)u_snap.counter_writes, (unsigned long long)hs.requests,
+        hs.connections_open);
     if (fclose(f) != 0) {
         free(text);
         http_respond_error(resp, 500, "out of memory");
@@ -219,9 +250,10 @@ static void get_metrics(void *ud, const struct http_request *req, struct http_re
 json_t *agent_license_status_json(struct agent *a) {
     const struct license_view *l = &a->lic;
     char reason[256], mins[32], status[300];
-    enum license_verdict v = license_decide(l, NULL, time(NULL), reason, sizeof(reason));
+    enum license_verdict v = license_decide(l, NULL, agent_now(), reason, sizeof(reason));
     uint64_t remaining = agent_secs_remaining(a);
     char code[80] = "";
+    bool connected;
 
     if (!l->present && a->license_problem[0])
         snprintf(reason, sizeof(reason), "%s", a->license_problem);
@@ -229,21 +261,24 @@ json_t *agent_license_status_json(struct agent *a) {
     snprintf(status, sizeof(status), "%s", reason);
     if (l->present)
         snprintf(code, sizeof(code), "%s", l->code);
-    return json_pack("{s:b, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:I, s:s, s:s, "
-                     "s:s, s:b, s:n, s:o}",
-                     "licensed", l->present && v == VERDICT_ALLOWED, "product", l->product,
-                     "subscription_expiry", time_or_null(l->expiry), "status", status, "message",
-                     "", "transcription_minutes_allowed", mins, "license_type",
-                     cert_license_type_name(l->type), "activation_type",
-                     !l->present            ? ""
-                     : l->activated_offline ? "offline"
-                                            : "online",
-                     "transcription_secs_allowed", (json_int_t)remaining,
-                     "transcription_secs_allocated", (json_int_t)l->secs_allocated, "connected",
-                     false, "customer_id", (json_int_t)l->customer_id, "license_code", code,
-                     "computer_id", a->computer_id, "error_message",
-                     v == VERDICT_ALLOWED ? "" : reason, "offline_mode", offline_mode(a),
-                     "grace_period_end", "features", features_json(l));
+    pthread_mutex_lock(&a->online.mu);
+    connected = a->online.connected;
+    pthread_mutex_unlock(&a->online.mu);
+    return json_pack(
+        "{s:b, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:I, s:s, s:s, "
+        "s:s, s:b, s:o, s:o}",
+        "licensed", l->present && v == VERDICT_ALLOWED, "product", l->product,
+        "subscription_expiry", time_or_null(l->expiry), "status", status, "message", "",
+        "transcription_minutes_allowed", mins, "license_type", cert_license_type_name(l->type),
+        "activation_type",
+        !l->present            ? ""
+        : l->activated_offline ? "offline"
+                               : "online",
+        "transcription_secs_allowed", (json_int_t)remaining, "transcription_secs_allocated",
+        (json_int_t)l->secs_allocated, "connected", connected, "customer_id",
+        (json_int_t)l->customer_id, "license_code", code, "computer_id", a->computer_id,
+        "error_message", v == VERDICT_ALLOWED ? "" : reason, "offline_mode", agent_offline_mode(a),
+        "grace_period_end", time_or_null(l->online.grace_end), "features", features_json(l));
 }
 
 static void get_license(void *ud, const struct http_request *req, struct http_response *resp) {
@@ -251,44 +286,6 @@ static void get_license(void *ud, const struct http_request *req, struct http_re
     pthread_rwlock_rdlock(&a->lock);
     http_respond_json(resp, 200, agent_license_status_json(a));
     pthread_rwlock_unlock(&a->lock);
-}
-
-static void post_license(void *ud, const struct http_request *req, struct http_response *resp) {
-    struct agent *a = ud;
-    json_t *body = NULL;
-    bool offline;
-
-    if (http_parse_json_object(req, false, &body, resp) < 0)
-        return;
-    json_decref(body);
-    pthread_rwlock_rdlock(&a->lock);
-    offline = offline_mode(a);
-    pthread_rwlock_unlock(&a->lock);
-    if (offline)
-        http_respond_error(resp, 409, "Cannot activate when offline: offline mode is on");
-    else
-        http_respond_error(resp, 503,
-                           "Cannot activate when offline: no license server is configured on "
-                           "this appliance (use offline activation: POST and PUT "
-                           "/v1/management/license/offlineactivation)");
-}
-
-static void delete_license(void *ud, const struct http_request *req, struct http_response *resp) {
-    struct agent *a = ud;
-    bool offline, present;
-
-    pthread_rwlock_rdlock(&a->lock);
-    offline = offline_mode(a);
-    present = a->lic.present;
-    pthread_rwlock_unlock(&a->lock);
-    if (!present)
-        http_respond_error(resp, 409, "No license is applied");
-    else if (offline)
-        http_respond_error(resp, 409, "Cannot remove license in offline mode");
-    else
-        http_respond_error(resp, 503,
-                           "Cannot remove license: no license server is configured on "
-                           "this appliance to return the unused seconds to");
 }
 
 static void post_offlinemode(void *ud, const struct http_request *req, struct http_response *resp) {
@@ -335,6 +332,12 @@ static void post_offlinemode(void *ud, const struct http_request *req, struct ht
     }
     a->state = st;
     http_respond_json(resp, 200, agent_license_status_json(a));
+    pthread_rwlock_unlock(&a->lock);
+    json_decref(body);
+    /* back online: validate now */
+    if (!json_is_true(off))
+        agent_online_poke(a);
+    return;
 out:
     pthread_rwlock_unlock(&a->lock);
     json_decref(body);
@@ -362,8 +365,9 @@ static const struct http_route routes[] = {
     {"GET", "/licensing", HTTP_PERM_SERVICE, get_licensing, 0},
     {"GET", "/metrics", HTTP_PERM_SERVICE, get_metrics, 0},
     {"GET", "/v1/management/license", HTTP_PERM_ADMIN, get_license, 0},
-    {"POST", "/v1/management/license", HTTP_PERM_ADMIN, post_license, 0},
-    {"DELETE", "/v1/management/license", HTTP_PERM_ADMIN, delete_license, 0},
+    {"POST", "/v1/management/license", HTTP_PERM_ADMIN, agent_post_license, HTTP_ROUTE_BLOCKING},
+    {"DELETE", "/v1/management/license", HTTP_PERM_ADMIN, agent_delete_license,
+     HTTP_ROUTE_BLOCKING},
     {"POST", "/v1/management/license/network", HTTP_PERM_ADMIN, post_network, HTTP_ROUTE_BLOCKING},
     {"POST", "/v1/management/license/offlineactivation", HTTP_PERM_ADMIN,
      agent_post_offlineactivation, HTTP_ROUTE_BLOCKING},

@@ -34,6 +34,8 @@ static const struct option_def defs[] = {
      "vendor public key, PEM (default " AGENT_DEFAULT_VENDOR_KEY ")"},
     {"server", T_STR, O(server), "URL", "license server, https://HOST:PORT (default none)"},
     {"server_ca", T_STR, O(server_ca), "FILE", "CA certificate the license server must chain to"},
+    {"server_timeout", T_UINT, O(server_timeout_secs), "SECONDS",
+     "longest exchange with the license server, connecting included (default 30)"},
     {"user", T_STR, O(user), "USER", "drop privileges to this user after start-up"},
     {"service_group", T_STR, O(service_group), "GROUP",
      "group allowed the service endpoints (default tpmlic)"},
@@ -65,6 +67,7 @@ static void set_defaults(struct agent_config *c) {
     c->timeout_secs = 30;
     c->threads = 4;
     c->tpm_watch_secs = 10;
+    c->server_timeout_secs = 30;
     c->socket_mode = 0660;
 }
 

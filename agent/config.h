@@ -33,6 +33,7 @@ struct agent_config {
     unsigned timeout_secs;
     unsigned threads;
     unsigned tpm_watch_secs;
+    unsigned server_timeout_secs;
     unsigned socket_mode;
 };
 

@@ -22,6 +22,19 @@ enum license_verdict license_decide(const struct license_view *l, const char *fe
         snprintf(reason, reasonlen, "License is invalid");
         return VERDICT_NO_LICENSE;
     }
+    if (l->online.refused) {
+        snprintf(reason, reasonlen, "License refused by the license server: %s",
+                 l->online.refused_reason);
+        return VERDICT_REFUSED;
+    }
+    if (l->online.grace_over || (l->online.grace_end && now >= l->online.grace_end)) {
+        license_format_time(l->online.grace_end, when, sizeof(when));
+        snprintf(reason, reasonlen,
+                 "License could not be validated with the license server and the grace period "
+                 "is over%s%s",
+                 l->online.grace_end ? " since " : "", l->online.grace_end ? when : "");
+        return VERDICT_NOT_VALIDATED;
+    }
     if (l->not_before && now < l->not_before) {
         license_format_time(l->not_before, when, sizeof(when));
         snprintf(reason, reasonlen, "License is not valid before %s", when);

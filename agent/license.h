@@ -29,6 +29,14 @@ struct license_view {
     bool offline_allowed;
     bool activated_offline;
     uint32_t tick_secs;
+    char jti[65]; /* the certificate's serial: the activation ID for online licenses */
+    /* Online validation (licensing.c); survives a new certificate. */
+    struct license_online {
+        bool refused; /* the license server refused the license */
+        char refused_reason[200];
+        time_t grace_end; /* a grace period runs until then (wall clock); 0: none */
+        bool grace_over;  /* measured on the TPM's clock too: over whatever the wall clock says */
+    } online;
 };
 
 enum license_verdict {
@@ -38,6 +46,8 @@ enum license_verdict {
     VERDICT_NOT_YET_VALID,
     VERDICT_FEATURE_MISSING, /* the license does not include the feature */
     VERDICT_TPM_LOST,        /* reserved: the ledger cannot be kept */
+    VERDICT_REFUSED,         /* the license server refused it (suspended, clone, ...) */
+    VERDICT_NOT_VALIDATED,   /* validation failed and the grace period is over */
 };
 
 /* Is the license valid at now, and (feature != NULL) does it include

@@ -134,3 +134,43 @@ int agent_netconf_set(const char *state_dir, json_t *body, json_t **ret_shown, c
     *ret_shown = shown;
     return 0;
 }
+
+int agent_netconf_proxy(const char *state_dir, char **ret_url, char **ret_userpwd) {
+    _cleanup_(json_decrefp) json_t *o = NULL;
+    const char *ip, *user, *pass;
+    char path[4096], *url = NULL, *userpwd = NULL;
+    json_int_t port;
+
+    snprintf(path, sizeof(path), "%s/network.json", state_dir);
+    o = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
+    if (!o) {
+        if (access(path, F_OK) == 0)
+            return -EBADMSG;
+        *ret_url = strdup("");
+        *ret_userpwd = NULL;
+        return *ret_url ? 0 : -ENOMEM;
+    }
+    ip = json_string_value(json_object_get(o, "ip"));
+    if (!ip)
+        return -EBADMSG;
+    if (!*ip) {
+        *ret_url = strdup("");
+        *ret_userpwd = NULL;
+        return *ret_url ? 0 : -ENOMEM;
+    }
+    port = json_integer_value(json_object_get(o, "port"));
+    if (!host_ok(ip) || port < 1 || port > 65535)
+        return -EBADMSG;
+    if (asprintf(&url, strchr(ip, ':') && ip[0] != '[' ? "http://[%s]:%lld" : "http://%s:%lld", ip,
+                 (long long)port) < 0)
+        return -ENOMEM;
+    user = json_string_value(json_object_get(o, "user"));
+    pass = json_string_value(json_object_get(o, "password"));
+    if (user && asprintf(&userpwd, "%s:%s", user, pass ? pass : "") < 0) {
+        free(url);
+        return -ENOMEM;
+    }
+    *ret_url = url;
+    *ret_userpwd = userpwd;
+    return 0;
+}

@@ -14,3 +14,8 @@
  * for bad input (nothing stored), other negative errno for I/O. */
 int agent_netconf_set(const char *state_dir, json_t *body, json_t **ret_shown, char *err,
                       size_t errlen);
+
+/* The stored proxy for libcurl: *ret_url "http://HOST:PORT" or "" when none
+ * is set; *ret_userpwd "USER:PASSWORD" or NULL. Both malloc'ed; the caller
+ * wipes and frees *ret_userpwd. -EBADMSG when the file is damaged. */
+int agent_netconf_proxy(const char *state_dir, char **ret_url, char **ret_userpwd);

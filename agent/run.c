@@ -20,6 +20,8 @@
 #include "agent/api.h"
 #include "agent/http.h"
 #include "agent/identity.h"
+#include "agent/licensing.h"
+#include "agent/online.h"
 #include "agent/nvlayout.h"
 #include "agent/privs.h"
 #include "common/log.h"
@@ -202,6 +204,10 @@ int agent_run(struct agent_config *cfg) {
     pthread_rwlock_init(&a.lock, NULL);
     agent_usage_init(&a.usage);
     a.started = time(NULL);
+    if (online_global_init() < 0) {
+        log_error("cannot initialise libcurl");
+        return 1;
+    }
 
     /* Signals are taken by sigwait below; block them before any thread. */
     sigemptyset(&sigs);
@@ -294,6 +300,11 @@ int agent_run(struct agent_config *cfg) {
     /* reservations run aside (they may write the TPM); as many may wait
      * for their turn as there can be connections, rather than get 503 */
     hc.max_blocking = cfg->max_connections;
+    r = agent_online_start(&a);
+    if (r < 0) {
+        snprintf(err, sizeof(err), "cannot start the validation thread: %s", strerror(-r));
+        goto fail;
+    }
     r = http_server_start(&hc, &a.http);
     if (r < 0) {
         snprintf(err, sizeof(err), "cannot start the API server: %s", strerror(-r));
@@ -314,6 +325,7 @@ int agent_run(struct agent_config *cfg) {
     sd_notify(0, "STOPPING=1");
     log_info("stopping on signal %d", sig);
     http_server_stop(a.http);
+    agent_online_stop(&a);
     close(fd);
     pthread_mutex_lock(&a.tpm_lock);
     tpm_close(a.tpm);
@@ -322,10 +334,13 @@ int agent_run(struct agent_config *cfg) {
     hwid_info_free(a.hwid);
     EVP_PKEY_free(a.vendor_key);
     tpm_ek_clear(&ek);
+    online_global_cleanup();
     return 0;
 
 fail:
     log_error("%s", err);
+    agent_online_stop(&a);
+    online_global_cleanup();
     if (fd >= 0)
         close(fd);
     tpm_close(a.tpm);

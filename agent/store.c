@@ -59,32 +59,53 @@ int store_license_decode(const uint8_t *buf, size_t buflen, const uint8_t **ret_
     return 0;
 }
 
+/* State record: magic, version, then the fields big-endian at fixed
+ * offsets (store.h). Version 2 added the online bookkeeping. */
+#define STATE_VERSION 2
+
+static void put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
 void store_state_encode(const struct store_state *s, uint8_t out[STORE_STATE_INDEX_SIZE]) {
     memset(out, 0, STORE_STATE_INDEX_SIZE);
     memcpy(out, state_magic, 4);
-    out[4] = RECORD_VERSION;
-    out[8] = (uint8_t)(s->flags >> 24);
-    out[9] = (uint8_t)(s->flags >> 16);
-    out[10] = (uint8_t)(s->flags >> 8);
-    out[11] = (uint8_t)s->flags;
+    out[4] = STATE_VERSION;
+    put_be32(out + 8, s->flags);
     put_be64(out + 12, s->granted_secs);
-    put_be64(out + 20, s->grace_start);
-    put_be64(out + 28, s->grace_end);
-    put_be64(out + 36, s->clock_anchor_ms);
+    put_be64(out + 20, s->last_success);
+    put_be64(out + 28, s->grace_start);
+    put_be32(out + 36, s->grace_secs);
+    put_be64(out + 40, s->grace_seen_ms);
+    put_be64(out + 48, s->clock_anchor_ms);
+    out[56] = s->refusal;
+    memcpy(out + 64, s->epoch, STORE_EPOCH_LEN);
+    memcpy(out + 80, s->next_epoch, STORE_EPOCH_LEN);
 }
 
 int store_state_decode(const uint8_t *buf, size_t buflen, struct store_state *ret) {
     if (buflen < STORE_STATE_INDEX_SIZE || memcmp(buf, state_magic, 4) != 0)
         return -EBADMSG;
-    if (buf[4] != RECORD_VERSION)
+    if (buf[4] != STATE_VERSION)
         return -EPROTONOSUPPORT;
     memset(ret, 0, sizeof(*ret));
-    ret->flags =
-        ((uint32_t)buf[8] << 24) | ((uint32_t)buf[9] << 16) | ((uint32_t)buf[10] << 8) | buf[11];
+    ret->flags = get_be32(buf + 8);
     ret->granted_secs = get_be64(buf + 12);
-    ret->grace_start = get_be64(buf + 20);
-    ret->grace_end = get_be64(buf + 28);
-    ret->clock_anchor_ms = get_be64(buf + 36);
+    ret->last_success = get_be64(buf + 20);
+    ret->grace_start = get_be64(buf + 28);
+    ret->grace_secs = get_be32(buf + 36);
+    ret->grace_seen_ms = get_be64(buf + 40);
+    ret->clock_anchor_ms = get_be64(buf + 48);
+    ret->refusal = buf[56];
+    memcpy(ret->epoch, buf + 64, STORE_EPOCH_LEN);
+    memcpy(ret->next_epoch, buf + 80, STORE_EPOCH_LEN);
     return 0;
 }
 

@@ -16,18 +16,27 @@ struct tpm_ctx;
 #define STORE_LICENSE_MAX        1536 /* SPEC section 5 */
 #define STORE_LICENSE_HEADER     40   /* magic 4, version 1, pad 1, len 2, sha256 32 */
 #define STORE_LICENSE_INDEX_SIZE (STORE_LICENSE_HEADER + STORE_LICENSE_MAX) /* 1576 */
-#define STORE_STATE_INDEX_SIZE   64
+#define STORE_STATE_INDEX_SIZE   128
+#define STORE_EPOCH_LEN          16
 
 enum store_state_flags {
     STORE_OFFLINE_MODE = 1u << 0,
+    STORE_REFUSED = 1u << 1, /* the license server refused the license (refusal says why) */
 };
 
+/* Online bookkeeping (docs/online.md, docs/grace.md). Everything a restart
+ * or a clock set back must not reset lives here, in the TPM. */
 struct store_state {
     uint32_t flags;
-    uint64_t granted_secs; /* cache of the signed ceiling; never trusted over the certificate */
-    uint64_t grace_start;  /* reserved for the online part: epoch seconds, 0 = none */
-    uint64_t grace_end;
-    uint64_t clock_anchor_ms; /* TPM clock when grace_start was set */
+    uint64_t granted_secs;    /* cache of the signed ceiling; never trusted over the certificate */
+    uint64_t last_success;    /* wall clock (epoch seconds) of the last successful exchange */
+    uint64_t grace_start;     /* wall clock when the running grace period began; 0 = none */
+    uint32_t grace_secs;      /* its length */
+    uint64_t grace_seen_ms;   /* the longest time into it observed so far */
+    uint64_t clock_anchor_ms; /* TPM clock that counts as grace_start */
+    uint8_t refusal;          /* enum online_reason, with STORE_REFUSED */
+    uint8_t epoch[STORE_EPOCH_LEN];      /* the activation's current epoch; zero = none */
+    uint8_t next_epoch[STORE_EPOCH_LEN]; /* sent, not yet confirmed; zero = none */
 };
 
 /* Pure encoding. license: len 0 means "no license". Decoding returns

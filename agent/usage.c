@@ -16,6 +16,8 @@
 #include <openssl/rand.h>
 
 #include "agent/agent.h"
+#include "agent/clock.h"
+#include "agent/licensing.h"
 #include "agent/http.h"
 #include "common/log.h"
 #include "tpm/tpm.h"
@@ -94,7 +96,8 @@ void agent_post_reserve(void *ud, const struct http_request *req, struct http_re
     uint32_t tick;
     size_t free_slot = USAGE_LEASES_MAX, mine = 0, open = 0;
     uint8_t rnd[16];
-    time_t now = time(NULL);
+    time_t now = agent_now();
+    bool refill;
     json_t *v;
     int r = 0;
 
@@ -136,6 +139,15 @@ void agent_post_reserve(void *ud, const struct http_request *req, struct http_re
     }
 
     pthread_mutex_lock(&u->lock);
+    if (u->closed) {
+        pthread_mutex_unlock(&u->lock);
+        http_respond_json(resp, 403,
+                          json_pack("{s:s, s:i}", "error",
+                                    "You are not authorised to perform this action: the license "
+                                    "is being removed",
+                                    "code", 403));
+        goto out;
+    }
     expire_leases(u, now);
     for (size_t i = 0; i < USAGE_LEASES_MAX; i++) {
         if (!u->leases[i].id[0]) {
@@ -205,7 +217,14 @@ void agent_post_reserve(void *ud, const struct http_request *req, struct http_re
                       json_pack("{s:s, s:I, s:I}", "lease", u->leases[free_slot].id, "seconds",
                                 (json_int_t)grant, "expires_in",
                                 (json_int_t)(grant + USAGE_LEASE_SLACK)));
+    left = handable(a, granted, base, tick);
     pthread_mutex_unlock(&u->lock);
+    /* refill in the background when a quarter of the server's step is left */
+    pthread_mutex_lock(&a->online.mu);
+    refill = left < (a->online.cache_secs ? a->online.cache_secs : granted) / 4;
+    pthread_mutex_unlock(&a->online.mu);
+    if (refill)
+        agent_online_poke(a);
 out:
     json_decref(body);
 }
@@ -235,7 +254,7 @@ void agent_post_commit(void *ud, const struct http_request *req, struct http_res
     }
     used = (uint64_t)json_integer_value(jused);
     pthread_mutex_lock(&u->lock);
-    expire_leases(u, time(NULL));
+    expire_leases(u, agent_now());
     for (i = 0; i < USAGE_LEASES_MAX; i++)
         if (u->leases[i].id[0] && !strcmp(u->leases[i].id, json_string_value(jlease)))
             break;

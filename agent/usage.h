@@ -24,6 +24,7 @@ struct usage_lease {
 struct usage {
     pthread_mutex_t lock; /* taken before the agent's TPM lock, never after */
     uint64_t pool;        /* covered by the counter, held by no lease */
+    bool closed;          /* the license is being removed: no new leases */
     struct usage_lease leases[USAGE_LEASES_MAX];
     uint64_t reserved_total; /* seconds handed out in leases */
     uint64_t charged_total;  /* committed as used, or expired */

@@ -30,3 +30,16 @@ test_agent_usage_faults_LIBS := agent testlib
 test_agent_usage_faults_PKGS := cmocka jansson
 test_agent_usage_faults_LDLIBS := -lpthread
 test_agent_usage_faults_WRAPS := tpm_counter_increment
+
+# tpmlicd with a movable clock (tests/lib/testclock.c) for the grace and
+# back-off tests: a separate binary, never installed.
+PROGS += tpmlicd-testclock
+tpmlicd-testclock_SRCS := agent/main.c tests/lib/testclock.c
+tpmlicd-testclock_LIBS := agent agenthttp cert hwid hwidid tpm common
+tpmlicd-testclock_LDLIBS := -lpthread
+tpmlicd-testclock_WRAPS := agent_now agent_mono agent_clock_wait_cap_ms
+
+TESTS += test_agent_grace
+test_agent_grace_SRCS := tests/unit/test_agent_grace.c
+test_agent_grace_LIBS := agent common
+test_agent_grace_PKGS := cmocka

@@ -23,7 +23,15 @@ static void record_encoding(void **state) {
     uint8_t rec[STORE_LICENSE_INDEX_SIZE];
     const uint8_t *data;
     size_t len;
-    struct store_state s = {.flags = STORE_OFFLINE_MODE, .granted_secs = 3600, .grace_end = 7},
+    struct store_state s = {.flags = STORE_OFFLINE_MODE,
+                            .granted_secs = 3600,
+                            .grace_start = 7,
+                            .grace_secs = 7200,
+                            .grace_seen_ms = 9,
+                            .clock_anchor_ms = 11,
+                            .refusal = 3,
+                            .epoch = {1, 2},
+                            .next_epoch = {[15] = 5}},
                        back;
     uint8_t srec[STORE_STATE_INDEX_SIZE];
     char big[STORE_LICENSE_MAX + 1];
@@ -55,7 +63,13 @@ static void record_encoding(void **state) {
     assert_int_equal(store_state_decode(srec, sizeof(srec), &back), 0);
     assert_int_equal(back.flags, STORE_OFFLINE_MODE);
     assert_int_equal(back.granted_secs, 3600);
-    assert_int_equal(back.grace_end, 7);
+    assert_int_equal(back.grace_start, 7);
+    assert_int_equal(back.grace_secs, 7200);
+    assert_int_equal(back.grace_seen_ms, 9);
+    assert_int_equal(back.clock_anchor_ms, 11);
+    assert_int_equal(back.refusal, 3);
+    assert_memory_equal(back.epoch, s.epoch, STORE_EPOCH_LEN);
+    assert_memory_equal(back.next_epoch, s.next_epoch, STORE_EPOCH_LEN);
     srec[1] = 'X';
     assert_int_equal(store_state_decode(srec, sizeof(srec), &back), -EBADMSG);
 }
@@ -162,7 +176,7 @@ static void foreign_indices_refused(void **state) {
     /* an ordinary index of the wrong size */
     assert_int_equal(tpm_nv_define(f->ctx, BASE + AGENT_NV_STATE, 32), 0);
     assert_int_equal(agent_store_ensure(f->ctx, BASE, NULL), -EMEDIUMTYPE);
-    assert_non_null(strstr(tpm_last_error(f->ctx), "holds 32 bytes, expected 64"));
+    assert_non_null(strstr(tpm_last_error(f->ctx), "holds 32 bytes, expected 128"));
 }
 
 int main(void) {
