@@ -186,7 +186,8 @@ static void exchange_failed(struct agent *a, const struct online_result *res, co
     validated = a->online.validated_this_boot;
     snprintf(a->online.last_error, sizeof(a->online.last_error), "%s", res->message);
     pthread_mutex_unlock(&a->online.mu);
-    atomic_fetch_add(&a->online.failed, 1);
+    if (strcmp(what, "validation") == 0)
+        atomic_fetch_add(&a->online.failed, 1);
     wait = backoff_minutes(n);
     schedule(a, (time_t)wait * 60);
 
@@ -246,7 +247,8 @@ static void refused(struct agent *a, const struct online_result *res, const char
     uint8_t code = refusal_code(res->reason);
     char problem[256];
 
-    atomic_fetch_add(&a->online.refused, 1);
+    if (strcmp(what, "validation") == 0)
+        atomic_fetch_add(&a->online.refused, 1);
     pthread_mutex_lock(&a->online.mu);
     a->online.connected = true;
     a->online.failures = 0;
@@ -289,7 +291,8 @@ static void succeeded(struct agent *a, const uint8_t epoch[STORE_EPOCH_LEN], jso
     if (json_is_integer(after) && json_integer_value(after) >= 60 &&
         json_integer_value(after) <= VALIDATE_EVERY_SECS)
         in = (time_t)json_integer_value(after);
-    atomic_fetch_add(&a->online.ok, 1);
+    if (strcmp(what, "validation") == 0)
+        atomic_fetch_add(&a->online.ok, 1);
     pthread_mutex_lock(&a->online.mu);
     was_bad = a->online.failures > 0;
     a->online.failures = 0;

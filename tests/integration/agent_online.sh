@@ -1,0 +1,456 @@
+#!/bin/bash
+# Online licensing end to end: tpmlicd on a real swtpm against a real
+# tpmlic-server over TLS on loopback (tests/lib/serverlib.sh), through a real
+# HTTP proxy (tinyproxy) and through a fault-injecting TLS proxy
+# (tests/lib/faultproxy.py). Grace periods and back-off run on the test
+# build of the agent whose wall clock the test moves (tests/lib/testclock.c);
+# the TPM's clock is never moved.
+. "$(dirname "$0")/../lib/testlib.sh"
+. "$(dirname "$0")/../lib/agentlib.sh"
+. "$(dirname "$0")/../lib/serverlib.sh"
+
+# --- helpers -------------------------------------------------------------------
+
+# online_agent NAME TCTI SERVER-URL [options]: an agent that talks to a server
+online_agent() {
+    local name=$1 tcti=$2 url=$3
+    shift 3
+    start_agent "$name" "$tcti" --server "$url" --server-ca "$T/srv-ca.pem" "$@"
+}
+
+# the movable clock: "WALL MONO" offsets in seconds
+clock_init() {
+    echo "0 0" >"$T/clock"
+    export TPMLIC_TEST_CLOCK_FILE=$T/clock
+    TPMLICD=$B/tpmlicd-testclock
+}
+clock_advance() { # SECS: time moves on (both clocks)
+    local w m
+    read -r w m <"$T/clock"
+    echo "$((w + $1)) $((m + $1))" >"$T/clock.new" && mv "$T/clock.new" "$T/clock"
+}
+clock_set_back() { # SECS: the wall clock only
+    local w m
+    read -r w m <"$T/clock"
+    echo "$((w - $1)) $m" >"$T/clock.new" && mv "$T/clock.new" "$T/clock"
+}
+
+# wait_until SECS COMMAND...: polls until the command succeeds
+wait_until() {
+    local limit=$1 i
+    shift
+    for i in $(seq 1 $((limit * 10))); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+metric() { # NAME SERIES: one value from /metrics
+    api "$1" GET /metrics | awk -v k="$2" '$1 == k {print $2}'
+}
+validations() { metric "$1" "tpmlic_validations_total{result=\"$2\"}"; }
+validations_are() { [ "$(validations "$1" "$2")" = "$3" ]; }
+
+# a server with one license, and an agent activated against it
+# setup_online NAME LICENSE-OPTIONS...: leaves $tcti, $url
+setup_online() {
+    local name=$1
+    shift
+    vendor_keys
+    server_tls srv
+    start_server srv
+    server_license srv L-1 "$@"
+    url=$(cat "$T/srv.url")
+    tcti=$(new_tpm "$name.tpm")
+}
+
+activate() { # NAME [LICENSE]
+    api "$1" POST /v1/management/license "{\"license\": \"${2:-L-1}\"}"
+}
+
+activation_json() { # license show --json
+    server_cli srv license show L-1 --json
+}
+
+# --- activation, validation, refill, removal --------------------------------------
+
+test_activate_use_and_remove_returns_the_unused_seconds() {
+    setup_online a --type consumption --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)" \
+        --features standard --secs-allocated 100000 --cache-secs 3600 --tick-secs 60
+    online_agent a "$tcti" "$url"
+    out=$(api a GET /v1/management/license)
+    assert_eq false "$(jq .licensed <<<"$out")"
+
+    out=$(activate a)
+    assert_eq 200 "$(status)" "activate: $out"
+    assert_eq true "$(jq .licensed <<<"$out")"
+    assert_eq true "$(jq .connected <<<"$out")"
+    assert_eq online "$(jq -r .activation_type <<<"$out")"
+    assert_eq 3600 "$(jq .transcription_secs_allowed <<<"$out")" "first grant = cache_secs"
+    assert_eq 100000 "$(jq .transcription_secs_allocated <<<"$out")"
+    out=$(api a POST /v1/check '{"feature": "standard"}')
+    assert_eq 200 "$(status)" "check: $out"
+    lic=$(api a GET /licensing)
+    assert_contains "$(jq -r .last_check <<<"$lic")" "$(date -u +%Y-%m-%d)" "last_check"
+    next=$(date -u -d "$(jq -r .next_check <<<"$lic")" +%s)
+    now=$(date +%s)
+    [ $((next - now)) -gt 86000 ] && [ $((next - now)) -le 86400 ] ||
+        fail "next_check is not 24 h away: $(jq -r .next_check <<<"$lic")"
+    assert_eq null "$(jq .grace_period_end <<<"$lic")"
+
+    # use 100 s of a 150 s lease (tick 60: the counter covers 180 s)
+    lease=$(api a POST /v1/usage/reserve '{"seconds": 150}' | jq -r .lease)
+    api a POST /v1/usage/commit "{\"lease\": \"$lease\", \"used\": 100}" >/dev/null
+    assert_eq 200 "$(status)"
+
+    # a second activation is refused while one is applied
+    activate a >/dev/null
+    assert_eq 409 "$(status)"
+
+    out=$(api a DELETE /v1/management/license)
+    assert_eq 200 "$(status)" "deactivate: $out"
+    assert_eq 3500 "$(jq .transcription_secs_returned <<<"$out")" "3600 granted - 100 used"
+    out=$(api a GET /v1/status)
+    assert_eq false "$(jq .licensed <<<"$out")"
+    api a POST /v1/check >/dev/null
+    assert_eq 403 "$(status)"
+    # the server's pool: only the 100 s used are gone
+    show=$(activation_json)
+    assert_eq 99900 "$(jq .pool.free <<<"$show")" "pool free after removal: $show"
+
+    # the license can be activated again, and survives a restart
+    out=$(activate a)
+    assert_eq 200 "$(status)" "activate again: $out"
+    stop_agent a
+    online_agent a "$tcti" "$url"
+    out=$(api a GET /v1/status)
+    assert_eq true "$(jq .valid <<<"$out")" "after restart: $out"
+    wait_until 10 validations_are a ok 1 || fail "no validation at start"
+    stop_agent a
+}
+
+test_refill_in_the_background_and_the_pool_adds_up() {
+    setup_online a --type consumption --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)" \
+        --secs-allocated 2000 --cache-secs 600 --tick-secs 60
+    online_agent a "$tcti" "$url"
+    activate a >/dev/null
+    assert_eq 200 "$(status)"
+    assert_eq 600 "$(api a GET /v1/status | jq .secs_remaining)"
+    used=0
+    # use 500 s: under a quarter of the 600 s step is left, so a refill follows
+    lease=$(api a POST /v1/usage/reserve '{"seconds": 500}' | jq -r .lease)
+    api a POST /v1/usage/commit "{\"lease\": \"$lease\", \"used\": 500}" >/dev/null
+    used=500
+    wait_until 10 validations_are a ok 1 || fail "no refill validation: $(tail -5 "$T/a.log")"
+    # granted is now what was charged (500 s) + the 600 s step
+    assert_eq 600 "$(api a GET /v1/status | jq .secs_remaining)" "seconds after refill"
+    # drain the pool: 2000 s in all can ever be handed out
+    refusals=0
+    for i in $(seq 1 40); do
+        out=$(api a POST /v1/usage/reserve '{"seconds": 400}')
+        if [ "$(status)" != 200 ]; then
+            refusals=$((refusals + 1))
+            [ $refusals -ge 4 ] && break
+            sleep 0.5 # a refill may be on its way
+            continue
+        fi
+        refusals=0
+        lease=$(jq -r .lease <<<"$out")
+        got=$(jq .seconds <<<"$out")
+        api a POST /v1/usage/commit "{\"lease\": \"$lease\", \"used\": $got}" >/dev/null
+        used=$((used + got))
+    done
+    [ "$used" -le 2000 ] || fail "$used seconds used from a pool of 2000"
+    [ "$used" -ge 1800 ] || fail "only $used seconds of 2000 could be used"
+    out=$(api a DELETE /v1/management/license)
+    assert_eq 200 "$(status)" "deactivate: $out"
+    show=$(activation_json)
+    # what was never used goes back, exactly
+    assert_eq $((2000 - used)) "$(jq .pool.free <<<"$show")" "pool free = allocated - used"
+    stop_agent a
+}
+
+test_max_activations_and_invalid_codes() {
+    setup_online a --type subscription --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)" \
+        --max-activations 1
+    online_agent a "$tcti" "$url"
+    tcti_b=$(new_tpm b.tpm)
+    online_agent b "$tcti_b" "$url"
+    out=$(activate a NOPE-1)
+    assert_eq 400 "$(status)" "unknown code: $out"
+    assert_contains "$(jq -r .error <<<"$out")" "Invalid license code"
+    out=$(activate a 'bad code!')
+    assert_eq 400 "$(status)"
+    activate a >/dev/null
+    assert_eq 200 "$(status)"
+    out=$(activate b)
+    assert_eq 403 "$(status)" "second appliance: $out"
+    assert_contains "$(jq -r .error <<<"$out")" "activation"
+    assert_eq false "$(api b GET /v1/status | jq .licensed)"
+    # once a frees it, b may activate
+    api a DELETE /v1/management/license >/dev/null
+    assert_eq 200 "$(status)"
+    activate b >/dev/null
+    assert_eq 200 "$(status)" "after a's removal: $(cat "$T/resp")"
+    stop_agent a
+    stop_agent b
+}
+
+test_offline_rules_for_online_licenses() {
+    setup_online a --type subscription --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)"
+    online_agent a "$tcti" "$url"
+    activate a >/dev/null
+    out=$(api a POST /v1/management/license/offlinemode '{"offline": true}')
+    assert_eq 403 "$(status)"
+    assert_contains "$(jq -r .error <<<"$out")" "Offline mode not enabled for this license"
+    stop_agent a
+    # an agent without a server cannot activate or remove online
+    tcti_b=$(new_tpm b.tpm)
+    start_agent b "$tcti_b"
+    out=$(activate b)
+    assert_eq 503 "$(status)"
+    assert_contains "$(jq -r .error <<<"$out")" "Cannot activate when offline"
+    stop_agent b
+}
+
+test_offline_mode_stops_contact_and_refuses_removal() {
+    setup_online a --type subscription --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)" \
+        --offline-allowed
+    online_agent a "$tcti" "$url"
+    activate a >/dev/null
+    out=$(api a POST /v1/management/license/offlinemode '{"offline": true}')
+    assert_eq 200 "$(status)" "offline mode: $out"
+    out=$(api a DELETE /v1/management/license)
+    assert_eq 409 "$(status)"
+    assert_contains "$(jq -r .error <<<"$out")" "Cannot remove license in offline mode"
+    out=$(api a GET /licensing)
+    assert_eq null "$(jq .next_check <<<"$out")" "no validation in offline mode"
+    # in offline mode the server being gone changes nothing
+    stop_server srv
+    stop_agent a
+    online_agent a "$tcti" "$url"
+    sleep 1
+    assert_eq true "$(api a GET /v1/status | jq .valid)"
+    assert_eq 0 "$(validations a failed)"
+    stop_agent a
+}
+
+test_removal_with_the_server_down_changes_nothing() {
+    setup_online a --type consumption --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)" \
+        --secs-allocated 10000 --cache-secs 1000
+    online_agent a "$tcti" "$url"
+    activate a >/dev/null
+    stop_server srv
+    out=$(api a DELETE /v1/management/license)
+    assert_eq 503 "$(status)"
+    assert_contains "$(jq -r .error <<<"$out")" "The license is unchanged"
+    assert_eq true "$(api a GET /v1/status | jq .valid)"
+    out=$(api a POST /v1/usage/reserve '{"seconds": 10}')
+    assert_eq 200 "$(status)" "seconds still handed out: $out"
+    # the server comes back: the removal goes through
+    start_server srv
+    stop_agent a
+    online_agent a "$tcti" "$(cat "$T/srv.url")"
+    out=$(api a DELETE /v1/management/license)
+    assert_eq 200 "$(status)" "removal: $out"
+    # 60 s are covered by the counter, the 10 s lease is charged in full
+    assert_eq 940 "$(jq .transcription_secs_returned <<<"$out")"
+    stop_agent a
+}
+
+# --- the proxy -------------------------------------------------------------------
+
+# start_tinyproxy NAME USER PASSWORD: a proxy with basic auth on loopback
+start_tinyproxy() {
+    local port
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    cat >"$T/$1.conf" <<EOF
+Port $port
+Listen 127.0.0.1
+Timeout 30
+MaxClients 20
+Allow 127.0.0.1
+BasicAuth $2 $3
+LogLevel Connect
+EOF
+    tinyproxy -d -c "$T/$1.conf" >"$T/$1.log" 2>&1 &
+    echo $! >"$T/$1.pid"
+    echo "$port" >"$T/$1.port"
+    wait_until 5 bash -c "echo >/dev/tcp/127.0.0.1/$port" 2>/dev/null || fail "tinyproxy did not start"
+}
+
+test_through_a_proxy_with_basic_auth() {
+    command -v tinyproxy >/dev/null || fail "tinyproxy is not installed (package tinyproxy-bin)"
+    setup_online a --type subscription --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)"
+    start_tinyproxy px user s3cret
+    port=$(cat "$T/px.port")
+    # a proxy in the environment is never used for license traffic
+    https_proxy=http://127.0.0.1:9 HTTPS_PROXY=http://127.0.0.1:9 ALL_PROXY=http://127.0.0.1:9 \
+        online_agent a "$tcti" "$url"
+    out=$(api a POST /v1/management/license/network \
+        "{\"http_configuration\": {\"ip\": \"127.0.0.1\", \"port\": $port, \"user\": \"user\", \"password\": \"wrong\"}}")
+    assert_eq 200 "$(status)" "network: $out"
+    out=$(activate a)
+    assert_eq 503 "$(status)" "activation through a refusing proxy: $out"
+    assert_contains "$(jq -r .error <<<"$out")" "proxy"
+    assert_contains "$(jq -r .error <<<"$out")" "407"
+    api a POST /v1/management/license/network \
+        "{\"http_configuration\": {\"ip\": \"127.0.0.1\", \"port\": $port, \"user\": \"user\", \"password\": \"s3cret\"}}" >/dev/null
+    out=$(activate a)
+    assert_eq 200 "$(status)" "activation through the proxy: $out"
+    grep -q "CONNECT" "$T/px.log" || fail "the proxy saw no CONNECT: $(cat "$T/px.log")"
+    if grep -q s3cret "$T/a.log"; then fail "the proxy password is in the agent's log"; fi
+    # no proxy ("" clears it): straight to the server, the environment ignored
+    api a POST /v1/management/license/network '{"http_configuration": {"ip": ""}}' >/dev/null
+    out=$(api a DELETE /v1/management/license)
+    assert_eq 200 "$(status)" "removal without a proxy: $out"
+    stop_agent a
+}
+
+# --- faults, grace periods and back-off ---------------------------------------------
+
+# setup_faulty NAME: a testclock agent activated through the fault proxy
+setup_faulty() {
+    clock_init
+    setup_online "$1" --type subscription --expiry "$(date -u -d '+60 days' +%Y-%m-%dT%H:%M:%SZ)"
+    start_faultproxy fp srv
+    furl=$(cat "$T/fp.url")
+    faultproxy_mode fp pass
+    online_agent "$1" "$tcti" "$furl" --server-timeout 2 "${@:2}"
+    activate "$1" >/dev/null
+    assert_eq 200 "$(status)" "activation: $(cat "$T/resp")"
+}
+
+grace_end() { api "$1" GET /licensing | jq -r .grace_period_end; }
+grace_end_epoch() { date -u -d "$(grace_end "$1")" +%s; }
+now_on_clock() { echo $(($(date +%s) + $(cut -d' ' -f1 "$T/clock"))); }
+
+test_server_error_gives_2h_grace_with_backoff() {
+    setup_faulty a
+    faultproxy_mode fp 500
+    clock_advance 86400 # the daily validation
+    wait_until 10 validations_are a failed 1 || fail "no failed validation"
+    end=$(grace_end_epoch a)
+    left=$((end - $(now_on_clock)))
+    [ "$left" -gt 7100 ] && [ "$left" -le 7200 ] || fail "grace period of $left s, not 2 h"
+    assert_eq true "$(api a GET /v1/status | jq .valid)" "valid during grace"
+    # back-off: 1, 2, 4, 8 minutes
+    n=1
+    for m in 1 2 4 8; do
+        clock_advance $((m * 60 - 5))
+        sleep 0.5
+        assert_eq $n "$(validations a failed)" "no retry before $m min"
+        clock_advance 5
+        n=$((n + 1))
+        wait_until 10 validations_are a failed $n || fail "no retry after $m min"
+    done
+    # a retry does not restart or move the grace period
+    assert_eq "$end" "$(grace_end_epoch a)"
+    # the grace period runs out
+    clock_advance 7200
+    wait_until 10 bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' --unix-socket $T/a.sock -X POST http://localhost/v1/check)\" = 403 ]" ||
+        fail "still allowed after the grace period"
+    out=$(api a POST /v1/check)
+    assert_contains "$(jq -r .error <<<"$out")" "grace period is over"
+    grep -q "grace period of 2 h starts (server-side error)" "$T/a.log" || fail "no log of the grace start"
+    grep -q "the grace period is over" "$T/a.log" || fail "no log of the grace end"
+    # the server answers again: valid at the next retry
+    faultproxy_mode fp pass
+    clock_advance $((1024 * 60))
+    wait_until 10 validations_are a ok 1 || fail "no successful validation"
+    out=$(api a POST /v1/check)
+    assert_eq 200 "$(status)" "after a success: $out"
+    assert_eq null "$(grace_end a)"
+    stop_agent a
+}
+
+test_unreachable_after_success_gives_7_days_and_a_restart_does_not_renew() {
+    setup_faulty a
+    faultproxy_mode fp refuse
+    clock_advance 86400
+    wait_until 10 validations_are a failed 1 || fail "no failed validation"
+    end=$(grace_end_epoch a)
+    left=$((end - $(now_on_clock)))
+    [ "$left" -gt $((7 * 86400 - 100)) ] && [ "$left" -le $((7 * 86400)) ] ||
+        fail "grace period of $left s, not 7 days (an activation succeeded on this boot)"
+    # two days later the agent restarts: the grace period goes on, it ends as before
+    clock_advance $((2 * 86400))
+    stop_agent a
+    online_agent a "$tcti" "$furl" --server-timeout 2
+    wait_until 10 validations_are a failed 1 || fail "no validation at start"
+    assert_eq "$end" "$(grace_end_epoch a)" "grace end after restart"
+    # and the wall clock set back a day gives nothing either
+    clock_set_back 86400
+    stop_agent a
+    online_agent a "$tcti" "$furl" --server-timeout 2
+    wait_until 10 validations_are a failed 1 || fail "no validation at start"
+    new_end=$(grace_end_epoch a)
+    # measured on the wall clock as it now stands, the end moved back a day
+    [ "$new_end" -le $((end - 86400 + 5)) ] ||
+        fail "setting the clock back moved the grace end from $end to $new_end"
+    # swtpm's clock runs in real time only, so here the wall clock must make
+    # up the day it was set back (test_agent_grace shows the TPM clock doing it)
+    clock_advance $((6 * 86400 + 10))
+    wait_until 10 bash -c "[ \"\$(curl -s --unix-socket $T/a.sock http://localhost/v1/status | jq .valid)\" = false ]" ||
+        fail "still valid 7 days after the grace period began"
+    stop_agent a
+}
+
+test_bad_answers_are_failures_never_successes() {
+    setup_faulty a
+    n=0
+    for mode in garbage unsigned badsig replay hang drop; do
+        faultproxy_mode fp "$mode"
+        stop_agent a # validation at start
+        online_agent a "$tcti" "$furl" --server-timeout 2
+        wait_until 15 validations_are a failed 1 || fail "$mode: not counted as a failure: $(tail -3 "$T/a.log")"
+        assert_eq 0 "$(validations a ok)" "$mode: counted as a success"
+        assert_eq true "$(api a GET /v1/status | jq .valid)" "$mode: valid during grace"
+        [ "$(grace_end a)" != null ] || fail "$mode: no grace period"
+        n=$((n + 1))
+    done
+    grep -q "does not echo this request's nonce" "$T/a.log" || fail "replay not named"
+    grep -q "answer is refused: bad signature" "$T/a.log" || fail "bad signature not named"
+    # the lost answer (drop): the server rotated the epoch; the agent still has
+    # it pending and the next exchange is accepted
+    faultproxy_mode fp pass
+    stop_agent a
+    online_agent a "$tcti" "$furl" --server-timeout 2
+    wait_until 10 validations_are a ok 1 || fail "no success after the faults: $(tail -3 "$T/a.log")"
+    assert_eq null "$(grace_end a)"
+    stop_agent a
+}
+
+# --- a cloned vTPM --------------------------------------------------------------------
+
+test_two_copies_of_one_vtpm_one_is_refused() {
+    setup_online a --type subscription --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)"
+    online_agent a "$tcti" "$url"
+    activate a >/dev/null
+    assert_eq 200 "$(status)"
+    stop_agent a
+    "$SWTPM_CTL" stop "$T/a.tpm" >/dev/null
+    cp -a "$T/a.tpm" "$T/b.tpm"
+    rm -f "$T/b.tpm/swtpm.pid" "$T/b.tpm/tpm.sock" "$T/b.tpm/ctrl.sock"
+    tcti=$("$SWTPM_CTL" start "$T/a.tpm")
+    tcti_b=$("$SWTPM_CTL" start "$T/b.tpm")
+    online_agent a "$tcti" "$url"
+    wait_until 10 validations_are a ok 1 || fail "the original did not validate"
+    online_agent b "$tcti_b" "$url"
+    wait_until 10 validations_are b refused 1 || fail "the copy was not refused: $(tail -3 "$T/b.log")"
+    out=$(api b POST /v1/check)
+    assert_eq 403 "$(status)"
+    assert_contains "$(jq -r .error <<<"$out")" "refused by the license server"
+    assert_eq true "$(api a GET /v1/status | jq .valid)" "the original stays valid"
+    show=$(activation_json)
+    assert_contains "$show" "stale_epoch"
+    # the refusal is in the copy's TPM: a restart does not forget it
+    stop_agent b
+    start_agent b "$tcti_b"
+    assert_eq false "$(api b GET /v1/status | jq .valid)"
+    stop_agent a
+    stop_agent b
+}
+
+run_tests
