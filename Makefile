@@ -16,6 +16,8 @@ BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 SYSCONFDIR ?= /etc
 DESTDIR ?=
 
@@ -59,13 +61,19 @@ pc_cflags = $(if $(1),$(shell $(PKG_CONFIG) --cflags $(1)))
 pc_libs = $(if $(1),$(shell $(PKG_CONFIG) --libs $(1)))
 
 LIBS_ALL :=
+SHLIBS :=
 PROGS :=
+TEST_PROGS :=
 TESTS :=
 TEST_SCRIPTS :=
 BENCHES :=
 FUZZERS :=
 INSTALL_BIN :=
 INSTALL_SBIN :=
+INSTALL_SHLIBS :=
+INSTALL_HEADERS :=
+INSTALL_PC :=
+INSTALL_BASHCOMP :=
 
 all: build-all
 
@@ -74,9 +82,18 @@ include $(sort $(wildcard */*.mk))
 
 # --- generic rules -----------------------------------------------------------
 # A library NAME: NAME_SRCS, NAME_PKGS (pkg-config modules), NAME_DEPS (other
-# libraries it uses). Built as $(B)/libNAME.a.
-# A program, test or benchmark NAME: NAME_SRCS, NAME_LIBS (our libraries, in
-# link order), NAME_PKGS, NAME_WRAPS (symbols for -Wl,--wrap in unit tests).
+# libraries it uses), NAME_CFLAGS (extra flags for its objects). Built as
+# $(B)/libNAME.a.
+# A shared library NAME (SHLIBS += NAME, and a library NAME as above, its
+# static twin): NAME_SOVERSION, NAME_LDLIBS. Built from -fPIC objects in
+# $(B)/pic as $(B)/libNAME.so.$(VERSION) with soname libNAME.so.SOVERSION and
+# the links libNAME.so.SOVERSION and libNAME.so beside it. It may not depend
+# on our static libraries (NAME_DEPS empty): it stands alone once installed.
+# A program, test, test helper program (TEST_PROGS: built for the tests,
+# never installed) or benchmark NAME: NAME_SRCS, NAME_LIBS (our libraries, in
+# link order), NAME_SHLIBS (our shared libraries, linked with an rpath into
+# $(B): for tests), NAME_PKGS, NAME_WRAPS (symbols for -Wl,--wrap in unit
+# tests).
 
 objs = $(patsubst %.c,$(B)/obj/%.o,$(1))
 lib_pkgs = $(foreach l,$(1),$($(l)_PKGS) $(call lib_pkgs,$($(l)_DEPS)))
@@ -88,22 +105,37 @@ define LIB_template
 $(B)/lib$(1).a: $(call objs,$($(1)_SRCS))
 	@mkdir -p $$(@D)
 	$$(AR) rcs $$@ $$^
-$(call objs,$($(1)_SRCS)): EXTRA_CFLAGS = $$(call pc_cflags,$$(sort $$(call lib_pkgs,$(1))))
+$(call objs,$($(1)_SRCS)): EXTRA_CFLAGS = $$(call pc_cflags,$$(sort $$(call lib_pkgs,$(1)))) $($(1)_CFLAGS)
+endef
+
+pic_objs = $(patsubst %.c,$(B)/pic/%.o,$(1))
+define SHLIB_template
+$(B)/lib$(1).so.$(VERSION): $(call pic_objs,$($(1)_SRCS))
+	@mkdir -p $$(@D)
+	$$(CC) -shared -o $$@ $$^ -Wl,-soname,lib$(1).so.$($(1)_SOVERSION) \
+		$$(filter-out -pie,$$(ALL_LDFLAGS)) $$(call pc_libs,$($(1)_PKGS)) $($(1)_LDLIBS)
+$(B)/lib$(1).so: $(B)/lib$(1).so.$(VERSION)
+	ln -sf lib$(1).so.$(VERSION) $(B)/lib$(1).so.$($(1)_SOVERSION)
+	ln -sf lib$(1).so.$(VERSION) $$@
+$(call pic_objs,$($(1)_SRCS)): EXTRA_CFLAGS = $$(call pc_cflags,$($(1)_PKGS)) $($(1)_CFLAGS)
 endef
 
 define PROG_template
 $(1)_ALL_LIBS = $$(call link_libs,$($(1)_LIBS))
 $(1)_ALL_PKGS = $$(sort $($(1)_PKGS) $$(call lib_pkgs,$($(1)_LIBS)))
-$(B)/$(1): $(call objs,$($(1)_SRCS)) $$(foreach l,$$($(1)_ALL_LIBS),$(B)/lib$$(l).a)
+$(B)/$(1): $(call objs,$($(1)_SRCS)) $$(foreach l,$$($(1)_ALL_LIBS),$(B)/lib$$(l).a) \
+		$(foreach l,$($(1)_SHLIBS),$(B)/lib$(l).so)
 	@mkdir -p $$(@D)
 	$$(CC) -o $$@ $(call objs,$($(1)_SRCS)) $$(foreach l,$$($(1)_ALL_LIBS),$(B)/lib$$(l).a) \
+		$(foreach l,$($(1)_SHLIBS),-L$(B) -l$(l) -Wl,-rpath,$(abspath $(B))) \
 		$$(ALL_LDFLAGS) $$(foreach w,$($(1)_WRAPS),-Wl,--wrap=$$(w)) \
 		$$(call pc_libs,$$($(1)_ALL_PKGS)) $($(1)_LDLIBS)
 $(call objs,$($(1)_SRCS)): EXTRA_CFLAGS = $$(call pc_cflags,$$($(1)_ALL_PKGS))
 endef
 
 $(foreach l,$(LIBS_ALL),$(eval $(call LIB_template,$(l))))
-$(foreach p,$(PROGS) $(TESTS) $(BENCHES),$(eval $(call PROG_template,$(p))))
+$(foreach l,$(SHLIBS),$(eval $(call SHLIB_template,$(l))))
+$(foreach p,$(PROGS) $(TEST_PROGS) $(TESTS) $(BENCHES),$(eval $(call PROG_template,$(p))))
 # A fuzzer NAME (libFuzzer, only with FUZZ=1): NAME_SRCS, NAME_LIBS, NAME_PKGS and
 # NAME_CORPUS, a folder of seed inputs.
 $(foreach p,$(FUZZERS),$(eval $(p)_LDLIBS += -fsanitize=fuzzer))
@@ -115,11 +147,16 @@ $(B)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS) -MMD -MP -c -o $@ $<
 
--include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+# Objects of shared libraries: position-independent code, not executables.
+$(B)/pic/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(filter-out -fPIE,$(ALL_CFLAGS)) -fPIC $(EXTRA_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(shell find $(B)/obj $(B)/pic -name '*.d' 2>/dev/null)
 
 # --- targets -------------------------------------------------------------------
-build-all: $(addprefix $(B)/,$(PROGS))
-build-tests: build-all $(addprefix $(B)/,$(TESTS))
+build-all: $(addprefix $(B)/,$(PROGS)) $(foreach l,$(SHLIBS),$(B)/lib$(l).so $(B)/lib$(l).a)
+build-tests: build-all $(addprefix $(B)/,$(TEST_PROGS) $(TESTS))
 build-bench: build-all $(addprefix $(B)/,$(BENCHES))
 
 deps:
@@ -164,6 +201,18 @@ install: build-all
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 	$(foreach p,$(INSTALL_BIN),install -m 0755 $(B)/$(p) $(DESTDIR)$(BINDIR)/$(p);)
 	$(foreach p,$(INSTALL_SBIN),install -m 0755 $(B)/$(p) $(DESTDIR)$(SBINDIR)/$(p);)
+	$(if $(INSTALL_SHLIBS),install -d $(DESTDIR)$(LIBDIR))
+	$(foreach l,$(INSTALL_SHLIBS),install -m 0755 $(B)/lib$(l).so.$(VERSION) $(DESTDIR)$(LIBDIR)/ && \
+		ln -sf lib$(l).so.$(VERSION) $(DESTDIR)$(LIBDIR)/lib$(l).so.$($(l)_SOVERSION) && \
+		ln -sf lib$(l).so.$($(l)_SOVERSION) $(DESTDIR)$(LIBDIR)/lib$(l).so && \
+		install -m 0644 $(B)/lib$(l).a $(DESTDIR)$(LIBDIR)/;)
+	$(foreach h,$(INSTALL_HEADERS),install -D -m 0644 $(h) $(DESTDIR)$(INCLUDEDIR)/$(patsubst include/%,%,$(h));)
+	$(if $(INSTALL_PC),install -d $(DESTDIR)$(PKGCONFIGDIR))
+	$(foreach p,$(INSTALL_PC),sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $(p) \
+		>$(DESTDIR)$(PKGCONFIGDIR)/$(patsubst %.in,%,$(notdir $(p)));)
+	$(if $(INSTALL_BASHCOMP),install -d $(DESTDIR)$(BASHCOMPDIR))
+	$(foreach f,$(INSTALL_BASHCOMP),install -m 0644 $(f) $(DESTDIR)$(BASHCOMPDIR)/$(notdir $(f));)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -7,7 +7,7 @@ test_cert_PKGS := cmocka openssl jansson
 
 # Makes activation certificates for the shell test without a TPM; built by
 # make, not installed (not in INSTALL_BIN).
-PROGS += test-make-activation
+TEST_PROGS += test-make-activation
 test-make-activation_SRCS := tests/lib/make_activation.c
 test-make-activation_LIBS := cert hwidid common
 test-make-activation_PKGS := openssl jansson

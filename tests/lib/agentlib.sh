@@ -77,3 +77,19 @@ apply_license() { # NAME LICENSE [CERTFILE]
     api "$1" PUT /v1/management/license/offlineactivation \
         "{\"license\": \"$2\", \"certificate\": \"$(cat "${3:-$T/$1.lic}")\"}"
 }
+
+# licensed_agent NAME [sign-activation options]: a fresh swtpm, an agent on
+# it and a license applied through the offline round trip (license L-1,
+# product p, customer 1); extra options go to sign-activation. The TCTI is
+# left in $T/NAME.tcti.
+licensed_agent() {
+    local name=$1
+    shift
+    vendor_keys
+    new_tpm "$name.tpm" >"$T/$name.tcti"
+    start_agent "$name" "$(cat "$T/$name.tcti")"
+    offline_request "$name" L-1
+    vendor_sign "$name" --product p --customer-id 1 "$@"
+    apply_license "$name" L-1 >/dev/null
+    [ "$(status)" = 200 ] || fail "applying the license: $(status) $(cat "$T/resp")"
+}
