@@ -153,3 +153,28 @@ int cert_b64url_decode(const char *text, size_t len, uint8_t **ret, size_t *ret_
 int cert_answer_sign(json_t *payload, EVP_PKEY *key, char **ret_jws);
 enum cert_status cert_answer_verify(const char *jws, size_t len, EVP_PKEY *vendor_pub,
                                     json_t **ret_payload, char *msg, size_t msglen);
+
+/* Issuing (issue.c), shared by tpmlic-vendor and tpmlic-server. */
+
+/* What an issuer checks in an activation certificate beyond what
+ * cert_activation_decode() already did (format, EK public key against the
+ * EK digest): the computer ID is the one the digests give, and an EK
+ * certificate, when present, certifies that same EK. recomputed receives the
+ * computer ID the digests give ("" when none); msg says why (or
+ * "consistent: ..."). */
+bool cert_activation_consistent(const struct cert_activation *a, char recomputed[HWID_ID_STRLEN],
+                                char *msg, size_t msglen);
+
+/* Parses a comma-separated feature list ("a,b") into l->features and
+ * l->nfeatures (NULL or "": none). -EINVAL for an empty name, -E2BIG for a
+ * name over CERT_FEATURE_MAX or more than CERT_FEATURES_MAX names; err says
+ * which. The characters and duplicates are checked by cert_license_sign(). */
+int cert_features_parse(const char *list, struct cert_license *l, char *err, size_t errlen);
+
+/* nbytes (1-64) random bytes as lower-case hex into ret (2 * nbytes + 1). */
+int cert_random_hex(char *ret, size_t nbytes);
+
+/* Binds l to the appliance that sent a: license code, computer ID, hardware
+ * digests and counter (its value at request time becomes the base); iat =
+ * now and a random 16-byte jti. The terms are the caller's. */
+int cert_license_bind(struct cert_license *l, const struct cert_activation *a, time_t now);

@@ -20,8 +20,6 @@
 #include <jansson.h>
 #include <openssl/bio.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
-#include <openssl/x509.h>
 
 #include "cert/cert.h"
 #include "common/macro.h"
@@ -37,7 +35,6 @@
 
 DEFINE_PTR_CLEANUP(EVP_PKEY, EVP_PKEY_free)
 DEFINE_PTR_CLEANUP(BIO, BIO_free_all)
-DEFINE_PTR_CLEANUP(X509, X509_free)
 
 static void cert_activation_clearp(struct cert_activation *a) {
     cert_activation_clear(a);
@@ -284,50 +281,6 @@ static int cmd_keygen(int argc, char **argv) {
     return 0;
 }
 
-/* --- activation checks ------------------------------------------------------ */
-
-/* What the vendor checks in an activation certificate beyond what
- * cert_activation_decode() already did (format, EK public key against the
- * EK digest): the computer ID is the one the digests give, and an EK
- * certificate, when present, certifies that same EK. */
-static bool activation_consistent(const struct cert_activation *a, char recomputed[HWID_ID_STRLEN],
-                                  char *msg, size_t msglen) {
-    uint8_t d[HWID_DIGEST_LEN];
-
-    if (hwid_computer_id(&a->hwid, recomputed) < 0) {
-        recomputed[0] = '\0';
-        snprintf(msg, msglen, "no hardware digest to derive a computer ID from");
-        return false;
-    }
-    if (strcmp(recomputed, a->computer_id) != 0) {
-        snprintf(msg, msglen,
-                 "computer_id %s does not match the hardware digests (they give %s): the "
-                 "activation certificate was altered",
-                 a->computer_id, recomputed);
-        return false;
-    }
-    if (a->ek_certificate) {
-        const uint8_t *p = a->ek_certificate;
-        _cleanup_(X509_freep) X509 *x = d2i_X509(NULL, &p, (long)a->ek_certificate_len);
-        EVP_PKEY *k = x ? X509_get0_pubkey(x) : NULL;
-        unsigned char *der = NULL;
-        int len = k ? i2d_PUBKEY(k, &der) : -1;
-        int r = len > 0 ? hwid_digest_ek(der, (size_t)len, d) : -EINVAL;
-
-        OPENSSL_free(der);
-        if (!x || p != a->ek_certificate + a->ek_certificate_len) {
-            snprintf(msg, msglen, "ek_certificate is not a DER X.509 certificate");
-            return false;
-        }
-        if (r < 0 || memcmp(d, a->hwid.digest[HWID_EK], sizeof(d)) != 0) {
-            snprintf(msg, msglen, "ek_certificate certifies another key than ek_public");
-            return false;
-        }
-    }
-    snprintf(msg, msglen, "consistent: the computer ID and the EK match the hardware digests");
-    return true;
-}
-
 /* --- sign-activation ---------------------------------------------------------- */
 
 static const char sign_help[] =
@@ -368,8 +321,9 @@ struct sign_args {
 
 static int build_license(const struct sign_args *o, const struct cert_activation *a, time_t now,
                          struct cert_license *l) {
+    char msg[128];
     uint64_t u;
-    uint8_t jti[16];
+    int r;
 
     memset(l, 0, sizeof(*l));
     if (cert_license_type_from_name(o->type, &l->type) < 0)
@@ -397,23 +351,11 @@ static int build_license(const struct sign_args *o, const struct cert_activation
     l->tick_secs = (uint32_t)u;
     if (hwid_policy_from_name(o->policy ? o->policy : "default", &l->hwid_policy) < 0)
         return usage_error("sign-activation", "--hwid-policy must be default or all");
-    if (o->features && *o->features) {
-        const char *p = o->features;
-        for (;;) {
-            size_t n = strcspn(p, ",");
-            if (n == 0)
-                return usage_error("sign-activation", "--features has an empty name");
-            if (n > CERT_FEATURE_MAX)
-                return refuse("feature '%.*s' is longer than %d characters", (int)n, p,
-                              CERT_FEATURE_MAX);
-            if (l->nfeatures == CERT_FEATURES_MAX)
-                return refuse("more than %d features", CERT_FEATURES_MAX);
-            memcpy(l->features[l->nfeatures++], p, n);
-            if (!p[n])
-                break;
-            p += n + 1;
-        }
-    }
+    r = cert_features_parse(o->features, l, msg, sizeof(msg));
+    if (r == -EINVAL)
+        return usage_error("sign-activation", "--features %s", msg);
+    if (r < 0)
+        return refuse("%s", msg);
     if (strlen(o->product) > CERT_TEXT_MAX)
         return refuse("--product is longer than %d characters", CERT_TEXT_MAX);
     snprintf(l->product, sizeof(l->product), "%s", o->product);
@@ -434,17 +376,10 @@ static int build_license(const struct sign_args *o, const struct cert_activation
         return refuse("a consumption license needs --secs-allocated (and --secs-granted) above 0");
 
     /* what the appliance said about itself, checked by the caller */
-    snprintf(l->license, sizeof(l->license), "%s", a->license);
-    snprintf(l->computer_id, sizeof(l->computer_id), "%s", a->computer_id);
-    l->hwid = a->hwid;
-    l->counter = a->counter; /* the value at request time comes back as the base */
     l->offline_allowed = true;
     l->activated_offline = true;
-    l->iat = now;
-    if (RAND_bytes(jti, sizeof(jti)) != 1)
+    if (cert_license_bind(l, a, now) < 0)
         return refuse("no random numbers for the serial (jti)");
-    for (size_t i = 0; i < sizeof(jti); i++)
-        snprintf(l->jti + 2 * i, 3, "%02x", jti[i]);
     return 0;
 }
 
@@ -545,7 +480,7 @@ static int cmd_sign_activation(int argc, char **argv) {
     s = cert_activation_decode(text, len, &act, msg, sizeof(msg));
     if (s != CERT_OK)
         return refuse("refused: the activation certificate is %s", msg);
-    if (!activation_consistent(&act, recomputed, msg, sizeof(msg)))
+    if (!cert_activation_consistent(&act, recomputed, msg, sizeof(msg)))
         return refuse("refused: %s", msg);
     if (o.license && strcmp(o.license, act.license) != 0)
         return refuse("refused: the activation certificate is for another license code than "
@@ -736,7 +671,7 @@ static int inspect_activation(const char *text, size_t len, bool as_json) {
 
     s = cert_activation_decode(text, len, &a, msg, sizeof(msg));
     if (s == CERT_OK) {
-        ok = activation_consistent(&a, recomputed, msg, sizeof(msg));
+        ok = cert_activation_consistent(&a, recomputed, msg, sizeof(msg));
         if (hwid_digest_ek_bits(a.ek_public, a.ek_public_len, ekd, &bits) == 0)
             hwid_digest_to_hex(ekd, ekhex);
         cert_time_format(a.date, when);
