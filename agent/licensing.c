@@ -1,8 +1,8 @@
 /* Online licensing (licensing.h, docs/online.md).
  *
  * Locks, outermost first: online.exchange (one exchange with the server at
- * a time), a->lock, usage.lock, tpm_lock; online.mu only around its own
- * fields. No lock but online.exchange is held while the network is used, so
+ * a time), a->lock, usage.lock, tpm_lock; online.mu is innermost and held
+ * only around its own fields. No lock but online.exchange is held while the network is used, so
  * services are never kept waiting by the license server. */
 #include "agent/licensing.h"
 
@@ -123,10 +123,24 @@ static void sync_view(struct agent *a, time_t now) {
     if (o->refused && !o->refused_reason[0])
         snprintf(o->refused_reason, sizeof(o->refused_reason), "%s",
                  refusals[a->state.refusal < ARRAY_SIZE(refusals) ? a->state.refusal
-                                                                   : ARRAY_SIZE(refusals) - 1]
+                                                                  : ARRAY_SIZE(refusals) - 1]
                      .text);
     if (!o->refused)
         o->refused_reason[0] = '\0';
+}
+
+/* Logs the moment a grace period runs out, once. */
+static void note_grace_over(struct agent *a, bool was_over) {
+    char why[sizeof(a->online.last_error)];
+
+    if (was_over || !grace_over(&a->state))
+        return;
+    pthread_mutex_lock(&a->online.mu); /* innermost: may be taken under a->lock */
+    snprintf(why, sizeof(why), "%s", a->online.last_error[0] ? a->online.last_error : "no answer");
+    pthread_mutex_unlock(&a->online.mu);
+    log_error("the grace period is over: the license is invalid until a validation with the "
+              "license server succeeds (%s)",
+              why);
 }
 
 /* Looks at the running grace period with both clocks; persists when it has
@@ -149,11 +163,9 @@ static void refresh_grace(struct agent *a) {
     if (!was_over && grace_over(&st)) {
         if (commit_state(a, &st) < 0)
             a->state = st; /* in memory at least */
-        log_error("the grace period is over: the license is invalid until a validation with the "
-                  "license server succeeds (%s)",
-                  a->online.last_error[0] ? a->online.last_error : "no answer");
     } else
         a->state = st;
+    note_grace_over(a, was_over);
     sync_view(a, now);
     pthread_rwlock_unlock(&a->lock);
 }
@@ -174,7 +186,7 @@ static const char *duration(uint32_t secs, char *buf, size_t len) {
 
 static void exchange_failed(struct agent *a, const struct online_result *res, const char *what) {
     uint64_t tpm_ms = 0;
-    bool tpm_ok = tpm_clock_ms(a, &tpm_ms), began, validated;
+    bool tpm_ok = tpm_clock_ms(a, &tpm_ms), began, validated, was_over;
     struct store_state st;
     time_t now = agent_now();
     unsigned n, wait;
@@ -193,6 +205,7 @@ static void exchange_failed(struct agent *a, const struct online_result *res, co
 
     pthread_rwlock_wrlock(&a->lock);
     st = a->state;
+    was_over = grace_over(&st);
     began = grace_begin(&st, res->failure, validated, now, tpm_ms);
     grace_observe(&st, now, tpm_ms, tpm_ok);
     /* every attempt persists how far into the grace period it is */
@@ -209,6 +222,7 @@ static void exchange_failed(struct agent *a, const struct online_result *res, co
     else
         log_info("%s attempt %u failed: %s; grace period ends at %s; next attempt in %u minute%s",
                  what, n, res->message, when, wait, wait == 1 ? "" : "s");
+    note_grace_over(a, was_over);
     pthread_rwlock_unlock(&a->lock);
 }
 
@@ -341,7 +355,8 @@ static int take_new_certificate(struct agent *a, const char *cert, size_t len, c
     base = a->lic_counter.base;
     pthread_rwlock_unlock(&a->lock);
     if (strcmp(l.jti, jti) != 0 || l.counter.value != base || l.activated_offline) {
-        snprintf(reason, reasonlen, "the new certificate is for another activation or counter base");
+        snprintf(reason, reasonlen,
+                 "the new certificate is for another activation or counter base");
         return -EINVAL;
     }
     if (l.secs_granted < granted) {
@@ -620,8 +635,9 @@ void agent_post_license(void *ud, const struct http_request *req, struct http_re
     st.flags &= ~(uint32_t)STORE_OFFLINE_MODE;
     a->state = st;
     pthread_rwlock_unlock(&a->lock);
-    r = agent_license_apply(a, cert, strlen(cert), json_string_value(json_object_get(body, "license")),
-                            true, reason, sizeof(reason));
+    r = agent_license_apply(a, cert, strlen(cert),
+                            json_string_value(json_object_get(body, "license")), true, reason,
+                            sizeof(reason));
     if (r == 0 && strcmp(a->lic.jti, activation) != 0) {
         snprintf(reason, sizeof(reason), "its serial is not the activation ID");
         r = -EINVAL;
@@ -731,8 +747,7 @@ void agent_delete_license(void *ud, const struct http_request *req, struct http_
     if (res.outcome == ONLINE_REFUSED && strcmp(res.reason, "not_active") != 0 &&
         strcmp(res.reason, "unknown_license") != 0) {
         reopen_usage(a);
-        log_warn("license removal refused by the license server (%s): %s", res.reason,
-                 res.message);
+        log_warn("license removal refused by the license server (%s): %s", res.reason, res.message);
         http_respond_error(resp, 409, "Cannot remove license: %s", res.message);
         goto out_res;
     }
@@ -743,8 +758,8 @@ void agent_delete_license(void *ud, const struct http_request *req, struct http_
     remove_license(a, problem);
     log_info("license %s removed; %lld unused seconds returned to the license server", code,
              (long long)returned);
-    http_respond_json(resp, 200,
-                      json_pack("{s:I}", "transcription_secs_returned", returned < 0 ? 0 : returned));
+    http_respond_json(
+        resp, 200, json_pack("{s:I}", "transcription_secs_returned", returned < 0 ? 0 : returned));
 out_res:
     online_result_clear(&res);
 out:

@@ -33,7 +33,7 @@ test_agent_usage_faults_WRAPS := tpm_counter_increment
 
 # tpmlicd with a movable clock (tests/lib/testclock.c) for the grace and
 # back-off tests: a separate binary, never installed.
-PROGS += tpmlicd-testclock
+TEST_PROGS += tpmlicd-testclock
 tpmlicd-testclock_SRCS := agent/main.c tests/lib/testclock.c
 tpmlicd-testclock_LIBS := agent agenthttp cert hwid hwidid tpm common
 tpmlicd-testclock_LDLIBS := -lpthread
@@ -43,3 +43,5 @@ TESTS += test_agent_grace
 test_agent_grace_SRCS := tests/unit/test_agent_grace.c
 test_agent_grace_LIBS := agent common
 test_agent_grace_PKGS := cmocka
+TEST_SCRIPTS += tests/integration/agent_online.sh
+TEST_SCRIPTS += tests/integration/faultproxy.sh

@@ -259,6 +259,28 @@ test_removal_with_the_server_down_changes_nothing() {
     stop_agent a
 }
 
+test_tpmlicctl_activates_and_removes_online() {
+    setup_online a --type consumption --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)" \
+        --secs-allocated 10000 --cache-secs 3600 --features standard
+    online_agent a "$tcti" "$url"
+    ctl=("$B/tpmlicctl" --socket "$T/a.sock")
+    out=$("${ctl[@]}" activate NOPE-9 2>&1) && fail "an unknown code was activated"
+    assert_contains "$out" "Invalid license code"
+    out=$("${ctl[@]}" activate L-1 --username ops --email ops@example.com --company Example)
+    assert_contains "$out" "license L-1 activated"
+    out=$("${ctl[@]}" --json status)
+    assert_eq true "$(jq .valid <<<"$out")"
+    rc=0
+    "${ctl[@]}" activate L-1 >/dev/null 2>"$T/err" || rc=$?
+    assert_eq 1 "$rc" "exit status of a second activation"
+    assert_contains "$(cat "$T/err")" "already applied"
+    out=$("${ctl[@]}" deactivate)
+    assert_contains "$out" "license removed"
+    assert_contains "$out" "1 h"
+    "${ctl[@]}" --json check >/dev/null && fail "allowed after removal"
+    stop_agent a
+}
+
 # --- the proxy -------------------------------------------------------------------
 
 # start_tinyproxy NAME USER PASSWORD: a proxy with basic auth on loopback
@@ -294,7 +316,7 @@ test_through_a_proxy_with_basic_auth() {
     out=$(activate a)
     assert_eq 503 "$(status)" "activation through a refusing proxy: $out"
     assert_contains "$(jq -r .error <<<"$out")" "proxy"
-    assert_contains "$(jq -r .error <<<"$out")" "407"
+    assert_contains "$(jq -r .error <<<"$out")" "refused the connection (HTTP 40"
     api a POST /v1/management/license/network \
         "{\"http_configuration\": {\"ip\": \"127.0.0.1\", \"port\": $port, \"user\": \"user\", \"password\": \"s3cret\"}}" >/dev/null
     out=$(activate a)
