@@ -249,8 +249,7 @@ int agent_activation_make(struct agent *a, json_t *body, const char *what, char 
     }
     memcpy(ret_nonce, act.nonce, 33); /* 32 hex digits and the NUL */
     log_info("activation certificate made for license ...%s (counter value %llu)",
-             strlen(act.license) > 4 ? act.license + strlen(act.license) - 4 : act.license,
-             (unsigned long long)value);
+             license_code_tail(act.license), (unsigned long long)value);
     /* the EK buffers belong to the agent: act is not cleared */
     return 0;
 }
@@ -320,7 +319,8 @@ void agent_put_offlineactivation(void *ud, const struct http_request *req,
         http_respond_error(resp, 503, "License certificate not applied: %s", reason);
         goto out;
     }
-    log_info("license %s applied by offline activation", json_string_value(lic));
+    log_info("license ...%s applied by offline activation",
+             license_code_tail(json_string_value(lic)));
     pthread_rwlock_rdlock(&a->lock);
     http_respond_json(resp, 200, agent_license_status_json(a));
     pthread_rwlock_unlock(&a->lock);

@@ -10,8 +10,8 @@
 
 #include "agent/store.h"
 
-#define GRACE_SHORT_SECS    (2 * 3600)    /* no success on this boot, or a server-side error */
-#define GRACE_LONG_SECS     (7 * 86400)   /* unreachable after a success on this boot */
+#define GRACE_SHORT_SECS    (2 * 3600)  /* no success on this boot, or a server-side error */
+#define GRACE_LONG_SECS     (7 * 86400) /* unreachable after a success on this boot */
 #define VALIDATE_EVERY_SECS 86400
 #define BACKOFF_MAX_MINUTES 1024
 

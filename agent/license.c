@@ -58,3 +58,8 @@ enum license_verdict license_decide(const struct license_view *l, const char *fe
     snprintf(reason, reasonlen, "License is valid");
     return VERDICT_ALLOWED;
 }
+
+const char *license_code_tail(const char *code) {
+    size_t n = strlen(code);
+    return n > 4 ? code + n - 4 : code;
+}

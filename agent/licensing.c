@@ -147,10 +147,14 @@ static void note_grace_over(struct agent *a, bool was_over) {
  * just run out (a restart must find it over). */
 static void refresh_grace(struct agent *a) {
     uint64_t tpm_ms = 0;
-    bool tpm_ok = tpm_clock_ms(a, &tpm_ms), was_over;
+    bool tpm_ok, was_over, running;
     struct store_state st;
     time_t now = agent_now();
 
+    pthread_rwlock_rdlock(&a->lock);
+    running = a->state.grace_start != 0;
+    pthread_rwlock_unlock(&a->lock);
+    tpm_ok = running && tpm_clock_ms(a, &tpm_ms);
     pthread_rwlock_wrlock(&a->lock);
     if (!a->state.grace_start || !agent_online_applies(a)) {
         sync_view(a, now);
@@ -473,6 +477,9 @@ static void *validation_thread(void *arg) {
 
         if (a->online.poke || (a->online.next_due && now >= a->online.next_due)) {
             a->online.poke = false;
+            /* validate_once schedules the next one; should it not get that
+             * far (no memory, no randomness), it tries again in a minute */
+            a->online.next_due = now + 60;
             pthread_mutex_unlock(&a->online.mu);
             pthread_mutex_lock(&a->online.exchange);
             validate_once(a);
@@ -659,7 +666,8 @@ void agent_post_license(void *ud, const struct http_request *req, struct http_re
     a->online.failures = 0;
     pthread_mutex_unlock(&a->online.mu);
     succeeded(a, epoch, res.payload, "activation");
-    log_info("license %s activated online (activation %s)", a->lic.code, activation);
+    log_info("license ...%s activated online (activation %.8s)",
+             license_code_tail(json_string_value(json_object_get(body, "license"))), activation);
     pthread_rwlock_rdlock(&a->lock);
     http_respond_json(resp, 200, agent_license_status_json(a));
     pthread_rwlock_unlock(&a->lock);
@@ -756,8 +764,8 @@ void agent_delete_license(void *ud, const struct http_request *req, struct http_
                    : 0;
     snprintf(problem, sizeof(problem), "License is invalid (the license was removed)");
     remove_license(a, problem);
-    log_info("license %s removed; %lld unused seconds returned to the license server", code,
-             (long long)returned);
+    log_info("license ...%s removed; %lld unused seconds returned to the license server",
+             license_code_tail(code), (long long)returned);
     http_respond_json(
         resp, 200, json_pack("{s:I}", "transcription_secs_returned", returned < 0 ? 0 : returned));
 out_res:

@@ -110,9 +110,9 @@ static void check_answer(const struct online_conf *c, const char *type, const ch
             failed(r, FAILURE_SERVER, "the license server failed (HTTP %ld%s%.200s)", http,
                    json_is_string(v) ? ": " : "", json_is_string(v) ? json_string_value(v) : "");
         else
-            failed(r, FAILURE_SERVER, "the license server's answer is not signed (HTTP %ld%s%.200s)",
-                   http, json_is_string(v) ? ": " : "",
-                   json_is_string(v) ? json_string_value(v) : "");
+            failed(r, FAILURE_SERVER,
+                   "the license server's answer is not signed (HTTP %ld%s%.200s)", http,
+                   json_is_string(v) ? ": " : "", json_is_string(v) ? json_string_value(v) : "");
         return;
     }
     s = cert_answer_verify(json_string_value(ans), json_string_length(ans), c->vendor_key, &payload,
@@ -218,13 +218,14 @@ int online_exchange(const struct online_conf *c, const char *type, json_t *reque
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &http);
     curl_slist_free_all(hdrs);
     if (cc == CURLE_WRITE_ERROR && b.too_big)
-        failed(ret, FAILURE_SERVER, "the license server's answer is over %d bytes", ONLINE_BODY_MAX);
+        failed(ret, FAILURE_SERVER, "the license server's answer is over %d bytes",
+               ONLINE_BODY_MAX);
     else if (cc != CURLE_OK) {
         long proxy_code = 0;
         curl_easy_getinfo(h, CURLINFO_HTTP_CONNECTCODE, &proxy_code);
         if (*proxy && proxy_code >= 300)
-            failed(ret, FAILURE_UNREACHABLE, "the proxy %s refused the connection (HTTP %ld)", proxy,
-                   proxy_code);
+            failed(ret, FAILURE_UNREACHABLE, "the proxy %s refused the connection (HTTP %ld)",
+                   proxy, proxy_code);
         else
             failed(ret, classify(cc), "cannot reach the license server %s%s%s: %s", c->server,
                    *proxy ? " through the proxy " : "", proxy,

@@ -14,7 +14,7 @@
 
 #include "agent/grace.h"
 
-#define ONLINE_BODY_MAX (16 * 1024)
+#define ONLINE_BODY_MAX  (16 * 1024)
 #define ONLINE_NONCE_LEN 32 /* hex characters */
 
 struct online_conf {

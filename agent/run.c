@@ -143,7 +143,8 @@ static void load_license(struct agent *a) {
     if (r < 0)
         log_error("the stored license is not accepted: %s", a->license_problem);
     else
-        log_info("license %s for product %s loaded from the TPM", a->lic.code, a->lic.product);
+        log_info("license ...%s for product %s loaded from the TPM", license_code_tail(a->lic.code),
+                 a->lic.product);
 }
 
 static int open_socket(struct agent *a, gid_t gid, bool have_gid, int *ret_fd, char *err,
