@@ -434,6 +434,18 @@ test_bad_answers_are_failures_never_successes() {
     done
     grep -q "does not echo this request's nonce" "$T/a.log" || fail "replay not named"
     grep -q "answer is refused: bad signature" "$T/a.log" || fail "bad signature not named"
+    # a server that signs with another key than the vendor's
+    "$VENDOR" keygen --private "$T/other.key" --public "$T/other.pub" >/dev/null
+    "$TPMLIC_SERVER" serve --db "$T/srv.db" --key "$T/other.key" --listen 127.0.0.1:0 \
+        --tls-cert "$T/srv.crt" --tls-key "$T/srv.key" --port-file "$T/other.port" \
+        >>"$T/other.log" 2>&1 &
+    echo $! >"$T/other.pid"
+    wait_until 5 test -s "$T/other.port" || fail "second server did not start"
+    stop_agent a
+    online_agent a "$tcti" "https://127.0.0.1:$(cat "$T/other.port")" --server-timeout 2
+    wait_until 10 validations_are a failed 1 || fail "another key: not a failure"
+    assert_eq 0 "$(validations a ok)" "another key: counted as a success"
+    grep -q "signed by another key" "$T/a.log" || fail "another key not named"
     # the lost answer (drop): the server rotated the epoch; the agent still has
     # it pending and the next exchange is accepted
     faultproxy_mode fp pass
