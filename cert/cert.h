@@ -18,11 +18,9 @@
 
 #include "hwid/id.h"
 
-#define CERT_LICENSE_MAX    1536 /* the whole compact JWS: fits one NV index of any TPM */
-#define CERT_ACTIVATION_MAX 8192
-#define CERT_ANSWER_MAX                                                                            \
-    8192 /* a signed license server answer (docs/online.md) */ /* the base64url text an operator   \
-                                                                  e-mails */
+#define CERT_LICENSE_MAX      1536 /* the whole compact JWS: fits one NV index of any TPM */
+#define CERT_ACTIVATION_MAX   8192 /* the base64url text an operator e-mails */
+#define CERT_ANSWER_MAX       8192 /* a signed license server answer (docs/online.md) */
 #define CERT_FEATURES_MAX     16
 #define CERT_FEATURE_MAX      32
 #define CERT_TEXT_MAX         64 /* license code, product, jti, nonce */

@@ -16,8 +16,8 @@
 
 DEFINE_PTR_CLEANUP(X509, X509_free)
 
-bool cert_activation_consistent(const struct cert_activation *a,
-                                char recomputed[HWID_ID_STRLEN], char *msg, size_t msglen) {
+bool cert_activation_consistent(const struct cert_activation *a, char recomputed[HWID_ID_STRLEN],
+                                char *msg, size_t msglen) {
     uint8_t d[HWID_DIGEST_LEN];
 
     if (hwid_computer_id(&a->hwid, recomputed) < 0) {

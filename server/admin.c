@@ -80,20 +80,25 @@ struct args {
  * offset from O_DB). Returns 0, or the exit code of a usage error. */
 static int parse_args(int argc, char **argv, const char *cmd, const int *allowed, size_t nallowed,
                       struct args *a) {
-    int c;
+    int c, idx;
 
     memset(a, 0, sizeof(*a));
     a->cmd = cmd;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", all_opts, NULL)) != -1) {
+    while ((idx = -1, c = getopt_long(argc, argv, ":", all_opts, &idx)) != -1) {
         bool ok = c == O_HELP || c == O_VERSION;
         for (size_t i = 0; i < nallowed; i++)
             ok |= allowed[i] == c;
         if (c == ':')
             return srv_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
-        if (c == '?' || !ok)
+        if (c == '?')
             return srv_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        /* an option of another command: named by itself, not by its value
+         * (getopt has already taken that as the option's argument) */
+        if (!ok)
+            return srv_usage_error(cmd, "unknown option '--%s'",
+                                   idx >= 0 ? all_opts[idx].name : "?");
         switch (c) {
         case O_DB:
             a->db = optarg;
@@ -253,8 +258,8 @@ static json_t *activation_json(const struct srv_activation *a, json_t *flags) {
         "consumed_secs", (json_int_t)a->consumed_secs, "returned_secs",
         (json_int_t)a->returned_secs, "last_counter", (json_int_t)a->last_counter, "counter",
         "index", index, "name", name, "base", (json_int_t)a->counter.value, "final_secs",
-        (json_int_t)a->final_secs, "tick_secs", (int)a->tick_secs, "created", created,
-        "last_seen", seen, "closed", a->closed ? json_string(closed) : json_null(), "flags",
+        (json_int_t)a->final_secs, "tick_secs", (int)a->tick_secs, "created", created, "last_seen",
+        seen, "closed", a->closed ? json_string(closed) : json_null(), "flags",
         flags ? flags : json_array());
 }
 
@@ -307,10 +312,10 @@ static int apply_terms(const struct args *a, struct srv_license *l, bool create,
     if (a->product) {
         size_t n = strlen(a->product);
         if (n == 0 || n > CERT_TEXT_MAX)
-            return srv_refuse("--product must be 1 to %d characters", CERT_TEXT_MAX);
+            return srv_usage_error(a->cmd, "--product must be 1 to %d characters", CERT_TEXT_MAX);
         for (const unsigned char *p = (const unsigned char *)a->product; *p; p++)
             if (*p < 0x20 || *p == 0x7f)
-                return srv_refuse("--product has a control character");
+                return srv_usage_error(a->cmd, "--product has a control character");
         snprintf(l->product, sizeof(l->product), "%s", a->product);
     }
     if (a->customer) {
@@ -319,16 +324,14 @@ static int apply_terms(const struct args *a, struct srv_license *l, bool create,
         l->customer_id = (long long)u;
     }
     if (a->type && cert_license_type_from_name(a->type, &l->type) < 0)
-        return srv_usage_error(a->cmd,
-                               "--type must be perpetual, time-limited, subscription or "
-                               "consumption");
+        return srv_usage_error(a->cmd, "--type must be perpetual, time-limited, subscription or "
+                                       "consumption");
     if (a->expiry) {
         if (!strcmp(a->expiry, "none") && !create)
             l->expiry = 0;
         else if (cert_time_parse(a->expiry, &l->expiry) < 0 || l->expiry == 0)
-            return srv_usage_error(a->cmd,
-                                   "--expiry must be an RFC 3339 UTC time like "
-                                   "2027-01-31T00:00:00Z");
+            return srv_usage_error(a->cmd, "--expiry must be an RFC 3339 UTC time like "
+                                           "2027-01-31T00:00:00Z");
         else if (l->expiry <= now)
             return srv_refuse("--expiry %s is in the past", a->expiry);
     }
@@ -338,14 +341,16 @@ static int apply_terms(const struct args *a, struct srv_license *l, bool create,
         if (r == -EINVAL)
             return srv_usage_error(a->cmd, "--features %s", err);
         if (r < 0)
-            return srv_refuse("--features: %s", err);
+            return srv_usage_error(a->cmd, "--features: %s", err);
         for (size_t i = 0; i < tmp.nfeatures; i++) {
             if (!is_identifier(tmp.features[i], CERT_FEATURE_MAX))
-                return srv_refuse("--features: '%s' must be letters, digits, '.', '-' or '_'",
-                                  tmp.features[i]);
+                return srv_usage_error(a->cmd,
+                                       "--features: '%s' must be letters, digits, '.', '-' or '_'",
+                                       tmp.features[i]);
             for (size_t j = 0; j < i; j++)
                 if (!strcmp(tmp.features[i], tmp.features[j]))
-                    return srv_refuse("--features: '%s' is listed twice", tmp.features[i]);
+                    return srv_usage_error(a->cmd, "--features: '%s' is listed twice",
+                                           tmp.features[i]);
         }
         memcpy(l->features, tmp.features, sizeof(l->features));
         l->nfeatures = tmp.nfeatures;
@@ -410,9 +415,9 @@ static const char create_help[] =
 static int show_license(sqlite3 *db, const struct srv_license *l, bool as_json, bool with_acts);
 
 static int license_create(int argc, char **argv) {
-    static const int allowed[] = {O_DB,    O_JSON,      O_CODE,      O_PRODUCT, O_CUSTOMER,
-                                  O_TYPE,  O_EXPIRY,    O_FEATURES,  O_ALLOCATED, O_CACHE,
-                                  O_TICK,  O_MAXACT,    O_OFFLINE};
+    static const int allowed[] = {O_DB,   O_JSON,   O_CODE,     O_PRODUCT,   O_CUSTOMER,
+                                  O_TYPE, O_EXPIRY, O_FEATURES, O_ALLOCATED, O_CACHE,
+                                  O_TICK, O_MAXACT, O_OFFLINE};
     _cleanup_(srv_db_closep) sqlite3 *db = NULL;
     struct srv_license l = {.cache_secs = SRV_DEFAULT_CACHE_SECS,
                             .tick_secs = SRV_DEFAULT_TICK_SECS,
@@ -435,8 +440,8 @@ static int license_create(int argc, char **argv) {
         return srv_usage_error(a.cmd,
                                "--db, --code, --product, --customer-id and --type are required");
     if (!is_identifier(a.code, CERT_TEXT_MAX))
-        return srv_refuse("--code must be 1 to %d letters, digits, '.', '-' or '_'",
-                          CERT_TEXT_MAX);
+        return srv_usage_error(a.cmd, "--code must be 1 to %d letters, digits, '.', '-' or '_'",
+                               CERT_TEXT_MAX);
     snprintf(l.code, sizeof(l.code), "%s", a.code);
     r = apply_terms(&a, &l, true, now);
     if (r)
@@ -471,8 +476,8 @@ static const char update_help[] =
     "fixed once created.\n";
 
 static int license_update(int argc, char **argv) {
-    static const int allowed[] = {O_DB,    O_JSON,   O_PRODUCT, O_EXPIRY,  O_FEATURES,
-                                  O_ALLOCATED, O_CACHE, O_MAXACT, O_OFFLINE, O_NO_OFFLINE};
+    static const int allowed[] = {O_DB,        O_JSON,  O_PRODUCT, O_EXPIRY,  O_FEATURES,
+                                  O_ALLOCATED, O_CACHE, O_MAXACT,  O_OFFLINE, O_NO_OFFLINE};
     _cleanup_(srv_db_closep) sqlite3 *db = NULL;
     struct srv_license l, before;
     struct srv_pool pool;
@@ -486,6 +491,8 @@ static int license_update(int argc, char **argv) {
         fputs(update_help, stdout);
         return 0;
     }
+    if (a.npositional > 1)
+        return srv_usage_error(a.cmd, "unexpected argument '%s'", a.positional[1]);
     if (a.npositional != 1 || !a.db)
         return srv_usage_error(a.cmd, "CODE and --db are required");
     r = open_db(a.db, false, &db);
@@ -518,7 +525,8 @@ static int license_update(int argc, char **argv) {
                           l.secs_allocated, pool.committed);
     }
     if (strcmp(l.product, before.product) || l.expiry != before.expiry ||
-        l.nfeatures != before.nfeatures || memcmp(l.features, before.features, sizeof(l.features)) ||
+        l.nfeatures != before.nfeatures ||
+        memcmp(l.features, before.features, sizeof(l.features)) ||
         l.secs_allocated != before.secs_allocated || l.offline_allowed != before.offline_allowed)
         l.terms++;
     l.updated = time(NULL);
@@ -633,17 +641,16 @@ static int show_license(sqlite3 *db, const struct srv_license *l, bool as_json, 
         json_t *f;
 
         fmt_time(x->last_seen, seen);
-        printf("%-32s  %-7s  %-6s  %-36s  %10" PRIu64 "  %10" PRIu64 "  %12" PRIu64
-               "  %-20s  %u\n",
+        printf("%-32s  %-7s  %-6s  %-36s  %10" PRIu64 "  %10" PRIu64 "  %12" PRIu64 "  %-20s  %u\n",
                x->id, x->kind == SRV_OFFLINE ? "offline" : "online",
                x->state == SRV_CLOSED ? "closed" : "active", x->computer_id, x->secs_granted,
                x->state == SRV_CLOSED ? x->final_secs : x->consumed_secs, x->last_counter, seen,
                x->nflags);
         if (x->nflags && srv_flag_list(db, x->id, &flags) == 0)
-            json_array_foreach(flags, k, f) printf(
-                "    flag %s %s: %s\n", json_string_value(json_object_get(f, "time")),
-                json_string_value(json_object_get(f, "reason")),
-                json_string_value(json_object_get(f, "detail")));
+            json_array_foreach(flags, k, f)
+                printf("    flag %s %s: %s\n", json_string_value(json_object_get(f, "time")),
+                       json_string_value(json_object_get(f, "reason")),
+                       json_string_value(json_object_get(f, "detail")));
     }
     return 0;
 }
@@ -703,8 +710,8 @@ static int license_list(int argc, char **argv) {
         snprintf(act, sizeof(act), "%u/%u", p.active, v[i].max_activations);
         printf("%-*s  %-*s  %10lld  %-12s  %-20s  %-9s  %11s  %14" PRIu64 "  %14" PRIu64 "\n",
                wcode, v[i].code, wprod, v[i].product, v[i].customer_id,
-               cert_license_type_name(v[i].type), exp, license_state(&v[i], now), act,
-               p.allocated, p.free);
+               cert_license_type_name(v[i].type), exp, license_state(&v[i], now), act, p.allocated,
+               p.free);
     }
     if (a.json)
         return print_json(arr);
@@ -746,6 +753,8 @@ static int license_one(int argc, char **argv, const char *sub) {
                        : "Undoes 'license suspend'.");
         return 0;
     }
+    if (a.npositional > 1)
+        return srv_usage_error(cmd, "unexpected argument '%s'", a.positional[1]);
     if (a.npositional != 1 || !a.db)
         return srv_usage_error(cmd, "CODE and --db are required");
     r = open_db(a.db, false, &db);
@@ -796,10 +805,9 @@ static int license_one(int argc, char **argv, const char *sub) {
         return srv_refuse("cannot change the license: %s", sqlite3_errmsg(db));
     if (a.json) {
         _cleanup_(json_decrefp) json_t *o =
-            !strcmp(sub, "delete")
-                ? json_pack("{s:s, s:b, s:i}", "code", l.code, "deleted", 1,
-                            "active_activations_deleted", (int)pool.active)
-                : license_json(&l, &pool, time(NULL));
+            !strcmp(sub, "delete") ? json_pack("{s:s, s:b, s:i}", "code", l.code, "deleted", 1,
+                                               "active_activations_deleted", (int)pool.active)
+                                   : license_json(&l, &pool, time(NULL));
         return print_json(o);
     }
     if (!strcmp(sub, "delete"))
@@ -941,8 +949,8 @@ int srv_cmd_offline(int argc, char **argv) {
     r = open_db(a.db, false, &db);
     if (r)
         return r;
-    r = srv_offline_sign(&(struct srv_ctx){.db = db, .key = key, .now = time(NULL)}, &act,
-                         granted, &jws, reason, sizeof(reason), msg, sizeof(msg));
+    r = srv_offline_sign(&(struct srv_ctx){.db = db, .key = key, .now = time(NULL)}, &act, granted,
+                         &jws, reason, sizeof(reason), msg, sizeof(msg));
     if (r == 1)
         return srv_refuse("refused (%s): %s", reason, msg);
     if (r < 0)

@@ -70,6 +70,45 @@ static const char *const migrations[] = {
     "  detail TEXT NOT NULL"
     ");"
     "CREATE INDEX flags_activation ON flags(activation_id);",
+
+    /* 3: the pool of each license kept on its row by triggers, so that an
+     * activation reads one row instead of summing every activation the
+     * license ever had (and a server on PostgreSQL locks that row: see
+     * docs/server.md); the appliance lookup of an activation by index */
+    "ALTER TABLE licenses ADD COLUMN committed_secs INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE licenses ADD COLUMN active_activations INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE licenses SET"
+    "  committed_secs = (SELECT COALESCE(SUM(CASE state WHEN 'active' THEN secs_granted"
+    "    ELSE final_secs END), 0) FROM activations WHERE license_id = licenses.id),"
+    "  active_activations = (SELECT COUNT(*) FROM activations"
+    "    WHERE license_id = licenses.id AND state = 'active');"
+    "CREATE TRIGGER activations_pool_insert AFTER INSERT ON activations BEGIN"
+    "  UPDATE licenses SET"
+    "    committed_secs = committed_secs +"
+    "      (CASE NEW.state WHEN 'active' THEN NEW.secs_granted ELSE NEW.final_secs END),"
+    "    active_activations = active_activations + (NEW.state = 'active')"
+    "  WHERE id = NEW.license_id;"
+    "END;"
+    "CREATE TRIGGER activations_pool_update AFTER UPDATE OF state, secs_granted, final_secs"
+    "  ON activations WHEN OLD.state IS NOT NEW.state OR"
+    "    OLD.secs_granted IS NOT NEW.secs_granted OR OLD.final_secs IS NOT NEW.final_secs BEGIN"
+    "  UPDATE licenses SET"
+    "    committed_secs = committed_secs"
+    "      - (CASE OLD.state WHEN 'active' THEN OLD.secs_granted ELSE OLD.final_secs END)"
+    "      + (CASE NEW.state WHEN 'active' THEN NEW.secs_granted ELSE NEW.final_secs END),"
+    "    active_activations = active_activations - (OLD.state = 'active')"
+    "      + (NEW.state = 'active')"
+    "  WHERE id = NEW.license_id;"
+    "END;"
+    "CREATE TRIGGER activations_pool_delete AFTER DELETE ON activations BEGIN"
+    "  UPDATE licenses SET"
+    "    committed_secs = committed_secs -"
+    "      (CASE OLD.state WHEN 'active' THEN OLD.secs_granted ELSE OLD.final_secs END),"
+    "    active_activations = active_activations - (OLD.state = 'active')"
+    "  WHERE id = OLD.license_id;"
+    "END;"
+    "CREATE INDEX activations_appliance ON activations(license_id, computer_id, counter_name,"
+    "  state);",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == SRV_SCHEMA_VERSION, "one migration per schema version");
@@ -250,7 +289,7 @@ void srv_features_join(const char features[][CERT_FEATURE_MAX + 1], size_t n, ch
 /* ---- licenses ------------------------------------------------------------- */
 
 #define LICENSE_COLS                                                                               \
-    "id, code, product, customer_id, license_type, expiry, features, secs_allocated, "            \
+    "id, code, product, customer_id, license_type, expiry, features, secs_allocated, "             \
     "cache_secs, tick_secs, max_activations, offline_allowed, suspended, terms, created, updated"
 
 static int license_row(sqlite3_stmt *st, struct srv_license *l) {
@@ -367,13 +406,12 @@ int srv_license_delete(sqlite3 *db, int64_t id) {
     return step_done(st);
 }
 
+/* The pool columns are kept by the triggers of migration 3 in the same
+ * transaction as every change to an activation. */
 int srv_pool_get(sqlite3 *db, const struct srv_license *l, struct srv_pool *ret) {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = prepare(db,
-                    "SELECT COALESCE(SUM(CASE state WHEN 'active' THEN secs_granted "
-                    "ELSE final_secs END), 0), COALESCE(SUM(state = 'active'), 0) "
-                    "FROM activations WHERE license_id = ?",
-                    &st);
+    int r =
+        prepare(db, "SELECT committed_secs, active_activations FROM licenses WHERE id = ?", &st);
     if (r < 0)
         return r;
     sqlite3_bind_int64(st, 1, l->id);
@@ -390,9 +428,9 @@ int srv_pool_get(sqlite3 *db, const struct srv_license *l, struct srv_pool *ret)
 /* ---- activations ------------------------------------------------------------ */
 
 #define ACTIVATION_COLS                                                                            \
-    "id, license_id, kind, state, computer_id, hwid_ek, hwid_dmi, hwid_nic, counter_index, "      \
-    "counter_name, counter_base, tick_secs, epoch, secs_granted, consumed_secs, final_secs, "     \
-    "returned_secs, last_counter, terms, created, last_seen, closed, "                            \
+    "id, license_id, kind, state, computer_id, hwid_ek, hwid_dmi, hwid_nic, counter_index, "       \
+    "counter_name, counter_base, tick_secs, epoch, secs_granted, consumed_secs, final_secs, "      \
+    "returned_secs, last_counter, terms, created, last_seen, closed, "                             \
     "(SELECT COUNT(*) FROM flags WHERE flags.activation_id = activations.id)"
 
 static int hex_to_bytes(const char *hex, uint8_t *out, size_t max, size_t *ret_len) {
@@ -564,9 +602,8 @@ int srv_activation_update(sqlite3 *db, const struct srv_activation *a) {
 int srv_flag_add(sqlite3 *db, const char *activation_id, time_t when, const char *reason,
                  const char *detail) {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = prepare(db,
-                    "INSERT INTO flags (activation_id, time, reason, detail) VALUES (?, ?, ?, ?)",
-                    &st);
+    int r = prepare(
+        db, "INSERT INTO flags (activation_id, time, reason, detail) VALUES (?, ?, ?, ?)", &st);
     if (r < 0)
         return r;
     sqlite3_bind_text(st, 1, activation_id, -1, SQLITE_STATIC);
@@ -640,9 +677,8 @@ int srv_activation_list(sqlite3 *db, int64_t license_id, struct srv_activation *
 int srv_flag_list(sqlite3 *db, const char *activation_id, json_t **ret) {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     _cleanup_(json_decrefp) json_t *a = json_array();
-    int r = prepare(db,
-                    "SELECT time, reason, detail FROM flags WHERE activation_id = ? ORDER BY id",
-                    &st);
+    int r = prepare(
+        db, "SELECT time, reason, detail FROM flags WHERE activation_id = ? ORDER BY id", &st);
 
     if (r < 0)
         return r;

@@ -25,8 +25,8 @@
 #include "common/log.h"
 #include "common/macro.h"
 
-#define DRAIN_LIMIT (1024u * 1024u) /* body of a refused request read and dropped */
-#define JSON_TYPE   "application/json"
+#define DRAIN_LIMIT    (1024u * 1024u) /* body of a refused request read and dropped */
+#define JSON_TYPE      "application/json"
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 static const struct route {
@@ -100,8 +100,8 @@ static double elapsed_ms(const struct req *q) {
     return (double)(t.tv_sec - q->t0.tv_sec) * 1e3 + (double)(t.tv_nsec - q->t0.tv_nsec) / 1e6;
 }
 
-static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, char *body,
-                                 bool close, bool allow_post) {
+static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, char *body, bool close,
+                                 bool allow_post) {
     struct MHD_Response *mr;
     enum MHD_Result ret;
 
@@ -145,8 +145,7 @@ static enum MHD_Result answer(struct srv_http *s, struct MHD_Connection *c, stru
 
     request = q->len ? json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
     if (!request) {
-        snprintf(msg, sizeof(msg), "the body is not JSON: %s",
-                 q->len ? jerr.text : "it is empty");
+        snprintf(msg, sizeof(msg), "the body is not JSON: %s", q->len ? jerr.text : "it is empty");
         return send_error(c, q, method, url, 400, msg);
     }
     ctx.db = db_acquire(s, &slot);
@@ -219,16 +218,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 q->route = &routes[i];
         if (!q->route) {
             q->status = 404;
-            snprintf(q->error, sizeof(q->error), "no such path: the paths are /v1/activate, "
-                                                 "/v1/validate and /v1/deactivate");
+            snprintf(q->error, sizeof(q->error),
+                     "no such path: the paths are /v1/activate, "
+                     "/v1/validate and /v1/deactivate");
         } else if (strcmp(method, MHD_HTTP_METHOD_POST) != 0) {
             q->status = 405;
             snprintf(q->error, sizeof(q->error), "method %.16s not allowed: use POST", method);
         } else if (clen > SRV_BODY_MAX) {
             q->status = 413;
             q->close = true;
-            snprintf(q->error, sizeof(q->error),
-                     "request body larger than the limit of %d bytes", SRV_BODY_MAX);
+            snprintf(q->error, sizeof(q->error), "request body larger than the limit of %d bytes",
+                     SRV_BODY_MAX);
         }
         /* A client waiting for "100 Continue" has sent no body, and a body
          * too big to drain is never read: answer now (MHD then closes). */
@@ -337,8 +337,8 @@ int srv_http_start(const struct srv_http_config *cfg, struct srv_http **ret, cha
         MHD_OPTION_HTTPS_MEM_CERT, cfg->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY, cfg->tls_key_pem,
         MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)cfg->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_secs,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_secs, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen,
                  "libmicrohttpd cannot start (TLS certificate and key unusable by GnuTLS, or "

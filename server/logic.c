@@ -308,8 +308,7 @@ static int do_activate(const struct srv_ctx *ctx, json_t *req, struct srv_reply 
             r = srv_flag_add(ctx->db, a.id, ctx->now, "counter_went_back", detail);
             if (r < 0)
                 return r;
-            return refuse(ctx, SRV_REQ_ACTIVATE, act.nonce, "counter_went_back", ret, "%s",
-                          detail);
+            return refuse(ctx, SRV_REQ_ACTIVATE, act.nonce, "counter_went_back", ret, "%s", detail);
         }
         a.last_counter = act.counter.value;
     } else {
@@ -349,11 +348,10 @@ static int do_activate(const struct srv_ctx *ctx, json_t *req, struct srv_reply 
 
     ret->body = answer_base(ctx, SRV_REQ_ACTIVATE, act.nonce, "ok");
     if (!ret->body ||
-        json_object_update_new(ret->body,
-                               json_pack("{s:s, s:s, s:s, s:I, s:i}", "activation", a.id, "epoch",
-                                         a.epoch, "license_certificate", jws, "cache_secs",
-                                         (json_int_t)l.cache_secs, "validate_after",
-                                         SRV_VALIDATE_AFTER)) < 0) {
+        json_object_update_new(ret->body, json_pack("{s:s, s:s, s:s, s:I, s:i}", "activation", a.id,
+                                                    "epoch", a.epoch, "license_certificate", jws,
+                                                    "cache_secs", (json_int_t)l.cache_secs,
+                                                    "validate_after", SRV_VALIDATE_AFTER)) < 0) {
         srv_reply_clear(ret);
         return -ENOMEM;
     }
@@ -366,7 +364,8 @@ static int do_activate(const struct srv_ctx *ctx, json_t *req, struct srv_reply 
  * already moved to the request's next_epoch (the answer to that exchange
  * was lost and the agent retries with the same pair). */
 static bool epoch_ok(const struct srv_activation *a, const struct check_req *q) {
-    return strcmp(q->epoch, a->epoch) == 0 || (q->next_epoch && strcmp(q->next_epoch, a->epoch) == 0);
+    return strcmp(q->epoch, a->epoch) == 0 ||
+           (q->next_epoch && strcmp(q->next_epoch, a->epoch) == 0);
 }
 
 static int do_check(const struct srv_ctx *ctx, enum srv_request type, json_t *req,
@@ -405,8 +404,7 @@ static int do_check(const struct srv_ctx *ctx, enum srv_request type, json_t *re
         /* A deactivation whose answer was lost, retried: the same answer. */
         if (type == SRV_REQ_DEACTIVATE && epoch_ok(&a, &q) && q.counter == a.last_counter)
             goto answer;
-        return refuse(ctx, type, q.nonce, "not_active", ret, "activation %s was deactivated",
-                      a.id);
+        return refuse(ctx, type, q.nonce, "not_active", ret, "activation %s was deactivated", a.id);
     }
     if (!epoch_ok(&a, &q)) {
         snprintf(detail, sizeof(detail),
@@ -484,7 +482,8 @@ answer:
     if (!ret->body)
         return -ENOMEM;
     if (type == SRV_REQ_DEACTIVATE) {
-        r = json_object_set_new(ret->body, "returned_secs", json_integer((json_int_t)a.returned_secs));
+        r = json_object_set_new(ret->body, "returned_secs",
+                                json_integer((json_int_t)a.returned_secs));
     } else {
         char when[21];
         cert_time_format(l.expiry, when);
@@ -534,9 +533,8 @@ int srv_handle(const struct srv_ctx *ctx, enum srv_request type, json_t *request
 
 /* ---- offline signing ------------------------------------------------------------------ */
 
-int srv_offline_sign(const struct srv_ctx *ctx, const struct cert_activation *act,
-                     uint64_t granted, char **ret_jws, char *reason, size_t reasonlen, char *msg,
-                     size_t msglen) {
+int srv_offline_sign(const struct srv_ctx *ctx, const struct cert_activation *act, uint64_t granted,
+                     char **ret_jws, char *reason, size_t reasonlen, char *msg, size_t msglen) {
     struct srv_license l;
     struct srv_activation a;
     struct srv_pool pool;

@@ -345,16 +345,15 @@ static int cmd_serve(int argc, char **argv) {
     sigaddset(&mask, SIGINT);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
 
-    r = srv_http_start(
-        &(struct srv_http_config){.listen_fd = fd,
-                                  .tls_cert_pem = cert_pem,
-                                  .tls_key_pem = tls_key_pem,
-                                  .db_path = db,
-                                  .key = key,
-                                  .threads = (unsigned)threads,
-                                  .max_connections = (unsigned)maxconn,
-                                  .timeout_secs = (unsigned)timeout},
-        &http, err, sizeof(err));
+    r = srv_http_start(&(struct srv_http_config){.listen_fd = fd,
+                                                 .tls_cert_pem = cert_pem,
+                                                 .tls_key_pem = tls_key_pem,
+                                                 .db_path = db,
+                                                 .key = key,
+                                                 .threads = (unsigned)threads,
+                                                 .max_connections = (unsigned)maxconn,
+                                                 .timeout_secs = (unsigned)timeout},
+                       &http, err, sizeof(err));
     if (r < 0)
         return srv_refuse("cannot serve: %s", err);
     log_info("listening on %s%s%s:%u", strchr(host, ':') ? "[" : "", host,

@@ -24,7 +24,7 @@
 #include "cert/cert.h"
 
 #define SRV_PROG               "tpmlic-server"
-#define SRV_SCHEMA_VERSION     2
+#define SRV_SCHEMA_VERSION     3
 #define SRV_BODY_MAX           (16 * 1024) /* docs/online.md: requests of at most 16 KiB */
 #define SRV_VALIDATE_AFTER     86400
 #define SRV_DEFAULT_CACHE_SECS 3600
@@ -180,9 +180,8 @@ int srv_handle(const struct srv_ctx *ctx, enum srv_request type, json_t *request
  * license certificate. granted: seconds for the appliance (UINT64_MAX: all
  * free seconds of the pool). Returns 0 with *ret_jws, 1 when refused (msg
  * says why, reason the token), negative errno on failure. */
-int srv_offline_sign(const struct srv_ctx *ctx, const struct cert_activation *act,
-                     uint64_t granted, char **ret_jws, char *reason, size_t reasonlen, char *msg,
-                     size_t msglen);
+int srv_offline_sign(const struct srv_ctx *ctx, const struct cert_activation *act, uint64_t granted,
+                     char **ret_jws, char *reason, size_t reasonlen, char *msg, size_t msglen);
 
 /* Shortened license code for logs: the first 4 characters and "...". */
 void srv_code_hint(const char *code, char out[16]);

@@ -1,0 +1,8 @@
+# Benchmark for tpmlic-server: activations and validations per second with
+# 1 and 64 keep-alive TLS clients against `serve` on loopback (SQLite on
+# disk), next to a 404 baseline measured in the same run.
+BENCHES += bench_server
+bench_server_SRCS := bench/bench_server.c
+bench_server_LIBS := loadgen srv cert hwidid common
+bench_server_PKGS := libcurl jansson openssl sqlite3
+bench_server_LDLIBS := -lpthread
