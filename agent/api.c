@@ -107,31 +107,37 @@ static void post_check(void *ud, const struct http_request *req, struct http_res
     json_decref(body);
 }
 
-static void get_licensing(void *ud, const struct http_request *req, struct http_response *resp) {
-    struct agent *a = ud;
-    time_t now = agent_now(), due, last;
-    char reason[256];
-    enum license_verdict v;
-    bool applies;
-    json_t *o;
+/* The last successful and the next validation on the wall clock, 0 when
+ * none: offline and offline-activated licenses are never checked against a
+ * server. Caller holds a->lock (online.mu is taken inside it). */
+static void validation_times(struct agent *a, time_t now, time_t *ret_last, time_t *ret_next) {
+    time_t due, mono = agent_mono();
 
     pthread_mutex_lock(&a->online.mu);
     due = a->online.next_due;
     pthread_mutex_unlock(&a->online.mu);
+    if (!agent_online_applies(a)) {
+        *ret_last = *ret_next = 0;
+        return;
+    }
+    *ret_last = (time_t)a->state.last_success;
+    *ret_next = due ? now + (due > mono ? due - mono : 0) : 0;
+}
+
+static void get_licensing(void *ud, const struct http_request *req, struct http_response *resp) {
+    struct agent *a = ud;
+    time_t now = agent_now(), next, last;
+    char reason[256];
+    enum license_verdict v;
+    json_t *o;
+
     pthread_rwlock_rdlock(&a->lock);
     v = license_decide(&a->lic, NULL, now, reason, sizeof(reason));
     if (!a->lic.present && a->license_problem[0])
         snprintf(reason, sizeof(reason), "%s", a->license_problem);
-    /* Offline and offline-activated licenses are never checked against a
-     * server: next_check is null. */
-    applies = agent_online_applies(a);
-    last = applies ? (time_t)a->state.last_success : 0;
-    if (!applies)
-        due = 0;
-    else if (due)
-        due = now + (due > agent_mono() ? due - agent_mono() : 0);
+    validation_times(a, now, &last, &next);
     o = json_pack("{s:o, s:o, s:b, s:o, s:o, s:s, s:b}", "last_check", time_or_null(last),
-                  "next_check", time_or_null(due), "valid", v == VERDICT_ALLOWED, "expiry",
+                  "next_check", time_or_null(next), "valid", v == VERDICT_ALLOWED, "expiry",
                   time_or_null(a->lic.expiry), "grace_period_end",
                   time_or_null(a->lic.online.grace_end), "reason", reason, "offline_mode",
                   agent_offline_mode(a));
@@ -147,16 +153,18 @@ static void get_metrics(void *ud, const struct http_request *req, struct http_re
     char reason[256], *text = NULL;
     bool valid, tpm_ok;
     long long grace_left;
+    time_t now = agent_now(), last, next, expiry, grace_end;
     uint64_t remaining;
     size_t len = 0;
     FILE *f;
 
     pthread_rwlock_rdlock(&a->lock);
-    valid = license_decide(&a->lic, NULL, agent_now(), reason, sizeof(reason)) == VERDICT_ALLOWED;
+    valid = license_decide(&a->lic, NULL, now, reason, sizeof(reason)) == VERDICT_ALLOWED;
     remaining = agent_secs_remaining(a);
-    grace_left = a->lic.online.grace_end && a->lic.online.grace_end > agent_now()
-                     ? (long long)(a->lic.online.grace_end - agent_now())
-                     : 0;
+    grace_end = a->lic.online.grace_end;
+    grace_left = grace_end > now ? (long long)(grace_end - now) : 0;
+    expiry = a->lic.expiry;
+    validation_times(a, now, &last, &next);
     pthread_rwlock_unlock(&a->lock);
     pthread_mutex_lock(&a->tpm_lock);
     tpm_ok = a->tpm && !a->tpm_error[0];
@@ -205,6 +213,21 @@ static void get_metrics(void *ud, const struct http_request *req, struct http_re
         "none runs.\n"
         "# TYPE tpmlic_grace_period_seconds_left gauge\n"
         "tpmlic_grace_period_seconds_left %lld\n"
+        "# HELP tpmlic_grace_period_end_timestamp_seconds When the running grace period ends, 0 "
+        "when none runs.\n"
+        "# TYPE tpmlic_grace_period_end_timestamp_seconds gauge\n"
+        "tpmlic_grace_period_end_timestamp_seconds %lld\n"
+        "# HELP tpmlic_license_expiry_timestamp_seconds When the license expires, 0 when never.\n"
+        "# TYPE tpmlic_license_expiry_timestamp_seconds gauge\n"
+        "tpmlic_license_expiry_timestamp_seconds %lld\n"
+        "# HELP tpmlic_validation_last_success_timestamp_seconds The last successful validation "
+        "with the license server, 0 when none.\n"
+        "# TYPE tpmlic_validation_last_success_timestamp_seconds gauge\n"
+        "tpmlic_validation_last_success_timestamp_seconds %lld\n"
+        "# HELP tpmlic_validation_next_timestamp_seconds When the next validation is due, 0 when "
+        "none is planned.\n"
+        "# TYPE tpmlic_validation_next_timestamp_seconds gauge\n"
+        "tpmlic_validation_next_timestamp_seconds %lld\n"
         "# HELP tpmlic_usage_seconds_total Usage seconds since start, by what became of them.\n"
         "# TYPE tpmlic_usage_seconds_total counter\n"
         "tpmlic_usage_seconds_total{kind=\"reserved\"} %llu\n"
@@ -230,7 +253,8 @@ static void get_metrics(void *ud, const struct http_request *req, struct http_re
         (unsigned long long)atomic_load(&a->tpm_errors),
         (unsigned long long)atomic_load(&a->online.ok),
         (unsigned long long)atomic_load(&a->online.failed),
-        (unsigned long long)atomic_load(&a->online.refused), grace_left,
+        (unsigned long long)atomic_load(&a->online.refused), grace_left, (long long)grace_end,
+        (long long)expiry, (long long)last, (long long)next,
         (unsigned long long)u_snap.reserved_total, (unsigned long long)u_snap.charged_total,
         (unsigned long long)u_snap.returned_total, (unsigned long long)u_snap.pool, open_leases,
         (unsigned long long)u_snap.counter_writes, (unsigned long long)hs.requests,

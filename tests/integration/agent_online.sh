@@ -49,6 +49,7 @@ wait_until() {
 metric() { # NAME SERIES: one value from /metrics
     api "$1" GET /metrics | awk -v k="$2" '$1 == k {print $2}'
 }
+near() { [ "${2:-x}" -ge $(($1 - 2)) ] 2>/dev/null && [ "$2" -le $(($1 + 2)) ]; } # A B: within 2 s
 validations() { metric "$1" "tpmlic_validations_total{result=\"$2\"}"; }
 validations_are() { [ "$(validations "$1" "$2")" = "$3" ]; }
 
@@ -98,6 +99,16 @@ test_activate_use_and_remove_returns_the_unused_seconds() {
     [ $((next - now)) -gt 86000 ] && [ $((next - now)) -le 86400 ] ||
         fail "next_check is not 24 h away: $(jq -r .next_check <<<"$lic")"
     assert_eq null "$(jq .grace_period_end <<<"$lic")"
+    m=$(api a GET /metrics)
+    mnext=$(awk '$1 == "tpmlic_validation_next_timestamp_seconds" {print $2}' <<<"$m")
+    near "$next" "$mnext" || fail "metrics: next validation $mnext, /licensing $next"
+    assert_eq "$(date -u -d "$(jq -r .last_check <<<"$lic")" +%s)" \
+        "$(awk '$1 == "tpmlic_validation_last_success_timestamp_seconds" {print $2}' <<<"$m")" \
+        "metrics: last validation"
+    assert_eq "$(date -u -d "$(jq -r .expiry <<<"$lic")" +%s)" \
+        "$(awk '$1 == "tpmlic_license_expiry_timestamp_seconds" {print $2}' <<<"$m")" \
+        "metrics: expiry"
+    assert_contains "$m" "tpmlic_grace_period_end_timestamp_seconds 0"
 
     # use 100 s of a 150 s lease (tick 60: the counter covers 180 s)
     lease=$(api a POST /v1/usage/reserve '{"seconds": 150}' | jq -r .lease)
@@ -354,6 +365,7 @@ test_server_error_gives_2h_grace_with_backoff() {
     clock_advance 86400 # the daily validation
     wait_until 10 validations_are a failed 1 || fail "no failed validation"
     end=$(grace_end_epoch a)
+    near "$end" "$(metric a tpmlic_grace_period_end_timestamp_seconds)" || fail "metrics: grace end"
     left=$((end - $(now_on_clock)))
     [ "$left" -gt 7100 ] && [ "$left" -le 7200 ] || fail "grace period of $left s, not 2 h"
     assert_eq true "$(api a GET /v1/status | jq .valid)" "valid during grace"
