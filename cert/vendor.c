@@ -23,6 +23,7 @@
 
 #include "cert/cert.h"
 #include "common/macro.h"
+#include "common/text.h"
 #include "hwid/encode.h"
 #include "hwid/id.h"
 
@@ -66,54 +67,11 @@ static void print_version(void) {
 
 /* --- small parsers -------------------------------------------------------- */
 
-static int parse_uint(const char *s, uint64_t max, uint64_t *ret) {
-    uint64_t v = 0;
-    if (!s || !*s || strlen(s) > 20)
-        return -EINVAL;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        if (v > (UINT64_MAX - 9) / 10)
-            return -ERANGE;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    if (v > max)
-        return -ERANGE;
-    *ret = v;
-    return 0;
-}
-
-/* Reads a certificate from path (NULL or "-": stdin), at most INPUT_MAX
- * bytes, and drops every ASCII space, tab and line end: neither alphabet
- * (base64url and '.') contains them, and mail clients wrap long lines. */
+/* A certificate from a file or standard input, white space dropped. */
 static int read_certificate(const char *path, char **ret, size_t *ret_len) {
-    _cleanup_fclose_ FILE *owned = NULL;
-    _cleanup_free_ char *buf = malloc(INPUT_MAX + 1);
-    FILE *f = stdin;
-    size_t n, o = 0;
-
-    if (!buf)
-        return refuse("out of memory");
-    if (path && strcmp(path, "-") != 0) {
-        owned = fopen(path, "re");
-        if (!owned)
-            return refuse("cannot read %s: %s", path, strerror(errno));
-        f = owned;
-    }
-    n = fread(buf, 1, INPUT_MAX + 1, f);
-    if (ferror(f))
-        return refuse("cannot read %s: %s", path ? path : "standard input", strerror(errno));
-    if (n > INPUT_MAX)
-        return refuse("%s is larger than %d bytes: not a certificate", path ? path : "the input",
-                      INPUT_MAX);
-    for (size_t i = 0; i < n; i++)
-        if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\r' && buf[i] != '\n')
-            buf[o++] = buf[i];
-    if (o == 0)
-        return refuse("%s is empty", path ? path : "the input");
-    buf[o] = '\0';
-    *ret = TAKE_PTR(buf);
-    *ret_len = o;
+    char err[300];
+    if (read_certificate_text(path, INPUT_MAX, "a certificate", ret, ret_len, err, sizeof(err)) < 0)
+        return refuse("%s", err);
     return 0;
 }
 
@@ -329,7 +287,7 @@ static int build_license(const struct sign_args *o, const struct cert_activation
     if (cert_license_type_from_name(o->type, &l->type) < 0)
         return usage_error("sign-activation",
                            "--type must be perpetual, time-limited, subscription or consumption");
-    if (parse_uint(o->customer_id, 9007199254740992ull, &u) < 0)
+    if (parse_uint_strict(o->customer_id, 9007199254740992ull, &u) < 0)
         return usage_error("sign-activation", "--customer-id must be a whole number");
     l->customer_id = (long long)u;
     if (o->expiry && cert_time_parse(o->expiry, &l->expiry) < 0)
@@ -338,15 +296,15 @@ static int build_license(const struct sign_args *o, const struct cert_activation
     if (o->not_before && (cert_time_parse(o->not_before, &l->not_before) < 0 || !l->not_before))
         return usage_error("sign-activation",
                            "--not-before must be an RFC 3339 UTC time like 2027-01-31T00:00:00Z");
-    if (parse_uint(o->secs_allocated ? o->secs_allocated : "0", 9007199254740992ull,
-                   &l->secs_allocated) < 0)
+    if (parse_uint_strict(o->secs_allocated ? o->secs_allocated : "0", 9007199254740992ull,
+                          &l->secs_allocated) < 0)
         return usage_error("sign-activation", "--secs-allocated must be a whole number");
-    if (parse_uint(o->secs_granted     ? o->secs_granted
-                   : o->secs_allocated ? o->secs_allocated
-                                       : "0",
-                   9007199254740992ull, &l->secs_granted) < 0)
+    if (parse_uint_strict(o->secs_granted     ? o->secs_granted
+                          : o->secs_allocated ? o->secs_allocated
+                                              : "0",
+                          9007199254740992ull, &l->secs_granted) < 0)
         return usage_error("sign-activation", "--secs-granted must be a whole number");
-    if (parse_uint(o->tick_secs ? o->tick_secs : "60", 86400, &u) < 0 || u == 0)
+    if (parse_uint_strict(o->tick_secs ? o->tick_secs : "60", 86400, &u) < 0 || u == 0)
         return usage_error("sign-activation", "--tick-secs must be 1 to 86400");
     l->tick_secs = (uint32_t)u;
     if (hwid_policy_from_name(o->policy ? o->policy : "default", &l->hwid_policy) < 0)

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/macro.h"
+#include "common/text.h"
 
 #define JSON_INT_MAX 9007199254740992ull
 #define INPUT_MAX    (CERT_ACTIVATION_MAX + 4096)
@@ -319,7 +320,7 @@ static int apply_terms(const struct args *a, struct srv_license *l, bool create,
         snprintf(l->product, sizeof(l->product), "%s", a->product);
     }
     if (a->customer) {
-        if (srv_parse_uint(a->customer, JSON_INT_MAX, &u) < 0)
+        if (parse_uint_strict(a->customer, JSON_INT_MAX, &u) < 0)
             return srv_usage_error(a->cmd, "--customer-id must be a whole number");
         l->customer_id = (long long)u;
     }
@@ -355,19 +356,19 @@ static int apply_terms(const struct args *a, struct srv_license *l, bool create,
         memcpy(l->features, tmp.features, sizeof(l->features));
         l->nfeatures = tmp.nfeatures;
     }
-    if (a->allocated && srv_parse_uint(a->allocated, JSON_INT_MAX, &l->secs_allocated) < 0)
+    if (a->allocated && parse_uint_strict(a->allocated, JSON_INT_MAX, &l->secs_allocated) < 0)
         return srv_usage_error(a->cmd, "--secs-allocated must be a whole number");
     if (a->cache) {
-        if (srv_parse_uint(a->cache, JSON_INT_MAX, &l->cache_secs) < 0 || l->cache_secs == 0)
+        if (parse_uint_strict(a->cache, JSON_INT_MAX, &l->cache_secs) < 0 || l->cache_secs == 0)
             return srv_usage_error(a->cmd, "--cache-secs must be a whole number above 0");
     }
     if (a->tick) {
-        if (srv_parse_uint(a->tick, 86400, &u) < 0 || u == 0)
+        if (parse_uint_strict(a->tick, 86400, &u) < 0 || u == 0)
             return srv_usage_error(a->cmd, "--tick-secs must be 1 to 86400");
         l->tick_secs = (uint32_t)u;
     }
     if (a->maxact) {
-        if (srv_parse_uint(a->maxact, 1000000, &u) < 0)
+        if (parse_uint_strict(a->maxact, 1000000, &u) < 0)
             return srv_usage_error(a->cmd, "--max-activations must be 0 to 1000000");
         l->max_activations = (uint32_t)u;
     }
@@ -869,33 +870,10 @@ static const char offline_help[] =
     "                      refills)\n";
 
 static int read_certificate(const char *path, char **ret, size_t *ret_len) {
-    _cleanup_fclose_ FILE *owned = NULL;
-    _cleanup_free_ char *buf = malloc(INPUT_MAX + 1);
-    FILE *f = stdin;
-    size_t n, o = 0;
-
-    if (!buf)
-        return srv_refuse("out of memory");
-    if (path && strcmp(path, "-") != 0) {
-        owned = fopen(path, "re");
-        if (!owned)
-            return srv_refuse("cannot read %s: %s", path, strerror(errno));
-        f = owned;
-    }
-    n = fread(buf, 1, INPUT_MAX + 1, f);
-    if (ferror(f))
-        return srv_refuse("cannot read %s", path ? path : "standard input");
-    if (n > INPUT_MAX)
-        return srv_refuse("%s is larger than %d bytes: not an activation certificate",
-                          path ? path : "the input", INPUT_MAX);
-    for (size_t i = 0; i < n; i++)
-        if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\r' && buf[i] != '\n')
-            buf[o++] = buf[i];
-    if (o == 0)
-        return srv_refuse("%s is empty", path ? path : "the input");
-    buf[o] = '\0';
-    *ret = TAKE_PTR(buf);
-    *ret_len = o;
+    char err[300];
+    if (read_certificate_text(path, INPUT_MAX, "an activation certificate", ret, ret_len, err,
+                              sizeof(err)) < 0)
+        return srv_refuse("%s", err);
     return 0;
 }
 
@@ -934,7 +912,7 @@ int srv_cmd_offline(int argc, char **argv) {
         return srv_usage_error(a.cmd, "unexpected argument '%s'", a.positional[0]);
     if (!a.db || !a.key)
         return srv_usage_error(a.cmd, "--db and --key are required");
-    if (a.granted && srv_parse_uint(a.granted, JSON_INT_MAX, &granted) < 0)
+    if (a.granted && parse_uint_strict(a.granted, JSON_INT_MAX, &granted) < 0)
         return srv_usage_error(a.cmd, "--secs-granted must be a whole number");
     r = srv_load_private_key(a.key, &key);
     if (r)

@@ -27,6 +27,7 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/text.h"
 
 #define TLS_FILE_MAX (1024 * 1024)
 
@@ -52,23 +53,6 @@ int srv_usage_error(const char *cmd, const char *fmt, ...) {
     va_end(ap);
     fprintf(stderr, " (see '" SRV_PROG "%s%s --help')\n", cmd ? " " : "", cmd ? cmd : "");
     return SRV_EXIT_USAGE;
-}
-
-int srv_parse_uint(const char *s, uint64_t max, uint64_t *ret) {
-    uint64_t v = 0;
-    if (!s || !*s || strlen(s) > 20)
-        return -EINVAL;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        if (v > (UINT64_MAX - 9) / 10)
-            return -ERANGE;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    if (v > max)
-        return -ERANGE;
-    *ret = v;
-    return 0;
 }
 
 int srv_load_private_key(const char *path, EVP_PKEY **ret) {
@@ -177,7 +161,7 @@ static int listen_on(const char *spec, int *ret_fd, unsigned *ret_port, char *ho
     if (!colon || colon == spec || !colon[1])
         return srv_usage_error("serve", "--listen must be HOST:PORT, e.g. 127.0.0.1:8443");
     port = colon + 1;
-    if (srv_parse_uint(port, 65535, &p) < 0)
+    if (parse_uint_strict(port, 65535, &p) < 0)
         return srv_usage_error("serve", "--listen: '%s' is not a port (0 to 65535)", port);
     if (spec[0] == '[') {
         if (colon[-1] != ']' || (size_t)(colon - spec - 2) >= hostlen)
@@ -280,15 +264,15 @@ static int cmd_serve(int argc, char **argv) {
             port_file = optarg;
             break;
         case O_THREADS:
-            if (srv_parse_uint(optarg, 256, &threads) < 0 || threads == 0)
+            if (parse_uint_strict(optarg, 256, &threads) < 0 || threads == 0)
                 return srv_usage_error("serve", "--threads must be 1 to 256");
             break;
         case O_MAXCONN:
-            if (srv_parse_uint(optarg, 100000, &maxconn) < 0 || maxconn == 0)
+            if (parse_uint_strict(optarg, 100000, &maxconn) < 0 || maxconn == 0)
                 return srv_usage_error("serve", "--max-connections must be 1 to 100000");
             break;
         case O_TIMEOUT:
-            if (srv_parse_uint(optarg, 86400, &timeout) < 0 || timeout == 0)
+            if (parse_uint_strict(optarg, 86400, &timeout) < 0 || timeout == 0)
                 return srv_usage_error("serve", "--timeout must be 1 to 86400 seconds");
             break;
         case O_LOGLEVEL:

@@ -218,5 +218,4 @@ int srv_cmd_offline(int argc, char **argv);
 #define SRV_EXIT_USAGE   2
 int srv_refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int srv_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int srv_parse_uint(const char *s, uint64_t max, uint64_t *ret);
 int srv_load_private_key(const char *path, EVP_PKEY **ret);
