@@ -176,3 +176,10 @@ int cert_random_hex(char *ret, size_t nbytes);
  * digests and counter (its value at request time becomes the base); iat =
  * now and a random 16-byte jti. The terms are the caller's. */
 int cert_license_bind(struct cert_license *l, const struct cert_activation *a, time_t now);
+
+/* The vendor's Ed25519 signing key from a PEM file (an encrypted key asks
+ * for its passphrase on the terminal). *ret_exposed: the file can be read
+ * by others than its owner (the caller warns). -errno, -EINVAL for a file
+ * that is not a PEM Ed25519 private key; the message says which. */
+int cert_load_signing_key(const char *path, EVP_PKEY **ret, bool *ret_exposed, char *err,
+                          size_t errlen);

@@ -5,10 +5,15 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
+#include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "common/macro.h"
+
+DEFINE_PTR_CLEANUP(BIO, BIO_free_all)
 
 const char *cert_status_name(enum cert_status s) {
     static const char *const names[] = {
@@ -174,4 +179,31 @@ bool cert_counter_from_json(struct cj *c, json_t *parent, const char *value_key,
     k->index = (uint32_t)v;
     return cj_hex(c, o, "name", 2, CERT_COUNTER_NAME_MAX, k->name, &k->name_len) &&
            cj_uint(c, o, value_key, true, 0, CERT_JSON_UINT_MAX, &k->value);
+}
+
+int cert_load_signing_key(const char *path, EVP_PKEY **ret, bool *ret_exposed, char *err,
+                          size_t errlen) {
+    _cleanup_(BIO_free_allp) BIO *bio = BIO_new_file(path, "r");
+    EVP_PKEY *key;
+    struct stat st;
+
+    if (!bio) {
+        int r = errno ? -errno : -EIO;
+        snprintf(err, errlen, "cannot read the private key %s: %s", path, strerror(-r));
+        return r;
+    }
+    key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    if (!key) {
+        snprintf(err, errlen, "%s is not a PEM private key", path);
+        return -EINVAL;
+    }
+    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_ED25519) {
+        EVP_PKEY_free(key);
+        snprintf(err, errlen, "%s is not an Ed25519 key (make one with 'tpmlic-vendor keygen')",
+                 path);
+        return -EINVAL;
+    }
+    *ret_exposed = stat(path, &st) == 0 && (st.st_mode & 077);
+    *ret = key;
+    return 0;
 }

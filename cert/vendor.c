@@ -76,24 +76,13 @@ static int read_certificate(const char *path, char **ret, size_t *ret_len) {
 }
 
 static int load_private_key(const char *path, EVP_PKEY **ret) {
-    _cleanup_(BIO_free_allp) BIO *bio = BIO_new_file(path, "r");
-    EVP_PKEY *key;
-    struct stat st;
+    char err[300];
+    bool exposed;
 
-    if (!bio)
-        return refuse("cannot read the private key %s: %s", path, strerror(errno));
-    /* An encrypted key asks for its passphrase on the terminal. */
-    key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-    if (!key)
-        return refuse("%s is not a PEM private key", path);
-    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_ED25519) {
-        EVP_PKEY_free(key);
-        return refuse("%s is not an Ed25519 key (make one with '" PROG " keygen')", path);
-    }
-    if (stat(path, &st) == 0 && (st.st_mode & 077))
-        fprintf(stderr, PROG ": warning: the private key %s can be read by others (mode %04o)\n",
-                path, (unsigned)(st.st_mode & 07777));
-    *ret = key;
+    if (cert_load_signing_key(path, ret, &exposed, err, sizeof(err)) < 0)
+        return refuse("%s", err);
+    if (exposed)
+        fprintf(stderr, PROG ": warning: the private key %s can be read by others\n", path);
     return 0;
 }
 

@@ -56,23 +56,13 @@ int srv_usage_error(const char *cmd, const char *fmt, ...) {
 }
 
 int srv_load_private_key(const char *path, EVP_PKEY **ret) {
-    _cleanup_(BIO_free_allp) BIO *bio = BIO_new_file(path, "r");
-    EVP_PKEY *key;
-    struct stat st;
+    char err[300];
+    bool exposed;
 
-    if (!bio)
-        return srv_refuse("cannot read the vendor key %s: %s", path, strerror(errno));
-    key = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-    if (!key)
-        return srv_refuse("%s is not a PEM private key", path);
-    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_ED25519) {
-        EVP_PKEY_free(key);
-        return srv_refuse("%s is not an Ed25519 key (make one with 'tpmlic-vendor keygen')", path);
-    }
-    if (stat(path, &st) == 0 && (st.st_mode & 077))
-        fprintf(stderr, SRV_PROG ": warning: the vendor key %s can be read by others (mode %04o)\n",
-                path, (unsigned)(st.st_mode & 07777));
-    *ret = key;
+    if (cert_load_signing_key(path, ret, &exposed, err, sizeof(err)) < 0)
+        return srv_refuse("%s", err);
+    if (exposed)
+        fprintf(stderr, SRV_PROG ": warning: the vendor key %s can be read by others\n", path);
     return 0;
 }
 

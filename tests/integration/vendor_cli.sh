@@ -217,6 +217,15 @@ test_license_terms_refused() {
     openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ec.pem 2>/dev/null
     expect_refused 1 "is not an Ed25519 key" "$V" sign-activation --key ec.pem --in act.txt \
         --product P --customer-id 1 --type perpetual
+    expect_refused 1 "cannot read the private key nope.pem" "$V" sign-activation --key nope.pem \
+        --in act.txt --product P --customer-id 1 --type perpetual
+    # a key others can read is used, with a warning
+    chmod 0644 priv.pem
+    sign act.txt perpetual 2>err.txt >/dev/null || fail "signing with a 0644 key"
+    assert_contains "$(cat err.txt)" "the private key priv.pem can be read by others"
+    chmod 0600 priv.pem
+    sign act.txt perpetual 2>err.txt >/dev/null
+    assert_eq "" "$(cat err.txt)" "no warning for a 0600 key"
 }
 
 test_inspect_verdicts() {
