@@ -2,6 +2,6 @@
 # trip, resident memory.
 BENCHES += bench_agent
 bench_agent_SRCS := bench/bench_agent.c
-bench_agent_LIBS := loadgen agenthttp cert hwidid testlib common
+bench_agent_LIBS := benchagent loadgen agenthttp cert hwidid testlib common
 bench_agent_PKGS := libcurl jansson openssl
 bench_agent_LDLIBS := -lpthread

@@ -20,6 +20,7 @@
 #include <openssl/rand.h>
 
 #include "agent/http.h"
+#include "bench/lib/benchagent.h"
 #include "bench/lib/loadgen.h"
 #include "cert/cert.h"
 #include "common/macro.h"
@@ -82,21 +83,12 @@ static double now_ms(void) {
 
 /* Starts the agent; returns ms from exec to the first answered status. */
 static double start_agent(void) {
-    char tpmlicd[300];
-    const char *b = getenv("B");
     struct buf out;
     double t0 = now_ms();
 
-    snprintf(tpmlicd, sizeof(tpmlicd), "%s/tpmlicd", b && *b ? b : "build/rel");
-    unlink(sock);
-    agent = fork();
-    if (agent == 0) {
-        FILE *f = freopen(logfile, "a", stderr);
-        (void)f;
-        execl(tpmlicd, "tpmlicd", "--config", "/dev/null", "--tcti", tpm.tcti, "--socket", sock,
-              "--state-dir", dir, "--vendor-key", pubf, "--tpm-watch", "60", (char *)NULL);
-        _exit(127);
-    }
+    agent = bench_spawn_agent(tpm.tcti, sock, dir, pubf, logfile);
+    if (agent < 0)
+        die("fork failed");
     for (int i = 0; i < 20000; i++) {
         if (access(sock, F_OK) == 0 && call("GET", "/v1/status", NULL, &out) == 200)
             return now_ms() - t0;
@@ -147,41 +139,17 @@ static long rss_kb(const char *field) {
 /* The offline round trip with a vendor key made here. */
 static void license_agent(EVP_PKEY *key, uint32_t tick, uint64_t granted) {
     struct buf out;
-    struct cert_activation act;
-    struct cert_license lic = {0};
     json_t *j, *body;
-    char msg[256], *jws = NULL, *req;
-    uint8_t r[8];
+    char *jws = NULL, *req;
 
     if (call("POST", "/v1/management/license/offlineactivation", "{\"license\":\"BENCH-1\"}",
              &out) != 200)
         die("offline activation request failed");
     j = json_loads(out.data, 0, NULL);
-    if (!j || cert_activation_decode(
-                  json_string_value(json_object_get(j, "activation_certificate")),
-                  strlen(json_string_value(json_object_get(j, "activation_certificate"))), &act,
-                  msg, sizeof(msg)) != CERT_OK)
-        die("activation certificate did not decode");
+    if (bench_sign_license(json_string_value(json_object_get(j, "activation_certificate")), key,
+                           tick, granted, &jws) < 0)
+        die("the activation certificate did not decode or the license did not sign");
     json_decref(j);
-    snprintf(lic.license, sizeof(lic.license), "%s", act.license);
-    snprintf(lic.product, sizeof(lic.product), "bench");
-    snprintf(lic.computer_id, sizeof(lic.computer_id), "%s", act.computer_id);
-    lic.hwid = act.hwid;
-    lic.type = CERT_PERPETUAL;
-    snprintf(lic.features[0], sizeof(lic.features[0]), "standard");
-    snprintf(lic.features[1], sizeof(lic.features[1]), "enhanced");
-    lic.nfeatures = 2;
-    lic.secs_allocated = lic.secs_granted = granted;
-    lic.offline_allowed = lic.activated_offline = true;
-    lic.tick_secs = tick;
-    lic.counter = act.counter;
-    lic.iat = time(NULL);
-    RAND_bytes(r, sizeof(r));
-    snprintf(lic.jti, sizeof(lic.jti), "%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
-             r[4], r[5], r[6], r[7]);
-    cert_activation_clear(&act);
-    if (cert_license_sign(&lic, key, &jws, msg, sizeof(msg)) < 0)
-        die("signing failed");
     body = json_pack("{s:s, s:s}", "license", "BENCH-1", "certificate", jws);
     req = json_dumps(body, JSON_COMPACT);
     if (call("PUT", "/v1/management/license/offlineactivation", req, &out) != 200)

@@ -24,6 +24,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 
+#include "bench/lib/benchagent.h"
 #include "bench/lib/loadgen.h"
 #include "cert/cert.h"
 #include "common/macro.h"
@@ -43,19 +44,9 @@ static void die(const char *what) {
 }
 
 static void start_agent(void) {
-    char tpmlicd[300];
-    const char *b = getenv("B");
-
-    snprintf(tpmlicd, sizeof(tpmlicd), "%s/tpmlicd", b && *b ? b : "build/rel");
-    unlink(sock);
-    agent = fork();
-    if (agent == 0) {
-        FILE *f = freopen(logfile, "a", stderr);
-        (void)f;
-        execl(tpmlicd, "tpmlicd", "--config", "/dev/null", "--tcti", tpm.tcti, "--socket", sock,
-              "--state-dir", dir, "--vendor-key", pubf, "--tpm-watch", "60", (char *)NULL);
-        _exit(127);
-    }
+    agent = bench_spawn_agent(tpm.tcti, sock, dir, pubf, logfile);
+    if (agent < 0)
+        die("fork failed");
     for (int i = 0; i < 20000; i++) {
         struct tpmlic *h = NULL;
         if (tpmlic_connect(sock, &h, NULL) == 0) {
@@ -84,12 +75,8 @@ static char *request(struct tpmlic *h, const char *method, const char *path, con
  * and enhanced, perpetual. */
 static void license_agent(EVP_PKEY *key) {
     struct tpmlic *h = NULL;
-    struct cert_activation act;
-    struct cert_license lic = {0};
-    char msg[256], *jws = NULL, *req, *answer;
+    char *jws = NULL, *req, *answer;
     json_t *j, *body;
-    const char *ac;
-    uint8_t r[8];
 
     if (tpmlic_connect(sock, &h, NULL) < 0)
         die("connect failed");
@@ -97,29 +84,10 @@ static void license_agent(EVP_PKEY *key) {
         request(h, "POST", "/v1/management/license/offlineactivation", "{\"license\":\"BENCH-1\"}");
     j = json_loads(answer, 0, NULL);
     free(answer);
-    ac = json_string_value(json_object_get(j, "activation_certificate"));
-    if (!ac || cert_activation_decode(ac, strlen(ac), &act, msg, sizeof(msg)) != CERT_OK)
-        die("activation certificate did not decode");
+    if (bench_sign_license(json_string_value(json_object_get(j, "activation_certificate")), key, 60,
+                           3600, &jws) < 0)
+        die("the activation certificate did not decode or the license did not sign");
     json_decref(j);
-    snprintf(lic.license, sizeof(lic.license), "%s", act.license);
-    snprintf(lic.product, sizeof(lic.product), "bench");
-    snprintf(lic.computer_id, sizeof(lic.computer_id), "%s", act.computer_id);
-    lic.hwid = act.hwid;
-    lic.type = CERT_PERPETUAL;
-    snprintf(lic.features[0], sizeof(lic.features[0]), "standard");
-    snprintf(lic.features[1], sizeof(lic.features[1]), "enhanced");
-    lic.nfeatures = 2;
-    lic.secs_allocated = lic.secs_granted = 3600;
-    lic.offline_allowed = lic.activated_offline = true;
-    lic.tick_secs = 60;
-    lic.counter = act.counter;
-    lic.iat = time(NULL);
-    RAND_bytes(r, sizeof(r));
-    snprintf(lic.jti, sizeof(lic.jti), "%02x%02x%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3],
-             r[4], r[5], r[6], r[7]);
-    cert_activation_clear(&act);
-    if (cert_license_sign(&lic, key, &jws, msg, sizeof(msg)) < 0)
-        die("signing failed");
     body = json_pack("{s:s, s:s}", "license", "BENCH-1", "certificate", jws);
     req = json_dumps(body, JSON_COMPACT);
     free(request(h, "PUT", "/v1/management/license/offlineactivation", req));
