@@ -104,6 +104,7 @@ link_libs = $(call uniq_last,$(call lib_closure,$(1)))
 define LIB_template
 $(B)/lib$(1).a: $(call objs,$($(1)_SRCS))
 	@mkdir -p $$(@D)
+	@rm -f $$@ # ar keeps members it is not given: an object moved away would stay
 	$$(AR) rcs $$@ $$^
 $(call objs,$($(1)_SRCS)): EXTRA_CFLAGS = $$(call pc_cflags,$$(sort $$(call lib_pkgs,$(1)))) $($(1)_CFLAGS)
 endef
