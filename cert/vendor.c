@@ -326,7 +326,15 @@ static int build_license(const struct sign_args *o, const struct cert_activation
     /* what the appliance said about itself, checked by the caller */
     l->offline_allowed = true;
     l->activated_offline = true;
-    if (cert_license_bind(l, a, now) < 0)
+    r = cert_license_bind(l, a, now);
+    if (r == -ESTALE) {
+        char when[RFC3339_BUFLEN];
+        rfc3339_format(a->date, when);
+        return refuse("the activation request is dated %s: more than %d days old or in the "
+                      "future (ask the appliance for a new one)",
+                      when, CERT_REQUEST_MAX_AGE / 86400);
+    }
+    if (r < 0)
         return refuse("no random numbers for the serial (jti)");
     return 0;
 }
