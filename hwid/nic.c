@@ -16,7 +16,7 @@
 
 #include <libudev.h>
 
-#include "hwid/hwid-internal.h"
+#include "hwid/report.h"
 
 #define PERMADDR_MAX 32 /* MAX_ADDR_LEN of the kernel */
 
