@@ -33,7 +33,7 @@ INSTALL_BASHCOMP += packaging/bash-completion/tpmlicctl
 
 PROGS += tpmlicctl
 INSTALL_BIN += tpmlicctl
-tpmlicctl_SRCS := client/tpmlicctl.c client/ctl_format.c
+tpmlicctl_SRCS := client/tpmlicctl.c client/ctl_format.c client/answer.c
 tpmlicctl_LIBS := tpmlic common
 tpmlicctl_PKGS := jansson
 tpmlicctl_LDLIBS := -lpthread
