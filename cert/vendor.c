@@ -54,8 +54,15 @@ _printf_(1, 2) static int refuse(const char *fmt, ...) {
     return EXIT_REFUSED;
 }
 
-static void print_version(void) {
-    printf(PROG " " TPMLIC_VERSION "\n");
+enum { OPT_HELP = 0x100, OPT_VERSION };
+
+/* A command's --help (its text) or --version; the exit status. */
+static int help_or_version(int opt, const char *help) {
+    if (opt == OPT_HELP)
+        fputs(help, stdout);
+    else
+        printf(PROG " " TPMLIC_VERSION "\n");
+    return 0;
 }
 
 /* --- small parsers -------------------------------------------------------- */
@@ -95,8 +102,6 @@ static int load_public_key(const char *path, EVP_PKEY **ret) {
     *ret = key;
     return 0;
 }
-
-enum { OPT_HELP = 0x100, OPT_VERSION };
 
 /* --- keygen ---------------------------------------------------------------- */
 
@@ -165,11 +170,8 @@ static int cmd_keygen(int argc, char **argv, void *userdata) {
             force = true;
             break;
         case OPT_HELP:
-            fputs(keygen_help, stdout);
-            return 0;
         case OPT_VERSION:
-            print_version();
-            return 0;
+            return help_or_version(c, keygen_help);
         }
     }
     if (rc)
@@ -381,11 +383,8 @@ static int cmd_sign_activation(int argc, char **argv, void *userdata) {
             o.license = optarg;
             break;
         case OPT_HELP:
-            fputs(sign_help, stdout);
-            return 0;
         case OPT_VERSION:
-            print_version();
-            return 0;
+            return help_or_version(c, sign_help);
         }
     }
     if (rc)
@@ -690,11 +689,8 @@ static int cmd_inspect(int argc, char **argv, void *userdata) {
             as_json = true;
             break;
         case OPT_HELP:
-            fputs(inspect_help, stdout);
-            return 0;
         case OPT_VERSION:
-            print_version();
-            return 0;
+            return help_or_version(c, inspect_help);
         }
     }
     if (rc)

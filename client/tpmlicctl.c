@@ -381,10 +381,16 @@ static int cmd_check(struct ctx *c) {
     return 0;
 }
 
+/* {"license": LICENSE, "username", "email_address", "company_name"}: what
+ * activate and offline request pass on to the vendor. */
+static json_t *license_body(const struct ctx *c) {
+    return json_pack("{s:s, s:s*, s:s*, s:s*}", "license", c->args[0], "username",
+                     opt_value(c, "username"), "email_address", opt_value(c, "email"),
+                     "company_name", opt_value(c, "company"));
+}
+
 static int cmd_activate(struct ctx *c) {
-    json_auto_t *body = json_pack("{s:s, s:s*, s:s*, s:s*}", "license", c->args[0], "username",
-                                  opt_value(c, "username"), "email_address", opt_value(c, "email"),
-                                  "company_name", opt_value(c, "company"));
+    json_auto_t *body = license_body(c);
     json_auto_t *m = NULL;
     int r = request(c, "POST", "/v1/management/license", body, &m);
     if (r || c->json)
@@ -415,9 +421,7 @@ static int write_wrapped(FILE *f, const char *s) {
 }
 
 static int cmd_offline_request(struct ctx *c) {
-    json_auto_t *body = json_pack("{s:s, s:s*, s:s*, s:s*}", "license", c->args[0], "username",
-                                  opt_value(c, "username"), "email_address", opt_value(c, "email"),
-                                  "company_name", opt_value(c, "company"));
+    json_auto_t *body = license_body(c);
     json_auto_t *a = NULL;
     const char *out = opt_value(c, "out"), *cert;
     _cleanup_fclose_ FILE *f = NULL;
