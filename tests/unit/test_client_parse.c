@@ -337,7 +337,7 @@ static void features_that_do_not_fit(void **state) {
         snprintf(name, sizeof(name), "%s\"f%031d\"", i ? "," : "", i);
         strcat(json, name);
         if (i == 15) {
-            char done[4096];
+            char done[sizeof(json) + 2];
             snprintf(done, sizeof(done), "%s]}", json);
             assert_int_equal(status_of(done, &st, msg, sizeof(msg)), 0);
             assert_int_equal(strlen(st.features), 16 * 32 + 15);
