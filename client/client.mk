@@ -19,9 +19,9 @@ tpmlic_LDLIBS := -lpthread
 # libtpmlic.a sees tpmlic_* and nothing else, as with the shared library,
 # and its own hex_encode or cj_string cannot clash with ours.
 tpmlic_PIC_OBJS := $(patsubst %.c,$(B)/pic/%.o,$(tpmlic_SRCS))
-$(B)/libtpmlic.a: $(tpmlic_PIC_OBJS)
+$(B)/libtpmlic.a: $(tpmlic_PIC_OBJS) client/client.mk
 	@mkdir -p $(@D)
-	$(LD) -r -o $(B)/pic/libtpmlic-static.o $^
+	$(LD) -r -o $(B)/pic/libtpmlic-static.o $(filter %.o,$^)
 	objcopy --localize-hidden $(B)/pic/libtpmlic-static.o
 	rm -f $@
 	$(AR) rcs $@ $(B)/pic/libtpmlic-static.o
