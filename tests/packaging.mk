@@ -1,0 +1,7 @@
+# Tests for packaging/: man pages and bash completion stay in step with the
+# programs' --help; make install and install-agent, and the systemd units
+# (verified and hardening assessed by systemd-analyze). The appliance boot
+# test (tests/vm) is not here: make vm-test.
+TEST_SCRIPTS += tests/integration/man_pages.sh
+TEST_SCRIPTS += tests/integration/bash_completion.sh
+TEST_SCRIPTS += tests/integration/install_agent.sh
