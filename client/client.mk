@@ -1,7 +1,8 @@
 # client/: libtpmlic (include/tpmlic/client.h), shared and static, and
 # tpmlicctl, the operator's command line, built on it. Only the functions
 # marked TPMLIC_API are exported: everything is compiled with hidden
-# visibility. The library stands alone (jansson and pthreads only): it uses
+# visibility, and client/libtpmlic.map gives the exports the symbol version
+# TPMLIC_0 (debian/libtpmlic0.symbols lists them). The library stands alone (jansson and pthreads only): it uses
 # common/macro.h, a header, but no library of ours.
 LIBS_ALL += tpmlic
 SHLIBS += tpmlic
@@ -10,7 +11,9 @@ tpmlic_PKGS := jansson
 tpmlic_DEPS :=
 tpmlic_CFLAGS := -fvisibility=hidden
 tpmlic_SOVERSION := 0
-tpmlic_LDLIBS := -lpthread
+tpmlic_LDLIBS := -lpthread -Wl,--version-script=client/libtpmlic.map
+# (the objects depend on it so that a changed map relinks the library)
+$(patsubst %.c,$(B)/pic/%.o,$(tpmlic_SRCS)): client/libtpmlic.map
 
 INSTALL_SHLIBS += tpmlic
 INSTALL_HEADERS += include/tpmlic/client.h
