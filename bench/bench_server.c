@@ -43,6 +43,7 @@
 #include "hwid/encode.h"
 #include "hwid/id.h"
 #include "server/server.h"
+#include "common/hex.h"
 
 #define CODE           "BENCH-0001"
 #define MAX_CLIENTS    64
@@ -197,7 +198,7 @@ static char *activation_body(unsigned n, char *computer_id) {
     for (int i = 2; i < 34; i++)
         a.counter.name[i] = (uint8_t)(0x60 + i);
     a.counter.value = 1000;
-    if (cert_random_hex(a.nonce, 16) < 0)
+    if (hex_random(a.nonce, 16) < 0)
         die("no random numbers");
     a.date = time(NULL);
     snprintf(a.hostname, sizeof(a.hostname), "appliance-%u", n);
@@ -316,7 +317,7 @@ static bool validate_once(struct client *c) {
     char body[512], nonce[33], next[33];
     long st;
 
-    if (cert_random_hex(nonce, 16) < 0 || cert_random_hex(next, 16) < 0)
+    if (hex_random(nonce, 16) < 0 || hex_random(next, 16) < 0)
         return false;
     c->counter++;
     snprintf(body, sizeof(body),

@@ -9,6 +9,7 @@
 
 #include "common/macro.h"
 #include "hwid/encode.h"
+#include "common/timefmt.h"
 
 static const char *const activation_keys[] = {
     "v",         "license",        "computer_id",   "hwid",
@@ -45,7 +46,7 @@ int cert_activation_encode(const struct cert_activation *a, char **ret, char *er
     if (a->ek_certificate &&
         (r = cert_b64url_encode(a->ek_certificate, a->ek_certificate_len, &ekc)) < 0)
         return r;
-    cert_time_format(a->date, when);
+    rfc3339_format(a->date, when);
     o = json_pack("{s:i, s:s, s:s, s:o, s:s, s:o, s:s, s:s}", "v", 1, "license", a->license,
                   "computer_id", a->computer_id, "hwid", cert_hwid_to_json(&a->hwid), "ek_public",
                   ekp, "counter", cert_counter_to_json(&a->counter, "value"), "nonce", a->nonce,
@@ -170,7 +171,7 @@ enum cert_status cert_activation_decode(const char *text, size_t len, struct cer
         cj_fail(&c, "field 'computer_id' is not a UUID");
         goto malformed;
     }
-    if (cert_time_parse(when, &a.date) < 0) {
+    if (rfc3339_parse(when, &a.date) < 0) {
         cj_fail(&c, "field 'date' is not an RFC 3339 UTC time");
         goto malformed;
     }

@@ -16,6 +16,9 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "common/hex.h"
+#include "common/timefmt.h"
+
 #include "hwid/id.h"
 
 #define CERT_LICENSE_MAX      1536 /* the whole compact JWS: fits one NV index of any TPM */
@@ -133,10 +136,6 @@ enum cert_status cert_activation_decode(const char *text, size_t len, struct cer
 /* Lower-case hex SHA-256 of the DER public key: the JWS "kid". */
 int cert_key_id(EVP_PKEY *key, char ret[65]);
 
-/* RFC 3339 UTC, seconds precision ("2026-11-23T06:59:32Z"): strict. */
-int cert_time_parse(const char *s, time_t *ret);
-void cert_time_format(time_t t, char buf[21]);
-
 /* base64url without padding (RFC 4648 section 5). encode: malloc'ed text.
  * decode: strict (no padding, no whitespace, canonical final bits);
  * -EINVAL otherwise; *ret malloc'ed. */
@@ -168,9 +167,6 @@ bool cert_activation_consistent(const struct cert_activation *a, char recomputed
  * name over CERT_FEATURE_MAX or more than CERT_FEATURES_MAX names; err says
  * which. The characters and duplicates are checked by cert_license_sign(). */
 int cert_features_parse(const char *list, struct cert_license *l, char *err, size_t errlen);
-
-/* nbytes (1-64) random bytes as lower-case hex into ret (2 * nbytes + 1). */
-int cert_random_hex(char *ret, size_t nbytes);
 
 /* Binds l to the appliance that sent a: license code, computer ID, hardware
  * digests and counter (its value at request time becomes the base); iat =

@@ -11,7 +11,9 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include "common/hex.h"
 #include "common/macro.h"
+#include "common/timefmt.h"
 
 DEFINE_PTR_CLEANUP(BIO, BIO_free_all)
 
@@ -49,38 +51,6 @@ int cert_license_type_from_name(const char *s, enum cert_license_type *ret) {
     return -EINVAL;
 }
 
-int cert_time_parse(const char *s, time_t *ret) {
-    struct tm tm = {0}, check;
-    int n = 0;
-    time_t t;
-
-    if (!s || strlen(s) != 20 ||
-        sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &n) != 6 ||
-        n != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':')
-        return -EINVAL;
-    for (int i = 0; i < 20; i++)
-        if (i != 4 && i != 7 && i != 10 && i != 13 && i != 16 && i != 19 &&
-            (s[i] < '0' || s[i] > '9'))
-            return -EINVAL;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    check = tm;
-    t = timegm(&tm);
-    if (t == (time_t)-1 || tm.tm_year != check.tm_year || tm.tm_mon != check.tm_mon ||
-        tm.tm_mday != check.tm_mday || tm.tm_hour != check.tm_hour || tm.tm_min != check.tm_min ||
-        tm.tm_sec != check.tm_sec || t < 0)
-        return -EINVAL; /* 2026-02-30 and the like */
-    *ret = t;
-    return 0;
-}
-
-void cert_time_format(time_t t, char buf[21]) {
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || strftime(buf, 21, "%Y-%m-%dT%H:%M:%SZ", &tm) != 20)
-        buf[0] = '\0';
-}
-
 int cert_key_id(EVP_PKEY *key, char ret[65]) {
     /* The DER SubjectPublicKeyInfo of an Ed25519 key (RFC 8410) is a fixed
      * prefix and the 32-byte key: built here, because i2d_PUBKEY() goes
@@ -106,7 +76,7 @@ int cert_key_id(EVP_PKEY *key, char ret[65]) {
         SHA256(der, (size_t)len, md);
         OPENSSL_free(der);
     }
-    cj_hex_string(md, sizeof(md), ret);
+    hex_encode(md, sizeof(md), ret);
     return 0;
 }
 
@@ -154,7 +124,7 @@ json_t *cert_counter_to_json(const struct cert_counter *k, const char *value_key
     if (k->name_len > CERT_COUNTER_NAME_MAX)
         return NULL; /* would overflow name[] */
     snprintf(index, sizeof(index), "0x%08x", k->index);
-    cj_hex_string(k->name, k->name_len, name);
+    hex_encode(k->name, k->name_len, name);
     return json_pack("{s:s, s:s, s:I}", "index", index, "name", name, value_key,
                      (json_int_t)k->value);
 }

@@ -7,7 +7,7 @@
 #include <jansson.h>
 
 #include "cert/cert.h"
-#include "cert/json.h"
+#include "common/json.h"
 
 /* Largest whole number JSON carries exactly (2^53). */
 #define CERT_JSON_UINT_MAX 9007199254740992ull

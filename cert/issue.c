@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509.h>
 
+#include "common/hex.h"
 #include "common/macro.h"
 #include "hwid/encode.h"
 
@@ -84,22 +85,11 @@ int cert_features_parse(const char *list, struct cert_license *l, char *err, siz
     return 0;
 }
 
-int cert_random_hex(char *ret, size_t nbytes) {
-    uint8_t b[64];
-
-    if (nbytes == 0 || nbytes > sizeof(b))
-        return -EINVAL;
-    if (RAND_bytes(b, (int)nbytes) != 1)
-        return -EIO;
-    cj_hex_string(b, nbytes, ret);
-    return 0;
-}
-
 int cert_license_bind(struct cert_license *l, const struct cert_activation *a, time_t now) {
     snprintf(l->license, sizeof(l->license), "%s", a->license);
     snprintf(l->computer_id, sizeof(l->computer_id), "%s", a->computer_id);
     l->hwid = a->hwid;
     l->counter = a->counter; /* the value at request time comes back as the base */
     l->iat = now;
-    return cert_random_hex(l->jti, 16);
+    return hex_random(l->jti, 16);
 }

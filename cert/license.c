@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/macro.h"
+#include "common/timefmt.h"
 
 static const struct cert_jws_kind license_kind = {
     .typ = "tpmlic-license+jws",
@@ -62,7 +63,7 @@ static json_t *payload_to_json(const struct cert_license *l) {
         return NULL;
     }
     if (l->type != CERT_PERPETUAL) {
-        cert_time_format(l->expiry, when);
+        rfc3339_format(l->expiry, when);
         fail |= json_object_set_new(o, "subscription_expiry", json_string(when));
     }
     if (l->not_before)
@@ -130,7 +131,7 @@ static bool payload_from_json(struct cj *c, json_t *o, struct cert_license *l, b
         return cj_fail(c, "a perpetual license has no 'subscription_expiry'");
     if (l->type != CERT_PERPETUAL && !when[0])
         return cj_fail(c, "field 'subscription_expiry' is missing");
-    if (when[0] && cert_time_parse(when, &l->expiry) < 0)
+    if (when[0] && rfc3339_parse(when, &l->expiry) < 0)
         return cj_fail(c, "field 'subscription_expiry' is not an RFC 3339 UTC time like "
                           "\"2027-01-31T00:00:00Z\"");
     /* expiry 0 means "none" to the verifier: the epoch itself is refused */
@@ -246,12 +247,12 @@ enum cert_status cert_license_verify(const char *jws, size_t len, EVP_PKEY *vend
     }
     *ret = l;
     if (now && l.not_before && now < l.not_before) {
-        cert_time_format(l.not_before, when);
+        rfc3339_format(l.not_before, when);
         snprintf(msg, msglen, "not yet valid: valid from %s", when);
         return CERT_NOT_YET_VALID;
     }
     if (now && l.expiry && now >= l.expiry) {
-        cert_time_format(l.expiry, when);
+        rfc3339_format(l.expiry, when);
         snprintf(msg, msglen, "expired on %s", when);
         return CERT_EXPIRED;
     }

@@ -26,6 +26,7 @@
 #include "common/text.h"
 #include "hwid/encode.h"
 #include "hwid/id.h"
+#include "common/timefmt.h"
 
 #define PROG         "tpmlic-vendor"
 #define EXIT_REFUSED 1
@@ -279,10 +280,10 @@ static int build_license(const struct sign_args *o, const struct cert_activation
     if (parse_uint_strict(o->customer_id, 9007199254740992ull, &u) < 0)
         return usage_error("sign-activation", "--customer-id must be a whole number");
     l->customer_id = (long long)u;
-    if (o->expiry && cert_time_parse(o->expiry, &l->expiry) < 0)
+    if (o->expiry && rfc3339_parse(o->expiry, &l->expiry) < 0)
         return usage_error("sign-activation",
                            "--expiry must be an RFC 3339 UTC time like 2027-01-31T00:00:00Z");
-    if (o->not_before && (cert_time_parse(o->not_before, &l->not_before) < 0 || !l->not_before))
+    if (o->not_before && (rfc3339_parse(o->not_before, &l->not_before) < 0 || !l->not_before))
         return usage_error("sign-activation",
                            "--not-before must be an RFC 3339 UTC time like 2027-01-31T00:00:00Z");
     if (parse_uint_strict(o->secs_allocated ? o->secs_allocated : "0", 9007199254740992ull,
@@ -485,7 +486,7 @@ _printf_(2, 3) static void field(const char *key, const char *fmt, ...) {
 
 static void print_time(const char *key, time_t t) {
     char when[21];
-    cert_time_format(t, when);
+    rfc3339_format(t, when);
     field(key, "%s", when[0] ? when : "(out of range)");
 }
 
@@ -621,7 +622,7 @@ static int inspect_activation(const char *text, size_t len, bool as_json) {
         ok = cert_activation_consistent(&a, recomputed, msg, sizeof(msg));
         if (hwid_digest_ek_bits(a.ek_public, a.ek_public_len, ekd, &bits) == 0)
             hwid_digest_to_hex(ekd, ekhex);
-        cert_time_format(a.date, when);
+        rfc3339_format(a.date, when);
         hex_of(a.counter.name, a.counter.name_len, name);
         snprintf(index, sizeof(index), "0x%08x", a.counter.index);
     }

@@ -14,6 +14,7 @@
 
 #include "common/macro.h"
 #include "common/text.h"
+#include "common/timefmt.h"
 
 #define JSON_INT_MAX 9007199254740992ull
 #define INPUT_MAX    (CERT_ACTIVATION_MAX + 4096)
@@ -191,7 +192,7 @@ static int print_json(json_t *o) {
 
 static void fmt_time(time_t t, char buf[21]) {
     if (t)
-        cert_time_format(t, buf);
+        rfc3339_format(t, buf);
     else
         snprintf(buf, 21, "-");
 }
@@ -223,7 +224,7 @@ static json_t *license_json(const struct srv_license *l, const struct srv_pool *
 
     for (size_t i = 0; feats && i < l->nfeatures; i++)
         json_array_append_new(feats, json_string(l->features[i]));
-    cert_time_format(l->expiry, exp);
+    rfc3339_format(l->expiry, exp);
     fmt_time(l->created, created);
     fmt_time(l->updated, updated);
     return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:I, s:I, s:i, s:i, s:b, s:b, s:s, s:s, s:s, "
@@ -330,7 +331,7 @@ static int apply_terms(const struct args *a, struct srv_license *l, bool create,
     if (a->expiry) {
         if (!strcmp(a->expiry, "none") && !create)
             l->expiry = 0;
-        else if (cert_time_parse(a->expiry, &l->expiry) < 0 || l->expiry == 0)
+        else if (rfc3339_parse(a->expiry, &l->expiry) < 0 || l->expiry == 0)
             return srv_usage_error(a->cmd, "--expiry must be an RFC 3339 UTC time like "
                                            "2027-01-31T00:00:00Z");
         else if (l->expiry <= now)
@@ -611,7 +612,7 @@ static int show_license(sqlite3 *db, const struct srv_license *l, bool as_json, 
         strcat(feats, i ? ", " : "");
         strcat(feats, l->features[i]);
     }
-    cert_time_format(l->expiry, when);
+    rfc3339_format(l->expiry, when);
     row_field("code", "%s", l->code);
     row_field("product", "%s", l->product);
     row_field("customer_id", "%lld", l->customer_id);

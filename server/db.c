@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "common/macro.h"
+#include "common/timefmt.h"
 
 /* Migration N brings the schema from version N-1 to N. Never edit a step
  * once released: add one. */
@@ -687,7 +688,7 @@ int srv_flag_list(sqlite3 *db, const char *activation_id, json_t **ret) {
     sqlite3_bind_text(st, 1, activation_id, -1, SQLITE_STATIC);
     while ((r = step_row(st)) == 0) {
         char when[21];
-        cert_time_format((time_t)sqlite3_column_int64(st, 0), when);
+        rfc3339_format((time_t)sqlite3_column_int64(st, 0), when);
         if (json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "time", when, "reason",
                                                (const char *)sqlite3_column_text(st, 1), "detail",
                                                (const char *)sqlite3_column_text(st, 2))) < 0)

@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "common/macro.h"
+#include "common/timefmt.h"
+#include "common/hex.h"
 
 #define JSON_INT_MAX 9007199254740992ull /* 2^53: what JSON carries exactly */
 
@@ -49,7 +51,7 @@ static void cert_activation_clearp(struct cert_activation *a) {
 static json_t *answer_base(const struct srv_ctx *ctx, enum srv_request type, const char *nonce,
                            const char *result) {
     char now[21];
-    cert_time_format(ctx->now, now);
+    rfc3339_format(ctx->now, now);
     return json_pack("{s:i, s:s, s:s, s:s, s:s}", "v", 1, "type", srv_request_name(type), "nonce",
                      nonce, "result", result, "time", now);
 }
@@ -254,7 +256,7 @@ static int refuse_terms(const struct srv_ctx *ctx, enum srv_request type, const 
     char when[21];
     if (l->suspended)
         return refuse(ctx, type, nonce, "suspended", ret, "the license is suspended by the vendor");
-    cert_time_format(l->expiry, when);
+    rfc3339_format(l->expiry, when);
     return refuse(ctx, type, nonce, "expired", ret, "the license expired on %s", when);
 }
 
@@ -319,7 +321,7 @@ static int do_activate(const struct srv_ctx *ctx, json_t *req, struct srv_reply 
             return refuse(ctx, SRV_REQ_ACTIVATE, act.nonce, "max_activations", ret,
                           "all %u activations of this license are in use", l.max_activations);
         memset(&a, 0, sizeof(a));
-        r = cert_random_hex(a.id, 16);
+        r = hex_random(a.id, 16);
         if (r < 0)
             return r;
         snprintf(ret->activation, sizeof(ret->activation), "%s", a.id);
@@ -334,7 +336,7 @@ static int do_activate(const struct srv_ctx *ctx, json_t *req, struct srv_reply 
         a.last_counter = act.counter.value;
         a.created = ctx->now;
     }
-    r = cert_random_hex(a.epoch, 16);
+    r = hex_random(a.epoch, 16);
     if (r < 0)
         return r;
     a.terms = l.terms;
@@ -486,7 +488,7 @@ answer:
                                 json_integer((json_int_t)a.returned_secs));
     } else {
         char when[21];
-        cert_time_format(l.expiry, when);
+        rfc3339_format(l.expiry, when);
         r = json_object_update_new(
             ret->body,
             json_pack("{s:s, s:s, s:o, s:I, s:I, s:i}", "epoch", a.epoch, "status", "active",
@@ -563,7 +565,7 @@ int srv_offline_sign(const struct srv_ctx *ctx, const struct cert_activation *ac
     if (l.suspended)
         REFUSE("suspended", "the license is suspended");
     if (expired(ctx, &l)) {
-        cert_time_format(l.expiry, when);
+        rfc3339_format(l.expiry, when);
         REFUSE("expired", "the license expired on %s", when);
     }
     r = srv_activation_find(ctx->db, l.id, act->computer_id, &act->counter, &a);
@@ -584,7 +586,7 @@ int srv_offline_sign(const struct srv_ctx *ctx, const struct cert_activation *ac
             REFUSE("max_activations", "all %u activations of this license are in use",
                    l.max_activations);
         memset(&a, 0, sizeof(a));
-        r = cert_random_hex(a.id, 16);
+        r = hex_random(a.id, 16);
         if (r < 0)
             goto fail;
         a.license_id = l.id;

@@ -14,6 +14,7 @@
 #include "common/macro.h"
 #include "hwid/encode.h"
 #include "hwid/id.h"
+#include "common/timefmt.h"
 
 DEFINE_PTR_CLEANUP(EVP_PKEY, EVP_PKEY_free)
 DEFINE_PTR_CLEANUP(X509, X509_free)
@@ -78,7 +79,7 @@ int main(int argc, char **argv) {
             a.counter.value = v;
             break;
         case 'd':
-            if (cert_time_parse(optarg, &a.date) < 0)
+            if (rfc3339_parse(optarg, &a.date) < 0)
                 return 2;
             break;
         case 's':

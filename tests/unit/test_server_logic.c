@@ -39,6 +39,7 @@
 #include "hwid/encode.h"
 #include "hwid/id.h"
 #include "server/server.h"
+#include "common/hex.h"
 
 #define NOW    1800000000 /* 2027-01-15T08:00:00Z */
 #define EXPIRY 1830000000 /* 2027-12-28T13:20:00Z */
@@ -170,7 +171,7 @@ static char *activation_text(const char *code, unsigned serial, unsigned counter
     a.ek_public = ek_der;
     a.ek_public_len = ek_der_len;
     a.counter = ap.counter;
-    assert_int_equal(cert_random_hex(nonce, 16), 0);
+    assert_int_equal(hex_random(nonce, 16), 0);
     snprintf(a.nonce, sizeof(a.nonce), "%s", nonce);
     a.date = NOW;
     snprintf(a.username, sizeof(a.username), "Ada Lovelace");
@@ -337,7 +338,7 @@ static struct answer check_req(sqlite3 *db, time_t now, enum srv_request type, c
     _cleanup_free_ char *text = NULL;
     char nonce[33];
 
-    assert_int_equal(cert_random_hex(nonce, 16), 0);
+    assert_int_equal(hex_random(nonce, 16), 0);
     o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "v", 1, "license", x->code,
                   "activation", x->id, "computer_id", x->computer_id, "nonce", nonce, "epoch",
                   epoch, "counter", (json_int_t)counter, "consumed_secs", (json_int_t)consumed);
@@ -356,7 +357,7 @@ static struct answer validate_ok(sqlite3 *db, struct act *x, uint64_t counter, u
     char next[33];
     struct answer a;
 
-    assert_int_equal(cert_random_hex(next, 16), 0);
+    assert_int_equal(hex_random(next, 16), 0);
     a = check_req(db, NOW, SRV_REQ_VALIDATE, x, x->epoch, next, counter, consumed, refill);
     assert_ok(&a);
     assert_string_equal(field(&a, "epoch"), next);

@@ -1,11 +1,14 @@
-/* Strict field readers for the certificates' JSON: every field type- and
- * range-checked, unknown fields refused, a precise message for the first
- * problem. */
-#include "cert/json.h"
+/* Strict JSON field readers (json.h): every field type- and range-checked,
+ * unknown fields refused, a precise message for the first problem. */
+#include "common/json.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "common/hex.h"
+#include "common/licensecode.h"
 
 bool cj_fail(struct cj *c, const char *fmt, ...) {
     va_list ap;
@@ -125,40 +128,66 @@ bool cj_object(struct cj *c, json_t *obj, const char *key, json_t **out) {
     return true;
 }
 
-static int hexval(char ch) {
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    return -1; /* upper case is not canonical */
-}
-
 bool cj_hex(struct cj *c, json_t *obj, const char *key, size_t minbytes, size_t maxbytes,
             uint8_t *out, size_t *out_len) {
-    char buf[2 * 256 + 1];
+    char buf[2 * CJ_HEX_MAX + 1];
     size_t n;
 
+    if (maxbytes > CJ_HEX_MAX)
+        return cj_fail(c, "field '%s': at most %d bytes of hex can be read", key, CJ_HEX_MAX);
     if (!cj_string(c, obj, key, CJ_REQUIRED, CJ_IDENTIFIER, 2 * maxbytes, buf, sizeof(buf)))
         return false;
-    n = strlen(buf);
-    if (n % 2 || n / 2 < minbytes)
+    if (hex_decode(buf, strlen(buf), out, maxbytes, &n) < 0 || n < minbytes)
         return cj_fail(c, "field '%s' must be %zu to %zu bytes of lower-case hex", key, minbytes,
                        maxbytes);
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval(buf[2 * i]), lo = hexval(buf[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return cj_fail(c, "field '%s' must be lower-case hex", key);
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    *out_len = n / 2;
+    *out_len = n;
     return true;
 }
 
-void cj_hex_string(const uint8_t *p, size_t n, char *out) {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 15];
+bool cj_license_code(struct cj *c, json_t *obj, const char *key, bool required, char *out,
+                     size_t outlen) {
+    json_t *v = json_object_get(obj, key);
+
+    out[0] = '\0';
+    if (c->failed)
+        return false;
+    if (!v && !required)
+        return true;
+    if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+        !license_code_valid(json_string_value(v)) || json_string_length(v) >= outlen)
+        return cj_fail(c, "Invalid license code: '%s' must be " LICENSE_CODE_RULE, key);
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return true;
+}
+
+int cj_load_object(const char *text, size_t len, bool allow_empty, json_t **ret, char *msg,
+                   size_t msglen) {
+    json_error_t err;
+    json_t *v;
+    size_t i;
+
+    for (i = 0;
+         i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\r' || text[i] == '\n'); i++)
+        ;
+    if (i == len) {
+        if (!allow_empty) {
+            snprintf(msg, msglen, "the body must be a JSON object");
+            return -EINVAL;
+        }
+        *ret = json_object();
+        return *ret ? 0 : -ENOMEM;
     }
-    out[2 * n] = '\0';
+    v = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+    if (!v) {
+        snprintf(msg, msglen, "malformed JSON at line %d column %d: %s", err.line, err.column,
+                 err.text);
+        return -EINVAL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        snprintf(msg, msglen, "the body must be a JSON object");
+        return -EINVAL;
+    }
+    *ret = v;
+    return 0;
 }

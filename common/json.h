@@ -1,5 +1,9 @@
-/* Strict JSON field readers shared by the two certificate formats (json.c).
- * A struct cj collects the first problem; later calls do nothing. */
+/* Strict JSON field readers for everything tpmlic reads as JSON: request
+ * bodies of the agent and the server, answers in the client, certificates.
+ * The rules: types checked field by field, ranges and character sets
+ * checked, unknown fields refused (cj_only_keys), duplicate keys refused at
+ * load. A struct cj collects the first problem as a message for a person;
+ * later calls do nothing. */
 #pragma once
 
 #include <stdbool.h>
@@ -34,7 +38,18 @@ bool cj_uint(struct cj *c, json_t *obj, const char *key, bool required, uint64_t
              uint64_t *out);
 bool cj_bool(struct cj *c, json_t *obj, const char *key, bool required, bool *out);
 bool cj_object(struct cj *c, json_t *obj, const char *key, json_t **out);
-/* lower-case hex of minbytes..maxbytes bytes (maxbytes <= 256) */
+/* lower-case hex of minbytes..maxbytes bytes (maxbytes <= CJ_HEX_MAX) */
+#define CJ_HEX_MAX 256
 bool cj_hex(struct cj *c, json_t *obj, const char *key, size_t minbytes, size_t maxbytes,
             uint8_t *out, size_t *out_len);
-void cj_hex_string(const uint8_t *p, size_t n, char *out);
+/* A license code (common/licensecode.h); out holds at least
+ * LICENSE_CODE_MAX + 1. The message starts "Invalid license code". */
+bool cj_license_code(struct cj *c, json_t *obj, const char *key, bool required, char *out,
+                     size_t outlen);
+
+/* Loads text as one JSON object: duplicate keys, trailing data and any other
+ * top level refused. Empty text (or white space) gives {} when allow_empty.
+ * 0 and a new reference in *ret, or -EINVAL with msg saying what and where
+ * ("malformed JSON at line 1 column 7: ..."). */
+int cj_load_object(const char *text, size_t len, bool allow_empty, json_t **ret, char *msg,
+                   size_t msglen);
