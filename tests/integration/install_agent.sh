@@ -124,7 +124,7 @@ test_agent_unit_settings() {
     local s=$T/units/tpmlicd.service k
     for k in Type=notify SupplementaryGroups=tss Requires=tpmlicd.socket Restart=on-failure \
         RestartPreventExitStatus=2 "CapabilityBoundingSet=CAP_SETUID CAP_SETGID CAP_CHOWN" \
-        ProtectSystem=strict ReadWritePaths=/var/lib/tpmlic "DeviceAllow=char-tpmrm rw" PrivateDevices=yes \
+        ProtectSystem=strict ReadWritePaths=/var/lib/tpmlic "DeviceAllow=/dev/tpmrm0 rw" PrivateDevices=yes \
         BindPaths=-/dev/tpmrm0 "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6"; do
         grep -qx -- "$k" "$s" || fail "tpmlicd.service lacks '$k'"
     done
