@@ -61,6 +61,17 @@ vmcase_03_package_contents_and_dependencies() {
     grep -q '^drwxr-xr-x root/root .* ./etc/tpmlic/ek-ca.d/$' <<<"$list" || fail "/etc/tpmlic/ek-ca.d not 0755"
     grep -q '^-rw-r--r-- root/root .* ./etc/tpmlic/tpmlicd.conf$' <<<"$list" || fail "tpmlicd.conf not 0644"
     assert_eq "/etc/tpmlic/tpmlicd.conf" "$(dpkg-deb -I "$deb"/tpmlicd_*.deb conffiles)" "conffiles"
+    # each unit's Documentation= and ExecStart= name files of its own package
+    local pkg unit x f
+    for x in tpmlicd:tpmlicd.service tpmlic-server:tpmlic-server.service; do
+        pkg=${x%%:*} unit=${x#*:}
+        rm -rf "$W/unpack" && mkdir "$W/unpack" && dpkg-deb -x "$deb/${pkg}_"*.deb "$W/unpack"
+        for f in $(sed -n 's|^Documentation=.*file://\([^ ]*\).*|\1|p; s|^ExecStart=\([^ ]*\).*|\1|p' \
+            "$W/unpack/lib/systemd/system/$unit"); do
+            [ -e "$W/unpack$f" ] || fail "$unit names $f, which package $pkg does not hold"
+        done
+    done
+    rm -rf "$W/unpack"
     # the dependencies: shlibs plus the dlopen'ed TCTI, and together with their
     # own dependencies every package of the run-time list
     local depends closure missing=""
