@@ -72,15 +72,15 @@ static int check_trusted_files(struct daemon *d, char *err, size_t errlen) {
     return 0;
 }
 
-/* The state directory, the auth value of the NV indices kept there, and the
- * owner authorization when one is configured: all before the ledger uses
- * the TPM. */
-static int prepare_tpm_secrets(struct daemon *d, char *err, size_t errlen) {
+/* Before the privilege drop: the owner authorization (a root-only file)
+ * when one is configured, and the state directory (made and given to the
+ * service user only when it is missing or not the user's yet: a packaged
+ * image has it from tmpfiles.d, so the unit needs no CAP_CHOWN). */
+static int prepare_as_root(struct daemon *d, char *err, size_t errlen) {
     struct passwd pw, *res = NULL;
-    uint8_t auth[AGENT_NV_AUTH_LEN], owner[64];
+    uint8_t owner[64];
     size_t owner_len = 0;
     char buf[4096];
-    bool created;
     int r;
 
     if (d->cfg->user && (getpwnam_r(d->cfg->user, &pw, buf, sizeof(buf), &res) != 0 || !res)) {
@@ -89,26 +89,32 @@ static int prepare_tpm_secrets(struct daemon *d, char *err, size_t errlen) {
     }
     r = agent_state_dir_open(d->cfg->state_dir, res ? res->pw_uid : (uid_t)-1,
                              res ? res->pw_gid : (gid_t)-1, &d->state_fd, err, errlen);
-    if (r < 0)
+    if (r < 0 || !d->cfg->owner_auth_file || !*d->cfg->owner_auth_file)
         return r;
-    r = agent_nv_auth_load(d->state_fd, auth, &created, err, errlen);
+    r = agent_secret_file_read(d->cfg->owner_auth_file, "the owner authorization file", owner,
+                               sizeof(owner), &owner_len, err, errlen);
+    if (r == 0 && (r = tpmio_set_owner_auth(d->tpm, owner, owner_len)) < 0)
+        snprintf(err, errlen, "setting the owner authorization failed");
+    secure_wipe(owner, sizeof(owner));
+    return r;
+}
+
+/* After the drop: the auth value of the NV indices, kept in the state
+ * directory readable by the agent's user alone (nv.auth), made at the first
+ * start. */
+static int load_nv_auth(struct daemon *d, char *err, size_t errlen) {
+    uint8_t auth[AGENT_NV_AUTH_LEN];
+    bool created;
+    int r = agent_nv_auth_load(d->state_fd, auth, &created, err, errlen);
+
     if (r < 0)
         return r;
     if (created)
         log_info("made the auth value for the agent's NV indices (%s/nv.auth)", d->cfg->state_dir);
     r = tpmio_set_nv_auth(d->tpm, auth, sizeof(auth));
     secure_wipe(auth, sizeof(auth));
-    if (r < 0) {
+    if (r < 0)
         snprintf(err, errlen, "setting the NV auth value failed");
-        return r;
-    }
-    if (!d->cfg->owner_auth_file || !*d->cfg->owner_auth_file)
-        return 0;
-    r = agent_secret_file_read(d->cfg->owner_auth_file, "the owner authorization file", owner,
-                               sizeof(owner), &owner_len, err, errlen);
-    if (r == 0 && (r = tpmio_set_owner_auth(d->tpm, owner, owner_len)) < 0)
-        snprintf(err, errlen, "setting the owner authorization failed");
-    secure_wipe(owner, sizeof(owner));
     return r;
 }
 
@@ -183,13 +189,37 @@ static int start(struct daemon *d, char *err, size_t errlen) {
     if (h.present)
         log_info("EK certificate: %s",
                  d->ek_trust.certified ? "chains to the EK trust store" : d->ek_trust.why);
+    r = prepare_as_root(d, err, errlen);
+    if (r < 0)
+        return r;
+
+    /* 2. the socket, owned by the service group */
+    have_service = http_resolve_group(cfg->service_group, &service_gid) == 0;
+    have_admin = http_resolve_group(cfg->admin_group, &admin_gid) == 0;
+    if (!have_service)
+        log_warn("group %s does not exist: only root may use the service endpoints",
+                 cfg->service_group);
+    if (!have_admin)
+        log_warn("group %s does not exist: only root may use the management endpoints",
+                 cfg->admin_group);
+    r = open_socket(d, service_gid, have_service, err, errlen);
+    if (r < 0)
+        return r;
+
+    /* 3. root is no longer needed */
+    if (cfg->user) {
+        r = agent_drop_privileges(cfg->user, err, errlen);
+        if (r < 0)
+            return r;
+        log_info("running as user %s", cfg->user);
+    }
+
+    /* 4. the license from NV */
     if (h.present) {
-        r = prepare_tpm_secrets(d, err, errlen);
+        r = load_nv_auth(d, err, errlen);
         if (r < 0)
             return r;
     }
-
-    /* 2. the license from NV */
     {
         struct tpm_info info = {0};
         struct ledger_config lc = {
@@ -215,32 +245,6 @@ static int start(struct daemon *d, char *err, size_t errlen) {
     r = ledger_load(d->ledger, h.present, err, errlen);
     if (r < 0)
         return r;
-
-    /* 3. the socket, owned by the service group */
-    have_service = http_resolve_group(cfg->service_group, &service_gid) == 0;
-    have_admin = http_resolve_group(cfg->admin_group, &admin_gid) == 0;
-    if (!have_service)
-        log_warn("group %s does not exist: only root may use the service endpoints",
-                 cfg->service_group);
-    if (!have_admin)
-        log_warn("group %s does not exist: only root may use the management endpoints",
-                 cfg->admin_group);
-    if (!h.present) {
-        r = agent_state_dir_open(cfg->state_dir, (uid_t)-1, (gid_t)-1, &d->state_fd, err, errlen);
-        if (r < 0)
-            return r;
-    }
-    r = open_socket(d, service_gid, have_service, err, errlen);
-    if (r < 0)
-        return r;
-
-    /* 4. root is no longer needed */
-    if (cfg->user) {
-        r = agent_drop_privileges(cfg->user, err, errlen);
-        if (r < 0)
-            return r;
-        log_info("running as user %s", cfg->user);
-    }
 
     /* 5. serve */
     r = validator_new(&(struct validator_config){.server = cfg->server,
