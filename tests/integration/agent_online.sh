@@ -323,6 +323,13 @@ test_server_error_gives_2h_grace_with_backoff() {
         fail "still allowed after the grace period"
     out=$(api a POST /v1/check)
     assert_contains "$(jq -r .error <<<"$out")" "grace period is over"
+    # once over, its end stays where it was, in /licensing and in the message
+    over_end=$(grace_end_epoch a)
+    near "$end" "$over_end" || fail "the grace end moved when it ran out: $end -> $over_end"
+    assert_contains "$(jq -r .error <<<"$out")" "since $(date -u -d "@$over_end" +%Y-%m-%dT%H:%M:%SZ)"
+    clock_advance 3600
+    sleep 0.3
+    assert_eq "$over_end" "$(grace_end_epoch a)" "the grace end an hour after it ran out"
     grep -q "grace period of 2 h starts (server-side error)" "$T/a.log" || fail "no log of the grace start"
     wait_until 5 grep -q "the grace period is over" "$T/a.log" || fail "no log of the grace end"
     # the server answers again: valid at the next retry
