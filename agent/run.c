@@ -28,6 +28,8 @@
 #include "agent/routes.h"
 #include "agent/tpmio.h"
 #include "agent/validator.h"
+#include "common/json.h"
+#include "common/licensecode.h"
 #include "common/log.h"
 #include "hwid/hwid.h"
 
@@ -41,6 +43,8 @@ struct daemon {
     struct ledger *ledger;
     struct validator *validator;
     struct cert_ek_trust ek_trust;
+    struct activation_fields zero_touch; /* from the license file */
+    bool have_zero_touch;
     struct routes_ctx routes;
     struct http_server *http;
     int listen_fd;
@@ -118,6 +122,65 @@ static int load_nv_auth(struct daemon *d, char *err, size_t errlen) {
     return r;
 }
 
+/* The license file for zero-touch provisioning (docs/packaging.md): the
+ * license code and the operator's fields, as a POST of
+ * /v1/management/license would carry them. It decides which license the
+ * appliance takes, so it must be root's alone like the other trust files. */
+static int read_license_file(struct daemon *d, char *err, size_t errlen) {
+    static const char *const keys[] = {"license", "username", "email_address", "company_name",
+                                       NULL};
+    const char *path = d->cfg->license_file;
+    _cleanup_(json_decrefp) json_t *o = NULL;
+    _cleanup_free_ char *text = NULL;
+    char msg[200], tail[LICENSE_CODE_LOG_BUFLEN];
+    struct cj c = {.msg = msg, .msglen = sizeof(msg)};
+    struct activation_fields *f = &d->zero_touch;
+    size_t len = 0;
+    FILE *fp;
+    int r;
+
+    if (!path || !*path || access(path, F_OK) < 0)
+        return 0;
+    r = agent_path_trusted(path, "the license file", err, errlen);
+    if (r < 0)
+        return r;
+    fp = fopen(path, "re");
+    if (!fp) {
+        r = -errno;
+        snprintf(err, errlen, "cannot read the license file %s: %s", path, strerror(errno));
+        return r;
+    }
+    text = calloc(1, 4097);
+    len = text ? fread(text, 1, 4097, fp) : 0;
+    fclose(fp);
+    if (!text)
+        return -ENOMEM;
+    if (len > 4096) {
+        snprintf(err, errlen, "the license file %s is larger than 4096 bytes", path);
+        return -EFBIG;
+    }
+    if (cj_load_object(text, len, false, &o, msg, sizeof(msg)) < 0 ||
+        !cj_only_keys(&c, o, "", keys) ||
+        !cj_license_code(&c, o, "license", true, f->license, sizeof(f->license)) ||
+        !cj_string(&c, o, "username", CJ_OPTIONAL, CJ_TEXT, 128, f->username,
+                   sizeof(f->username)) ||
+        !cj_string(&c, o, "email_address", CJ_OPTIONAL, CJ_TEXT, 128, f->email_address,
+                   sizeof(f->email_address)) ||
+        !cj_string(&c, o, "company_name", CJ_OPTIONAL, CJ_TEXT, 128, f->company_name,
+                   sizeof(f->company_name))) {
+        secure_wipe(text, len);
+        snprintf(err, errlen, "the license file %s: %s", path, msg);
+        return -EINVAL;
+    }
+    secure_wipe(text, len);
+    d->have_zero_touch = true;
+    if (!d->cfg->server || !*d->cfg->server)
+        log_warn("the license file %s names license %s, but no license server is configured to "
+                 "activate it with",
+                 path, license_code_for_log(f->license, tail));
+    return 0;
+}
+
 static int load_vendor_key(struct daemon *d, char *err, size_t errlen) {
     FILE *f = fopen(d->cfg->vendor_key, "re");
     if (!f) {
@@ -190,6 +253,8 @@ static int start(struct daemon *d, char *err, size_t errlen) {
         log_info("EK certificate: %s",
                  d->ek_trust.certified ? "chains to the EK trust store" : d->ek_trust.why);
     r = prepare_as_root(d, err, errlen);
+    if (r == 0)
+        r = read_license_file(d, err, errlen);
     if (r < 0)
         return r;
 
@@ -251,7 +316,10 @@ static int start(struct daemon *d, char *err, size_t errlen) {
                                                  .server_ca = cfg->server_ca,
                                                  .state_dir = cfg->state_dir,
                                                  .timeout_secs = cfg->server_timeout_secs,
-                                                 .vendor_key = d->vendor_key},
+                                                 .vendor_key = d->vendor_key,
+                                                 .zero_touch = d->have_zero_touch
+                                                                   ? &d->zero_touch
+                                                                   : NULL},
                       d->ledger, &d->validator);
     if (r < 0) {
         snprintf(err, errlen, "out of memory");
@@ -309,6 +377,7 @@ static void stop(struct daemon *d) {
     hwid_info_free(d->hwid);
     tpm_ek_clear(&d->ek);
     EVP_PKEY_free(d->vendor_key);
+    secure_wipe(&d->zero_touch, sizeof(d->zero_touch));
     if (d->curl)
         online_global_cleanup();
 }
