@@ -316,6 +316,8 @@ vmcase_30_clone_is_refused_naming_what_changed() {
 # reaches it at 10.0.2.2 (qemu's user network)
 online_server() {
     local d=$W/srv
+    # one server for every case that asks (it runs until the end)
+    [ -s "$d/port" ] && return 0
     mkdir -p "$d"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
         -keyout "$d/ca.key" -out "$d/ca.pem" -subj "/CN=tpmlic vm test CA" 2>/dev/null
@@ -390,5 +392,66 @@ vmcase_32_online_validation_through_a_proxy_across_restarts() {
     grep -q "CONNECT.*localhost:$(cat "$W/srv/port")" "$W/tinyproxy.log" ||
         fail "the proxy saw no CONNECT: $(tail -n 5 "$W/tinyproxy.log")"
     assert_eq "tpmlic tpmlic" "$(g stat -c "'%U %G'" /var/lib/tpmlic/network.json)" "owner of the proxy settings"
+    vm_poweroff
+}
+
+# ---- zero-touch: an image that licenses itself at its first boot ---------------
+
+ZT_LICENSE=VM-3003
+MAC_ZT=52:54:00:7e:00:0c
+UUID_ZT=8d0c7f2e-5b1a-4c39-9e57-2f6d1a3b4c0c
+
+# image_write IMAGE FILE PATH: FILE (its mode and owner as they are) becomes
+# PATH in the ext4 image IMAGE, replacing what was there
+image_write() {
+    debugfs -w -R "rm $3" "$1" >/dev/null 2>&1 || true
+    debugfs -w -R "write $2 $3" "$1" >"$W/debugfs.log" 2>&1 ||
+        { cat "$W/debugfs.log" >&2; fail "cannot write $3 into $1"; }
+}
+
+vmcase_40_zero_touch_first_boot() {
+    require image
+    online_server
+    local d=$W/zt
+    mkdir -p "$d"
+    server license create --db "$W/srv/licenses.db" --code "$ZT_LICENSE" --product speech \
+        --customer-id 4949 --type consumption --expiry "$(date -u -d '+1 year' +%Y-%m-%dT%H:%M:%SZ)" \
+        --features standard --secs-allocated 7200 --cache-secs 1800 >/dev/null
+    # the image as the vendor builds it: nothing but files, written before
+    # its first boot; the license reference, the server and its CA
+    cp --sparse=always "$W/base.raw" "$d/zt.raw"
+    printf '{"license": "%s", "company_name": "VM Test"}\n' "$ZT_LICENSE" >"$d/license.json"
+    printf '[agent]\nserver = https://licensing.test:%s\nserver_ca = /etc/tpmlic/server-ca.pem\n' \
+        "$(cat "$W/srv/port")" >"$d/tpmlicd.conf"
+    cp "$W/srv/ca.pem" "$d/server-ca.pem"
+    { debugfs -R "cat /etc/hosts" "$d/zt.raw" 2>/dev/null; echo '10.0.2.2 licensing.test'; } >"$d/hosts"
+    chmod 0644 "$d"/license.json "$d"/tpmlicd.conf "$d"/server-ca.pem "$d"/hosts
+    chown root:root "$d"/license.json "$d"/tpmlicd.conf "$d"/server-ca.pem "$d"/hosts
+    image_write "$d/zt.raw" "$d/license.json" /etc/tpmlic/license.json
+    image_write "$d/zt.raw" "$d/tpmlicd.conf" /etc/tpmlic/tpmlicd.conf
+    image_write "$d/zt.raw" "$d/server-ca.pem" /etc/tpmlic/server-ca.pem
+    image_write "$d/zt.raw" "$d/hosts" /etc/hosts
+    qemu-img create -q -f qcow2 -b "$d/zt.raw" -F raw "$W/zt.qcow2"
+    vtpm_new Z
+    vm_start zt "$W/zt.qcow2" Z "$MAC_ZT" "$UUID_ZT"
+    vm_wait
+    # a service waits for the license instead of failing
+    local out rc=0
+    out=$(g "tpmlicctl --timeout 120 wait 2>&1") || rc=$?
+    assert_eq 0 "$rc" "tpmlicctl wait on the first boot: $out $(g journalctl -b -u tpmlicd -n 20 --no-pager)"
+    local st
+    st=$(status_json)
+    assert_eq true "$(jq -r .valid <<<"$st")" "licensed at the first boot: $st"
+    assert_eq 1800 "$(jq -r .secs_remaining <<<"$st")" "the first chunk of the image's license (1800 s)"
+    grep -q '/v1/activate.* ok' "$W/srv/server.log" || fail "the server saw no activation"
+    # the journal names the license by its end only
+    out=$(g journalctl -b -u tpmlicd --no-pager)
+    case $out in *"$ZT_LICENSE"*) fail "the journal shows the whole license code: $out" ;; esac
+    # the license is in the TPM now: a reboot keeps it without a second activation
+    local acts
+    acts=$(grep -c '/v1/activate.* ok' "$W/srv/server.log")
+    vm_reboot
+    assert_eq true "$(status_json | jq -r .valid)" "licensed after the reboot"
+    assert_eq "$acts" "$(grep -c '/v1/activate.* ok' "$W/srv/server.log")" "activations after the reboot"
     vm_poweroff
 }
