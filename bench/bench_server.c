@@ -120,7 +120,7 @@ static void make_db(void) {
                             .max_activations = 1000000,
                             .terms = 1};
     char err[256];
-    sqlite3 *db = NULL;
+    struct srv_db *db = NULL;
 
     if (srv_db_open(dbfile, true, &db, err, sizeof(err)) < 0)
         die(err);

@@ -4,5 +4,5 @@
 BENCHES += bench_server
 bench_server_SRCS := bench/bench_server.c
 bench_server_LIBS := loadgen srv cert hwidid common
-bench_server_PKGS := libcurl jansson openssl sqlite3
+bench_server_PKGS := libcurl jansson openssl sqlite3 libpq
 bench_server_LDLIBS := -lpthread

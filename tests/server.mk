@@ -4,7 +4,7 @@
 TESTS += test_server_logic
 test_server_logic_SRCS := tests/unit/test_server_logic.c
 test_server_logic_LIBS := srv cert hwidid common
-test_server_logic_PKGS := cmocka sqlite3 jansson openssl
+test_server_logic_PKGS := cmocka sqlite3 libpq jansson openssl
 test_server_logic_LDLIBS := -lpthread
 
 TEST_SCRIPTS += tests/integration/server_cli.sh

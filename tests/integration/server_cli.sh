@@ -29,7 +29,8 @@ expect_refused() {
     out=$("$@" 2>&1 >/dev/null) || rc=$?
     assert_eq "$want" "$rc" "exit status of ${*:2}" || return 1
     assert_contains "$out" "$needle" "stderr of ${*:2}" || return 1
-    assert_contains "$out" "tpmlic-server: " "stderr prefix"
+    # the program, and for a usage error the command, before the message
+    case $out in tpmlic-server*:\ *) ;; *) fail "stderr prefix: $out" ;; esac
 }
 
 b64url_decode() { # stdin -> stdout
@@ -430,8 +431,8 @@ test_serve_activate_validate_deactivate() {
     jq -e --arg a "$act" '.jti == $a and .activation_type == "online" and
         .secs_granted == 3600 and .counter.base == 100 and .license == "SPEECH-0001-ABCD"' \
         ins.json >/dev/null || fail "license certificate: $(cat ins.json)"
-    # the log names the license by its first 4 characters only
-    grep -q "license=SPEE\.\.\." "$T/s.log" || fail "log: $(cat "$T/s.log")"
+    # the log names the license by its last 4 characters only
+    grep -q "license=\.\.\.ABCD" "$T/s.log" || fail "log: $(cat "$T/s.log")"
     if grep -q "SPEECH-0001-ABCD" "$T/s.log"; then fail "the full license code was logged"; fi
 
     # validate with refill: the epoch rotates, a new certificate for 1000 + 3600

@@ -38,6 +38,8 @@
 #include "common/macro.h"
 #include "hwid/encode.h"
 #include "hwid/id.h"
+#include <sqlite3.h>
+
 #include "server/server.h"
 #include "common/hex.h"
 
@@ -50,6 +52,11 @@ static size_t ek_der_len;
 static char dir[64];
 static unsigned db_seq;
 
+/* PostgreSQL instead of SQLite when TPMLIC_TEST_PG_HOST names the socket
+ * directory of a running cluster (tests/integration/server_pg.sh starts
+ * one): the same tests, a database of their own each. */
+static const char *pg_host, *pg_port, *pg_user;
+
 /* ---- fixtures ---------------------------------------------------------------------- */
 
 static int group_setup(void **state) {
@@ -57,6 +64,11 @@ static int group_setup(void **state) {
     const unsigned char *p;
     int len;
 
+    pg_host = getenv("TPMLIC_TEST_PG_HOST");
+    pg_port = getenv("TPMLIC_TEST_PG_PORT") ?: "5432";
+    pg_user = getenv("TPMLIC_TEST_PG_USER") ?: "postgres";
+    if (pg_host && !*pg_host)
+        pg_host = NULL;
     vendor = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     ek_key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     if (!vendor || !ek_key)
@@ -86,22 +98,43 @@ static int group_teardown(void **state) {
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* A fresh database file for each test. */
-static void db_path(char *out, size_t len) {
-    snprintf(out, len, "%s/db%u.sqlite", dir, ++db_seq);
+static void pg_uri(const char *dbname, char *out, size_t len) {
+    snprintf(out, len, "postgresql://%s@/%s?host=%s&port=%s", pg_user, dbname, pg_host, pg_port);
 }
 
-static sqlite3 *fresh_db(void) {
-    char path[128], err[256] = "";
-    sqlite3 *db = NULL;
+/* A fresh database for each test: a new SQLite file, or a new PostgreSQL
+ * database (made through the cluster's "postgres" database). */
+static void db_path(char *out, size_t len) {
+    char name[64], maint[256], sql[96], err[256] = "";
+    struct srv_db *m = NULL;
+
+    if (!pg_host) {
+        snprintf(out, len, "%s/db%u.sqlite", dir, ++db_seq);
+        return;
+    }
+    snprintf(name, sizeof(name), "logic_%u_%u", (unsigned)getpid(), ++db_seq);
+    pg_uri("postgres", maint, sizeof(maint));
+    if (srv_pg_connect(maint, &m, err, sizeof(err)) < 0)
+        fail_msg("PostgreSQL: %s", err);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+    if (srv_db_exec(m, sql) < 0)
+        fail_msg("%s: %s", sql, srv_db_errmsg(m));
+    srv_db_close(m);
+    pg_uri(name, out, len);
+}
+
+static struct srv_db *fresh_db(void) {
+    char path[256], err[256] = "";
+    struct srv_db *db = NULL;
     db_path(path, sizeof(path));
     if (srv_db_open(path, true, &db, err, sizeof(err)) < 0)
         fail_msg("srv_db_open: %s", err);
     return db;
 }
 
-static struct srv_license make_license(sqlite3 *db, const char *code, enum cert_license_type type,
-                                       uint64_t allocated, uint64_t cache, uint32_t max_act) {
+static struct srv_license make_license(struct srv_db *db, const char *code,
+                                       enum cert_license_type type, uint64_t allocated,
+                                       uint64_t cache, uint32_t max_act) {
     struct srv_license l = {.customer_id = 4949,
                             .type = type,
                             .expiry = type == CERT_PERPETUAL ? 0 : EXPIRY,
@@ -196,7 +229,7 @@ static void answer_clear(struct answer *a) {
 /* Runs one request (a JSON text) through srv_handle at time now; a signed
  * answer is signed with the vendor key and verified with the public key,
  * as the agent would, and must echo nonce when one is given. */
-static struct answer call_at(sqlite3 *db, time_t now, enum srv_request type, const char *json,
+static struct answer call_at(struct srv_db *db, time_t now, enum srv_request type, const char *json,
                              const char *nonce) {
     struct srv_ctx ctx = {.db = db, .key = vendor, .now = now};
     _cleanup_(json_decrefp) json_t *req = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
@@ -229,7 +262,8 @@ static struct answer call_at(sqlite3 *db, time_t now, enum srv_request type, con
     return ans;
 }
 
-static struct answer call(sqlite3 *db, enum srv_request type, const char *json, const char *nonce) {
+static struct answer call(struct srv_db *db, enum srv_request type, const char *json,
+                          const char *nonce) {
     return call_at(db, NOW, type, json, nonce);
 }
 
@@ -288,7 +322,7 @@ static struct cert_license check_certificate(const char *jws, const struct appli
     return l;
 }
 
-static struct answer activate_raw(sqlite3 *db, const char *code, unsigned serial,
+static struct answer activate_raw(struct srv_db *db, const char *code, unsigned serial,
                                   unsigned counter_name, uint64_t counter) {
     char nonce[33], *body;
     _cleanup_free_ char *text = activation_text(code, serial, counter_name, counter, nonce);
@@ -302,8 +336,8 @@ static struct answer activate_raw(sqlite3 *db, const char *code, unsigned serial
 
 /* An activation that must succeed; base: the counter base expected in the
  * certificate (the request's counter for a new activation). */
-static struct act activate_base(sqlite3 *db, const char *code, unsigned serial, uint64_t counter,
-                                uint64_t base) {
+static struct act activate_base(struct srv_db *db, const char *code, unsigned serial,
+                                uint64_t counter, uint64_t base) {
     struct appliance ap = appliance(serial, 0, counter);
     struct answer a = activate_raw(db, code, serial, 0, counter);
     struct act x = {0};
@@ -327,13 +361,13 @@ static struct act activate_base(sqlite3 *db, const char *code, unsigned serial, 
 
 /* validate or deactivate; next_epoch NULL: leave it out (a generated one
  * is written to next_out when given). */
-static struct act activate(sqlite3 *db, const char *code, unsigned serial, uint64_t counter) {
+static struct act activate(struct srv_db *db, const char *code, unsigned serial, uint64_t counter) {
     return activate_base(db, code, serial, counter, counter); /* base: the request's value */
 }
 
-static struct answer check_req(sqlite3 *db, time_t now, enum srv_request type, const struct act *x,
-                               const char *epoch, const char *next_epoch, uint64_t counter,
-                               uint64_t consumed, bool refill) {
+static struct answer check_req(struct srv_db *db, time_t now, enum srv_request type,
+                               const struct act *x, const char *epoch, const char *next_epoch,
+                               uint64_t counter, uint64_t consumed, bool refill) {
     _cleanup_(json_decrefp) json_t *o = NULL;
     _cleanup_free_ char *text = NULL;
     char nonce[33];
@@ -352,8 +386,8 @@ static struct answer check_req(sqlite3 *db, time_t now, enum srv_request type, c
 }
 
 /* A successful validation: the epoch moves to a new one. */
-static struct answer validate_ok(sqlite3 *db, struct act *x, uint64_t counter, uint64_t consumed,
-                                 bool refill) {
+static struct answer validate_ok(struct srv_db *db, struct act *x, uint64_t counter,
+                                 uint64_t consumed, bool refill) {
     char next[33];
     struct answer a;
 
@@ -367,7 +401,8 @@ static struct answer validate_ok(sqlite3 *db, struct act *x, uint64_t counter, u
     return a;
 }
 
-static uint64_t deactivate_ok(sqlite3 *db, struct act *x, uint64_t counter, uint64_t consumed) {
+static uint64_t deactivate_ok(struct srv_db *db, struct act *x, uint64_t counter,
+                              uint64_t consumed) {
     struct answer a =
         check_req(db, NOW, SRV_REQ_DEACTIVATE, x, x->epoch, NULL, counter, consumed, false);
     uint64_t returned;
@@ -378,16 +413,16 @@ static uint64_t deactivate_ok(sqlite3 *db, struct act *x, uint64_t counter, uint
     return returned;
 }
 
-static int scalar(sqlite3 *db, const char *sql);
-static long long scalar_id(sqlite3 *db, const char *sql, int64_t id);
+static int scalar(struct srv_db *db, const char *sql);
+static long long scalar_id(struct srv_db *db, const char *sql, int64_t id);
 
 /* The pool as the server reads it (kept on the license row by triggers),
  * checked against the sum over the activations (docs/online.md). */
-static struct srv_pool pool_of(sqlite3 *db, const char *code) {
+static struct srv_pool pool_of(struct srv_db *db, const char *code) {
     struct srv_license l;
     struct srv_pool p;
-    assert_int_equal(srv_license_get(db, code, &l), 0);
-    assert_int_equal(srv_pool_get(db, &l, &p), 0);
+    assert_int_equal(srv_license_get(db, code, false, &l), 0);
+    assert_int_equal(srv_pool_get(db, &l, NOW, false, &p), 0);
     assert_true(p.committed <= p.allocated || p.free == 0);
     assert_int_equal(p.committed,
                      scalar_id(db,
@@ -401,13 +436,13 @@ static struct srv_pool pool_of(sqlite3 *db, const char *code) {
     return p;
 }
 
-static struct srv_activation row_of(sqlite3 *db, const char *id) {
+static struct srv_activation row_of(struct srv_db *db, const char *id) {
     struct srv_activation a;
-    assert_int_equal(srv_activation_get(db, id, &a), 0);
+    assert_int_equal(srv_activation_get(db, id, false, &a), 0);
     return a;
 }
 
-static size_t count_flags(sqlite3 *db, const char *id, const char *reason) {
+static size_t count_flags(struct srv_db *db, const char *id, const char *reason) {
     _cleanup_(json_decrefp) json_t *flags = NULL;
     size_t i, n = 0;
     json_t *f;
@@ -422,7 +457,7 @@ static size_t count_flags(sqlite3 *db, const char *id, const char *reason) {
 /* ---- tests ------------------------------------------------------------------------------ */
 
 static void activate_validate_deactivate(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct srv_activation row;
     struct answer a;
     struct act x;
@@ -475,7 +510,7 @@ static void activate_validate_deactivate(void **state) {
 }
 
 static void not_active_after_deactivation(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct act x, other;
     struct answer a;
 
@@ -512,7 +547,7 @@ static void not_active_after_deactivation(void **state) {
 }
 
 static void max_activations_and_reactivation(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct act a1, a2, again, a3;
     struct answer a;
 
@@ -567,7 +602,7 @@ static void max_activations_and_reactivation(void **state) {
 }
 
 static void refill_never_beyond_the_pool(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct act a1, a2, a3;
     struct answer a;
     struct appliance ap1 = appliance(1, 0, 0);
@@ -619,7 +654,7 @@ static void refill_never_beyond_the_pool(void **state) {
 }
 
 static void refill_certificate_keeps_activation_counter_and_base(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct appliance ap = appliance(1, 0, 777);
     struct cert_license l;
     struct answer a;
@@ -640,15 +675,60 @@ static void refill_certificate_keeps_activation_counter_and_base(void **state) {
     a = validate_ok(db, &x, 900, 6000, false);
     assert_int_equal(ifield(&a, "secs_granted"), 6000 + 3600);
     answer_clear(&a);
-    /* a lower consumption never lowers the grant */
-    a = validate_ok(db, &x, 901, 10, true);
-    assert_int_equal(ifield(&a, "secs_granted"), 9600);
-    assert_null(json_object_get(a.payload, "license_certificate"));
+    /* a lower consumption is refused (consumption_went_back below) and
+     * never lowers the grant */
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, x.epoch, "dddddddddddddddddddddddddddddddd", 901,
+                  10, true);
+    assert_refused(&a, "consumption_went_back");
     answer_clear(&a);
+    assert_int_equal(row_of(db, x.id).secs_granted, 9600);
+}
+
+/* The server never credits what it cannot check: a validation or a
+ * deactivation reporting less consumption than the activation already
+ * reported is refused and flagged; nothing is credited and the epoch does
+ * not move. The report that once returned the whole grant: a deactivation
+ * claiming 0 s after a validation had reported 600 s. */
+static void consumption_never_goes_back(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_activation row;
+    struct answer a;
+    struct act x;
+
+    make_license(db, "L-1", CERT_CONSUMPTION, 100000, 3600, 1);
+    x = activate(db, "L-1", 1, 100);
+    a = validate_ok(db, &x, 110, 600, false);
+    answer_clear(&a);
+    assert_int_equal(pool_of(db, "L-1").free, 100000 - 3600);
+
+    a = check_req(db, NOW, SRV_REQ_DEACTIVATE, &x, x.epoch, NULL, 120, 0, false);
+    assert_refused(&a, "consumption_went_back");
+    assert_non_null(strstr(field(&a, "message"), "600"));
+    answer_clear(&a);
+    row = row_of(db, x.id);
+    assert_int_equal(row.state, SRV_ACTIVE);
+    assert_int_equal(row.consumed_secs, 600);
+    assert_string_equal(row.epoch, x.epoch);
+    assert_int_equal(count_flags(db, x.id, "consumption_went_back"), 1);
+    assert_int_equal(pool_of(db, "L-1").free, 100000 - 3600); /* nothing credited */
+
+    /* the same through a validation (one second less) */
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, x.epoch, "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", 120,
+                  599, true);
+    assert_refused(&a, "consumption_went_back");
+    answer_clear(&a);
+    assert_int_equal(count_flags(db, x.id, "consumption_went_back"), 2);
+    assert_int_equal(row_of(db, x.id).secs_granted, 3600);
+
+    /* the same consumption again is not "back"; more is fine */
+    a = validate_ok(db, &x, 120, 600, false);
+    answer_clear(&a);
+    assert_int_equal(deactivate_ok(db, &x, 130, 900), 3600 - 900);
+    assert_int_equal(pool_of(db, "L-1").free, 100000 - 900);
 }
 
 static void the_pool_adds_up(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     const uint64_t allocated = 20000, used[3] = {1234, 3600, 5555};
     struct act x[3];
     struct answer a;
@@ -677,8 +757,10 @@ static void the_pool_adds_up(void **state) {
     assert_int_equal(pool_of(db, "L-1").free, allocated - (used[0] + used[1] + used[2]));
     assert_int_equal(pool_of(db, "L-1").committed, used[0] + used[1] + used[2]);
     /* the rows agree */
-    assert_int_equal(srv_license_get(db, "L-1", &lic), 0);
-    assert_int_equal(srv_activation_list(db, lic.id, &rows, &n), 0);
+    assert_int_equal(srv_license_get(db, "L-1", false, &lic), 0);
+    assert_int_equal(
+        srv_activation_list(db, &(struct srv_activation_filter){.license_id = lic.id}, &rows, &n),
+        0);
     assert_int_equal(n, 3);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(rows[i].final_secs + rows[i].returned_secs, rows[i].secs_granted);
@@ -694,7 +776,7 @@ static void the_pool_adds_up(void **state) {
 }
 
 static void stale_epoch_and_counter_going_back(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct act holder, clone;
     struct answer a;
     char e0[33];
@@ -751,7 +833,7 @@ static void stale_epoch_and_counter_going_back(void **state) {
 }
 
 static void retry_with_the_pending_next_epoch(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     const char *n1 = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", *n2 = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
                *n3 = "cccccccccccccccccccccccccccccccc";
     struct answer a;
@@ -792,7 +874,7 @@ static void retry_with_the_pending_next_epoch(void **state) {
 }
 
 static void suspended_expired_unknown(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct srv_license l;
     struct answer a;
     struct act x, bad;
@@ -860,7 +942,7 @@ static void suspended_expired_unknown(void **state) {
 }
 
 static void malformed_requests_change_nothing(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     static const char *const bad_activate[] = {
         "{}", "{\"activation_certificate\": 5}", "{\"activation_certificate\": \"not base64url!\"}",
         "{\"activation_certificate\": \"e30\"}", /* {} */
@@ -946,8 +1028,29 @@ static void malformed_requests_change_nothing(void **state) {
     answer_clear(&a);
 }
 
+/* srv_offline_decide in a transaction of its own, as the admin commands run
+ * it: 0 with *jws and reason "new" or "existing", 1 refused (reason the
+ * token). */
+static int offline_sign(const struct srv_ctx *ctx, const struct cert_activation *act,
+                        uint64_t granted, char **jws, char reason[32]) {
+    char id[CERT_TEXT_MAX + 1], msg[256];
+    bool existing = false;
+    int r;
+
+    assert_int_equal(srv_db_begin(ctx->db), 0);
+    r = srv_offline_decide(ctx, act, granted, jws, id, &existing, reason, 32, msg, sizeof(msg));
+    assert_true(r >= 0);
+    if (r == 0) {
+        assert_int_equal(srv_db_commit(ctx->db), 0);
+        snprintf(reason, 32, "%s", existing ? "existing" : "new");
+    } else {
+        srv_db_rollback(ctx->db);
+    }
+    return r;
+}
+
 static void offline_sign_counts_against_the_maximum(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct srv_ctx ctx = {.db = db, .key = vendor, .now = NOW};
     struct cert_activation act;
     struct srv_license l;
@@ -963,13 +1066,13 @@ static void offline_sign_counts_against_the_maximum(void **state) {
     assert_int_equal(cert_activation_decode(text, strlen(text), &act, msg, sizeof(msg)), CERT_OK);
     free(text);
     /* the license does not allow offline */
-    r = srv_offline_sign(&ctx, &act, UINT64_MAX, &jws, reason, sizeof(reason), msg, sizeof(msg));
+    r = offline_sign(&ctx, &act, UINT64_MAX, &jws, reason);
     assert_int_equal(r, 1);
     assert_string_equal(reason, "offline_not_allowed");
     l.offline_allowed = true;
     assert_int_equal(srv_license_update(db, &l), 0);
 
-    r = srv_offline_sign(&ctx, &act, 4000, &jws, reason, sizeof(reason), msg, sizeof(msg));
+    r = offline_sign(&ctx, &act, 4000, &jws, reason);
     assert_int_equal(r, 0);
     assert_string_equal(reason, "new");
     assert_int_equal(cert_license_verify(jws, strlen(jws), vendor_pub, NOW, &lic, msg, sizeof(msg)),
@@ -980,7 +1083,7 @@ static void offline_sign_counts_against_the_maximum(void **state) {
     free(jws);
     jws = NULL;
     /* asked again: the same activation, nothing more committed */
-    r = srv_offline_sign(&ctx, &act, 100, &jws, reason, sizeof(reason), msg, sizeof(msg));
+    r = offline_sign(&ctx, &act, 100, &jws, reason);
     assert_int_equal(r, 0);
     assert_string_equal(reason, "existing");
     free(jws);
@@ -999,16 +1102,16 @@ static void offline_sign_counts_against_the_maximum(void **state) {
     text = activation_text("L-1", 3, 0, 0, nonce);
     assert_int_equal(cert_activation_decode(text, strlen(text), &act, msg, sizeof(msg)), CERT_OK);
     free(text);
-    r = srv_offline_sign(&ctx, &act, UINT64_MAX, &jws, reason, sizeof(reason), msg, sizeof(msg));
+    r = offline_sign(&ctx, &act, UINT64_MAX, &jws, reason);
     assert_int_equal(r, 1);
     assert_string_equal(reason, "max_activations");
     /* a place freed, more seconds asked than free: refused */
     deactivate_ok(db, &x, 0, 0);
-    r = srv_offline_sign(&ctx, &act, 7000, &jws, reason, sizeof(reason), msg, sizeof(msg));
+    r = offline_sign(&ctx, &act, 7000, &jws, reason);
     assert_int_equal(r, 1);
     assert_string_equal(reason, "pool");
     /* default: all free seconds */
-    r = srv_offline_sign(&ctx, &act, UINT64_MAX, &jws, reason, sizeof(reason), msg, sizeof(msg));
+    r = offline_sign(&ctx, &act, UINT64_MAX, &jws, reason);
     assert_int_equal(r, 0);
     assert_int_equal(cert_license_verify(jws, strlen(jws), vendor_pub, NOW, &lic, msg, sizeof(msg)),
                      CERT_OK);
@@ -1022,7 +1125,9 @@ static void offline_sign_counts_against_the_maximum(void **state) {
         struct srv_activation *rows = NULL;
         size_t n = 0;
         struct act off = {0};
-        assert_int_equal(srv_activation_list(db, l.id, &rows, &n), 0);
+        assert_int_equal(
+            srv_activation_list(db, &(struct srv_activation_filter){.license_id = l.id}, &rows, &n),
+            0);
         for (size_t i = 0; i < n; i++)
             if (rows[i].kind == SRV_OFFLINE && rows[i].state == SRV_ACTIVE) {
                 snprintf(off.id, sizeof(off.id), "%s", rows[i].id);
@@ -1038,7 +1143,7 @@ static void offline_sign_counts_against_the_maximum(void **state) {
 }
 
 static void new_certificate_when_the_terms_change(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct appliance ap = appliance(1, 0, 5);
     struct srv_license l;
     struct cert_license c;
@@ -1071,14 +1176,14 @@ static void new_certificate_when_the_terms_change(void **state) {
  * without the in-process lock: SQLite's write lock alone serialises them,
  * and the pool and the maximum still hold. */
 struct racer {
-    char path[128];
+    char path[256];
     unsigned first;
     int ok, refused, failed;
 };
 
 static void *race(void *arg) {
     struct racer *r = arg;
-    sqlite3 *db = NULL;
+    struct srv_db *db = NULL;
     char err[256];
 
     if (srv_db_open(r->path, false, &db, err, sizeof(err)) < 0) {
@@ -1112,10 +1217,10 @@ static void *race(void *arg) {
 }
 
 static void concurrent_activations_never_over_commit(void **state) {
-    char path[128], err[256];
+    char path[256], err[256];
     struct racer rs[6];
     pthread_t t[6];
-    sqlite3 *db = NULL;
+    struct srv_db *db = NULL;
     int ok = 0, refused = 0;
 
     db_path(path, sizeof(path));
@@ -1141,13 +1246,9 @@ static void concurrent_activations_never_over_commit(void **state) {
     srv_db_close(db);
 }
 
-static int scalar(sqlite3 *db, const char *sql) {
-    sqlite3_stmt *st = NULL;
-    int v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return v;
+static int scalar(struct srv_db *db, const char *sql) {
+    int64_t v = -1;
+    return srv_sql_scalar(db, sql, &v, 0) == 0 ? (int)v : -1;
 }
 
 /* The schema as release 0.1.0 (schema version 2) left it, with a license
@@ -1193,22 +1294,62 @@ static const char schema_v2[] =
     "1700000000, 1700000000, 1700000100);"
     "PRAGMA user_version = 2;";
 
-static long long scalar_id(sqlite3 *db, const char *sql, int64_t id) {
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_bind_int64(st, 1, id) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
+static long long scalar_id(struct srv_db *db, const char *sql, int64_t id) {
+    int64_t v = -1;
+    return srv_sql_scalar(db, sql, &v, 1, id) == 0 ? (long long)v : -1;
+}
+
+/* PostgreSQL: a new database gets every step, re-opening runs nothing
+ * twice, a newer schema is refused untouched, the append-only audit log is
+ * enforced, and a server that does not answer is named. (There is no
+ * earlier PostgreSQL release to upgrade from.) */
+static void pg_migrations(void) {
+    char path[256], err[256] = "";
+    struct srv_db *db = NULL;
+    struct srv_license l;
+
+    db_path(path, sizeof(path));
+    assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), 0);
+    assert_int_equal(srv_db_version(db), SRV_SCHEMA_VERSION);
+    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM schema_migrations"), SRV_SCHEMA_VERSION);
+    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM information_schema.tables WHERE "
+                                "table_name IN ('licenses', 'activations', 'flags', 'audit', "
+                                "'tokens', 'webhooks', 'deliveries')"),
+                     7);
+    make_license(db, "KEEP-ME", CERT_PERPETUAL, 0, 3600, 1);
+    assert_int_equal(srv_db_exec(db, "INSERT INTO audit (time, actor, action, target) VALUES "
+                                     "(1, 'test', 'test', 'x')"),
+                     0);
+    assert_int_equal(srv_db_exec(db, "UPDATE audit SET actor = 'someone else'"), -EPERM);
+    assert_int_equal(srv_db_exec(db, "DELETE FROM audit"), -EPERM);
+    srv_db_close(db);
+
+    assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), 0);
+    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM schema_migrations"), SRV_SCHEMA_VERSION);
+    assert_int_equal(srv_license_get(db, "KEEP-ME", false, &l), 0);
+    assert_int_equal(srv_db_exec(db, "INSERT INTO schema_migrations VALUES (99, 0)"), 0);
+    srv_db_close(db);
+    db = NULL;
+    assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), -EPROTO);
+    assert_non_null(strstr(err, "99"));
+    assert_null(db);
+
+    snprintf(path, sizeof(path), "postgresql://nobody@/nothing?host=%s/none&port=1", dir);
+    assert_int_not_equal(srv_db_open(path, false, &db, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "cannot connect to PostgreSQL"));
 }
 
 static void schema_migrations_and_reopening(void **state) {
-    char path[128], err[256] = "";
-    sqlite3 *db = NULL;
+    char path[256], err[256] = "";
+    struct srv_db *db = NULL;
     struct srv_license l;
+    sqlite3 *raw = NULL;
     FILE *f;
 
+    if (pg_host) {
+        pg_migrations();
+        return;
+    }
     /* missing file, not created */
     db_path(path, sizeof(path));
     assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), -ENOENT);
@@ -1221,25 +1362,30 @@ static void schema_migrations_and_reopening(void **state) {
     assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), 0);
     assert_int_equal(srv_db_version(db), SRV_SCHEMA_VERSION);
     assert_int_equal(scalar(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
-                                "name IN ('licenses', 'activations', 'flags')"),
-                     3);
+                                "name IN ('licenses', 'activations', 'flags', 'audit', 'tokens', "
+                                "'webhooks', 'deliveries')"),
+                     7);
     assert_int_equal(scalar(db, "PRAGMA foreign_keys"), 1);
     make_license(db, "KEEP-ME", CERT_PERPETUAL, 0, 3600, 1);
+    /* the audit log is append-only, whoever writes to the file */
+    assert_int_equal(srv_db_exec(db, "INSERT INTO audit (time, actor, action, target) VALUES "
+                                     "(1, 'test', 'test', 'x')"),
+                     0);
+    assert_int_equal(srv_db_exec(db, "UPDATE audit SET actor = 'someone else'"), -EPERM);
+    assert_int_equal(srv_db_exec(db, "DELETE FROM audit"), -EPERM);
     srv_db_close(db);
 
     /* re-opening keeps the data, runs nothing twice */
     assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), 0);
     assert_int_equal(srv_db_version(db), SRV_SCHEMA_VERSION);
-    assert_int_equal(srv_license_get(db, "KEEP-ME", &l), 0);
+    assert_int_equal(srv_license_get(db, "KEEP-ME", false, &l), 0);
     {
         /* WAL is kept in the file */
-        sqlite3_stmt *st = NULL;
-        assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
-        sqlite3_finalize(st);
+        _cleanup_stmt_ struct srv_stmt *st = NULL;
+        assert_int_equal(srv_sql_prepare(db, "PRAGMA journal_mode", &st), 0);
+        assert_int_equal(srv_sql_step(st), 1);
+        assert_string_equal(srv_sql_text(st, 0), "wal");
     }
-
     srv_db_close(db);
 
     /* a database of an earlier release (version 2) gets the later steps
@@ -1248,25 +1394,29 @@ static void schema_migrations_and_reopening(void **state) {
         char old[128];
         struct srv_pool p;
         db_path(old, sizeof(old));
-        assert_int_equal(sqlite3_open(old, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_exec(db, schema_v2, NULL, NULL, NULL), SQLITE_OK);
-        sqlite3_close(db);
+        assert_int_equal(sqlite3_open(old, &raw), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(raw, schema_v2, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(raw);
         assert_int_equal(srv_db_open(old, false, &db, err, sizeof(err)), 0);
         assert_int_equal(srv_db_version(db), SRV_SCHEMA_VERSION);
-        assert_int_equal(srv_license_get(db, "OLD-1", &l), 0);
-        assert_int_equal(srv_pool_get(db, &l, &p), 0);
+        assert_int_equal(srv_license_get(db, "OLD-1", false, &l), 0);
+        assert_int_equal(srv_pool_get(db, &l, NOW, false, &p), 0);
         assert_int_equal(p.committed, 3600 + 2000 + 700);
         assert_int_equal(p.active, 2);
         assert_int_equal(p.free, 10000 - 6300);
         pool_of(db, "OLD-1");
-        assert_int_equal(srv_activation_get(db, "a3", &(struct srv_activation){0}), 0);
+        assert_int_equal(srv_activation_get(db, "a3", false, &(struct srv_activation){0}), 0);
+        /* step 4 named why the closed one was closed */
+        assert_int_equal(scalar(db, "SELECT COUNT(*) FROM activations WHERE id = 'a3' AND "
+                                    "closed_reason = 'deactivated'"),
+                         1);
         srv_db_close(db);
     }
-    assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), 0);
 
     /* a newer schema than this program knows is refused, untouched */
-    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
-    srv_db_close(db);
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
     db = NULL;
     assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), -EPROTO);
     assert_non_null(strstr(err, "99"));
@@ -1289,12 +1439,12 @@ static void schema_migrations_and_reopening(void **state) {
 }
 
 static void license_rows_round_trip(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct srv_license l = make_license(db, "L-1", CERT_SUBSCRIPTION, 123, 45, 6), back, dup;
     struct srv_license *all = NULL;
     size_t n = 0;
 
-    assert_int_equal(srv_license_get(db, "L-1", &back), 0);
+    assert_int_equal(srv_license_get(db, "L-1", false, &back), 0);
     assert_int_equal(back.id, l.id);
     assert_string_equal(back.product, "speech");
     assert_int_equal(back.expiry, EXPIRY);
@@ -1303,8 +1453,8 @@ static void license_rows_round_trip(void **state) {
     assert_int_equal(back.secs_allocated, 123);
     assert_int_equal(back.cache_secs, 45);
     assert_int_equal(back.max_activations, 6);
-    assert_int_equal(srv_license_get_by_id(db, l.id, &back), 0);
-    assert_int_equal(srv_license_get(db, "l-1", &back), -ENOENT); /* codes are exact */
+    assert_int_equal(srv_license_get_by_id(db, l.id, false, &back), 0);
+    assert_int_equal(srv_license_get(db, "l-1", false, &back), -ENOENT); /* codes are exact */
     dup = l;
     assert_int_equal(srv_license_insert(db, &dup), -EEXIST);
     make_license(db, "A-0", CERT_PERPETUAL, 0, 1, 1);
@@ -1321,7 +1471,7 @@ static void license_rows_round_trip(void **state) {
         assert_refused(&a, "stale_epoch");
         answer_clear(&a);
         assert_int_equal(srv_license_delete(db, l.id), 0);
-        assert_int_equal(srv_activation_get(db, x.id, &(struct srv_activation){0}), -ENOENT);
+        assert_int_equal(srv_activation_get(db, x.id, false, &(struct srv_activation){0}), -ENOENT);
         assert_int_equal(scalar(db, "SELECT COUNT(*) FROM flags"), 0);
         a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, x.epoch, x.epoch, 0, 0, false);
         assert_refused(&a, "unknown_license");
@@ -1338,6 +1488,7 @@ int main(void) {
         cmocka_unit_test(refill_certificate_keeps_activation_counter_and_base),
         cmocka_unit_test(the_pool_adds_up),
         cmocka_unit_test(stale_epoch_and_counter_going_back),
+        cmocka_unit_test(consumption_never_goes_back),
         cmocka_unit_test(retry_with_the_pending_next_epoch),
         cmocka_unit_test(suspended_expired_unknown),
         cmocka_unit_test(malformed_requests_change_nothing),

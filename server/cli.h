@@ -1,0 +1,26 @@
+/* tpmlic-server's command line: the commands (admin.c) and the helpers
+ * they share with serve (main.c). Exit status: 0 success, 1 refused or
+ * failed (one line on stderr), 2 usage error. */
+#pragma once
+
+#include <openssl/evp.h>
+
+#include "common/verbs.h"
+
+#define SRV_EXIT_REFUSED VERB_EXIT_FAILED
+#define SRV_EXIT_USAGE   VERB_EXIT_USAGE
+
+/* "tpmlic-server: message" on stderr; returns SRV_EXIT_REFUSED. */
+int srv_refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The vendor key; a warning when others can read the file. 0 or the exit
+ * status after the message. */
+int srv_load_private_key(const char *path, EVP_PKEY **ret);
+
+/* The command groups (argv[0] is the group's name). */
+int srv_cmd_license(int argc, char **argv, void *userdata);
+int srv_cmd_offline(int argc, char **argv, void *userdata);
+int srv_cmd_activation(int argc, char **argv, void *userdata);
+int srv_cmd_token(int argc, char **argv, void *userdata);
+int srv_cmd_webhook(int argc, char **argv, void *userdata);
+int srv_cmd_audit(int argc, char **argv, void *userdata);
+int srv_cmd_routes(int argc, char **argv, void *userdata);
