@@ -265,7 +265,7 @@ static const struct migration migrations[] = {
      "  SELECT RAISE(ABORT, 'the audit log is append-only');"
      "END;"
      "CREATE TABLE webhooks ("
-     "  id INTEGER PRIMARY KEY,"
+     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
      "  url TEXT NOT NULL,"
      "  secret TEXT NOT NULL,"
      "  description TEXT NOT NULL DEFAULT '',"
@@ -279,7 +279,7 @@ static const struct migration migrations[] = {
      ");"
      "CREATE INDEX webhook_events_event ON webhook_events(event);"
      "CREATE TABLE deliveries ("
-     "  id INTEGER PRIMARY KEY,"
+     "  id INTEGER PRIMARY KEY AUTOINCREMENT," /* IDs receivers see: never reused */
      "  webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
      "  event TEXT NOT NULL,"
      "  payload TEXT NOT NULL,"

@@ -217,7 +217,7 @@ static enum MHD_Result answer(struct srv_http *s, struct MHD_Connection *c, stru
 
     if (type == SRV_REQ_ACTIVATE &&
         !srv_rate_take(&s->rate, &q->client_addr,
-                       (uint64_t)ctx.now * 1000 + (uint64_t)(q->t0.tv_nsec / 1000000), &retry)) {
+                       (uint64_t)q->t0.tv_sec * 1000 + (uint64_t)q->t0.tv_nsec / 1000000, &retry)) {
         char after[16];
         struct extra_header h = {"Retry-After", after};
         _cleanup_(json_decrefp) json_t *o = NULL;

@@ -177,15 +177,15 @@ bool srv_client_address(const struct srv_addr *peer, const char *xff,
         return false;
     end = strlen(xff);
     while (end > 0) {
-        size_t start = end;
+        size_t seg = end, start, n;
         char item[64];
         struct srv_addr a;
-        size_t n;
 
-        while (start > 0 && xff[start - 1] != ',')
-            start--;
-        /* trim */
-        n = end - start;
+        while (seg > 0 && xff[seg - 1] != ',')
+            seg--;
+        /* the entry between seg and end, trimmed */
+        start = seg;
+        n = end - seg;
         while (n && (xff[start] == ' ' || xff[start] == '\t')) {
             start++;
             n--;
@@ -198,11 +198,9 @@ bool srv_client_address(const struct srv_addr *peer, const char *xff,
         if (srv_addr_parse(item, &a) < 0)
             break;
         *ret = a;
-        if (!srv_cidrs_match(trusted, &a))
+        if (!srv_cidrs_match(trusted, &a) || seg == 0)
             break;
-        end = start > 0 ? start - 1 : 0;
-        if (start == 0)
-            break;
+        end = seg - 1; /* the comma */
     }
     return memcmp(ret->b, peer->b, 16) != 0;
 }

@@ -15,6 +15,7 @@
 #include "common/macro.h"
 #include "common/timefmt.h"
 #include "server/audit.h"
+#include "server/limits.h"
 #include "server/logic.h"
 #include "server/webhook.h"
 
@@ -1079,24 +1080,61 @@ int srv_op_token_revoke(struct srv_op *op, const char *id, json_t **ret, struct 
 
 /* ---- webhooks ------------------------------------------------------------------------------ */
 
-/* https://HOST..., or http:// to a loopback address (a receiver on the same
- * machine: a test, or a local relay). */
+/* scheme://HOST[:PORT][/PATH]: https, or http to a loopback address (a
+ * receiver on the same machine: a test, or a local relay). */
 static int check_url(const char *url, struct srv_operr *err) {
-    static const char *const loopback[] = {"http://127.", "http://[::1]",
-                                           "http://localhost:", "http://localhost/"};
+    static const uint8_t loopback_v6[16] = {[15] = 1};
+    static const uint8_t v4_prefix[12] = {[10] = 0xff, [11] = 0xff};
+    const char *host, *end, *port;
     size_t n = url ? strlen(url) : 0;
-    bool ok = n > 8 && !strncmp(url, "https://", 8) && url[8] != '/';
+    bool https = n > 8 && !strncmp(url, "https://", 8), loop = false;
 
     if (n > SRV_WEBHOOK_URL_MAX)
         return fail(err, -EINVAL, "url", "%%F is longer than %d characters", SRV_WEBHOOK_URL_MAX);
-    for (size_t i = 0; !ok && url && i < ARRAY_SIZE(loopback); i++)
-        ok = !strncmp(url, loopback[i], strlen(loopback[i]));
-    if (!ok)
-        return fail(err, -EINVAL, "url",
-                    "%%F must be https://HOST[:PORT]/PATH (or http:// to a loopback address)");
-    for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+    for (const unsigned char *p = (const unsigned char *)url; p && *p; p++)
         if (*p <= 0x20 || *p >= 0x7f)
             return fail(err, -EINVAL, "url", "%%F has a space or a character that is not ASCII");
+    if (!https && !(n > 7 && !strncmp(url, "http://", 7)))
+        return fail(err, -EINVAL, "url",
+                    "%%F must be https://HOST[:PORT]/PATH (or http:// to a loopback address)");
+    host = url + (https ? 8 : 7);
+    end = host + strcspn(host, "/?#");
+    if (host[0] == '[') {
+        const char *close = memchr(host, ']', (size_t)(end - host));
+        port = close && close + 1 < end ? close + 1 : NULL;
+        if (!close || close == host + 1 || (close + 1 < end && close[1] != ':'))
+            return fail(err, -EINVAL, "url", "%%F has no host");
+    } else {
+        port = memchr(host, ':', (size_t)(end - host));
+        if ((port ? port : end) == host)
+            return fail(err, -EINVAL, "url", "%%F has no host");
+        for (const char *p = host; p < (port ? port : end); p++)
+            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-", *p))
+                return fail(err, -EINVAL, "url", "%%F: the host must be a name or an address");
+    }
+    if (port) {
+        unsigned long v = 0;
+        size_t digits = (size_t)(end - port - 1);
+        if (digits == 0 || digits > 5 || strspn(port + 1, "0123456789") < digits ||
+            (v = strtoul(port + 1, NULL, 10)) == 0 || v > 65535)
+            return fail(err, -EINVAL, "url", "%%F: the port must be 1 to 65535");
+    }
+    {
+        /* the host alone: a loopback address, or the name localhost */
+        char name[256];
+        const char *stop = port ? port : end;
+        struct srv_addr a;
+        bool v6 = host[0] == '[';
+        snprintf(name, sizeof(name), "%.*s", (int)(stop - host - (v6 ? 2 : 0)),
+                 host + (v6 ? 1 : 0));
+        loop = !strcmp(name, "localhost") ||
+               (srv_addr_parse(name, &a) == 0 &&
+                (!memcmp(a.b, loopback_v6, 16) || (!memcmp(a.b, v4_prefix, 12) && a.b[12] == 127)));
+    }
+    if (!https && !loop)
+        return fail(err, -EINVAL, "url",
+                    "%%F: plain http:// only to a loopback address (127.x, [::1], localhost); "
+                    "use https://");
     return 0;
 }
 

@@ -33,48 +33,6 @@ expect_refused() {
     case $out in tpmlic-server*:\ *) ;; *) fail "stderr prefix: $out" ;; esac
 }
 
-b64url_decode() { # stdin -> stdout
-    local s
-    s=$(tr -- '-_' '+/')
-    case $((${#s} % 4)) in 2) s="$s==" ;; 3) s="$s=" ;; esac
-    printf '%s' "$s" | base64 -d
-}
-
-# post NAME PATH BODY-FILE [curl options]: the body on stdout, the status in $T/status
-post() {
-    local n=$1 path=$2 body=$3
-    shift 3
-    curl -s -o "$T/resp" -w '%{http_code}' --cacert "$T/$n-ca.pem" --max-time 10 \
-        -H 'Content-Type: application/json' --data-binary @"$body" "$@" \
-        "$(cat "$T/$n.url")$path" >"$T/status" || echo 000 >"$T/status"
-    cat "$T/resp"
-}
-status() { cat "$T/status"; }
-
-# answer_payload: a signed answer ({"answer": JWS} on stdin) checked with
-# openssl against $T/vendor.pub; prints the payload JSON
-answer_payload() {
-    local jws h p s
-    jws=$(jq -r .answer)
-    IFS=. read -r h p s <<<"$jws"
-    [ -n "$s" ] || { fail "not a compact JWS: $jws"; return 1; }
-    printf '%s' "$h" | b64url_decode | jq -e '.alg == "EdDSA" and .typ == "tpmlic-answer+jws"' \
-        >/dev/null || { fail "answer header: $(printf '%s' "$h" | b64url_decode)"; return 1; }
-    printf '%s.%s' "$h" "$p" >"$T/signed.txt"
-    printf '%s' "$s" | b64url_decode >"$T/sig.bin"
-    openssl pkeyutl -verify -rawin -pubin -inkey "$T/vendor.pub" -sigfile "$T/sig.bin" \
-        -in "$T/signed.txt" >/dev/null 2>&1 || { fail "the answer's signature does not verify"; return 1; }
-    printf '%s' "$p" | b64url_decode
-}
-
-# activation_body FILE: the activate request for an activation certificate
-activation_body() {
-    jq -n --arg a "$(cat "$1")" '{activation_certificate: $a}'
-}
-
-# a license certificate's payload (no verification: inspect does that)
-cert_payload() { cut -d. -f2 | b64url_decode; }
-
 # ---- the admin CLI -------------------------------------------------------------
 
 test_help_version_and_usage_errors() {
