@@ -7,4 +7,5 @@ test_server_logic_LIBS := srv cert hwidid common
 test_server_logic_PKGS := cmocka sqlite3 libpq jansson openssl
 test_server_logic_LDLIBS := -lpthread
 
-TEST_SCRIPTS += tests/integration/server_cli.sh tests/integration/server_api.sh
+TEST_SCRIPTS += tests/integration/server_cli.sh tests/integration/server_api.sh \
+                tests/integration/server_pg.sh
