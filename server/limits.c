@@ -407,8 +407,12 @@ bool srv_rate_take(struct srv_rate *r, const struct srv_addr *a, uint64_t now_ms
     ok = s->tokens >= 1.0;
     if (ok)
         s->tokens -= 1.0;
-    else if (retry_secs)
-        *retry_secs = (unsigned)((1.0 - s->tokens) / r->per_ms / 1000.0) + 1;
+    else if (retry_secs) {
+        /* until a whole token is back, rounded up to a second */
+        double secs = (1.0 - s->tokens) / r->per_ms / 1000.0;
+        unsigned whole = (unsigned)secs;
+        *retry_secs = whole + (secs > whole || whole == 0);
+    }
     pthread_mutex_unlock(&r->lock);
     return ok;
 }

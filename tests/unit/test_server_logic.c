@@ -1,5 +1,6 @@
-/* tpmlic-server's decisions (server/logic.c) on a real SQLite database in a
- * temporary directory (server/db.c), without the network: each request is
+/* tpmlic-server's decisions (server/logic.c) and administrative operations
+ * (server/ops.c) on a real SQLite database in a temporary directory, or a
+ * real PostgreSQL database (TPMLIC_TEST_PG_HOST), without the network: each request is
  * the parsed JSON body an agent would send, each answer is signed and then
  * verified like the agent does (cert_answer_verify), and license
  * certificates in answers are verified with cert_license_verify.
@@ -13,7 +14,9 @@
  * requests (400, nothing changed); offline signing against the same
  * maximum; new certificates when the terms change; concurrent activations
  * from several connections never over-commit the pool; schema migrations
- * from an empty file, step by step, and re-opening (user_version). */
+ * from an empty file, step by step, and re-opening (user_version);
+ * revoke, transfer, cull, clear-flags, tokens stored hashed, webhook events
+ * and deliveries with back-off, the audit log and its filters. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1479,6 +1482,404 @@ static void license_rows_round_trip(void **state) {
     }
 }
 
+/* ---- administrative operations (ops.c) --------------------------------------------------- */
+
+static struct srv_op op_at(struct srv_db *db, time_t now) {
+    return (struct srv_op){.db = db, .now = now, .actor = "cli:test", .key = vendor};
+}
+
+static void op_ok(int r, const struct srv_operr *e) {
+    if (r < 0)
+        fail_msg("operation failed (%d): %s", r, e->msg);
+}
+
+static size_t audit_count(struct srv_db *db, const char *action) {
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM audit WHERE action = '%s'", action);
+    return (size_t)scalar(db, sql);
+}
+
+static void revoke_frees_the_seat_and_keeps_the_grant(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_op op = op_at(db, NOW);
+    struct srv_operr e;
+    json_t *doc = NULL;
+    struct answer a;
+    struct act x, y;
+
+    make_license(db, "L-1", CERT_CONSUMPTION, 100000, 3600, 1);
+    x = activate(db, "L-1", 1, 0);
+    a = validate_ok(db, &x, 5, 300, false);
+    answer_clear(&a);
+    op_ok(srv_op_activation_revoke(&op, x.id, &doc, &e), &e);
+    assert_string_equal(json_string_value(json_object_get(doc, "closed_reason")), "revoked");
+    json_decref(doc);
+    /* the seat is free; the grant stays used: 3600 of 100000, not 300 */
+    assert_int_equal(pool_of(db, "L-1").active, 0);
+    assert_int_equal(pool_of(db, "L-1").committed, 3600);
+    assert_int_equal(row_of(db, x.id).final_secs, 3600);
+    assert_int_equal(row_of(db, x.id).returned_secs, 0);
+    /* its appliance is refused, even its deactivation (nothing to return) */
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, x.epoch, "00000000000000000000000000000001", 6,
+                  300, false);
+    assert_refused(&a, "not_active");
+    assert_non_null(strstr(field(&a, "message"), "revoked"));
+    answer_clear(&a);
+    a = check_req(db, NOW, SRV_REQ_DEACTIVATE, &x, x.epoch, NULL, 5, 300, false);
+    assert_refused(&a, "not_active");
+    answer_clear(&a);
+    y = activate(db, "L-1", 2, 0);
+    assert_int_equal(pool_of(db, "L-1").active, 1);
+    /* twice, or an unknown one */
+    assert_int_equal(srv_op_activation_revoke(&op, x.id, &doc, &e), -EPERM);
+    assert_int_equal(srv_op_activation_revoke(&op, "0123", &doc, &e), -ENOENT);
+    assert_int_equal(audit_count(db, "activation.revoke"), 1);
+    (void)y;
+}
+
+static void transfer_holds_the_seat_then_lets_it_go(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_op op = op_at(db, NOW);
+    struct srv_operr e;
+    json_t *doc = NULL;
+    struct answer a;
+    struct act x, y;
+    const char *to = appliance(2, 0, 0).computer_id;
+    char target[HWID_ID_STRLEN];
+    struct srv_license l = make_license(db, "L-1", CERT_PERPETUAL, 100000, 3600, 1);
+
+    snprintf(target, sizeof(target), "%s", to);
+    x = activate(db, "L-1", 1, 0);
+    /* no transfer allowed yet */
+    assert_int_equal(srv_op_activation_transfer(&op, x.id, target, &doc, &e), -EPERM);
+    assert_string_equal(e.reason, "max_transfers");
+    l.max_transfers = 1;
+    assert_int_equal(srv_license_update(db, &l), 0);
+    assert_int_equal(srv_op_activation_transfer(&op, x.id, "not-a-computer", &doc, &e), -EINVAL);
+    assert_string_equal(e.field, "to_computer_id");
+    assert_int_equal(srv_op_activation_transfer(&op, x.id, x.computer_id, &doc, &e), -EPERM);
+    op_ok(srv_op_activation_transfer(&op, x.id, target, &doc, &e), &e);
+    assert_int_equal(json_integer_value(json_object_get(doc, "transfers_used")), 1);
+    json_decref(doc);
+    assert_int_equal(row_of(db, x.id).state, SRV_CLOSED);
+    assert_int_equal(pool_of(db, "L-1").reserved, 1);
+    /* the seat is the new computer's: another is refused, it is admitted */
+    a = activate_raw(db, "L-1", 3, 0, 0);
+    assert_refused(&a, "max_activations");
+    answer_clear(&a);
+    y = activate(db, "L-1", 2, 0);
+    assert_int_equal(pool_of(db, "L-1").active, 1);
+    assert_int_equal(pool_of(db, "L-1").reserved, 0);
+    /* no transfer left */
+    assert_int_equal(
+        srv_op_activation_transfer(&op, y.id, appliance(3, 0, 0).computer_id, &doc, &e), -EPERM);
+    assert_int_equal(audit_count(db, "activation.transfer"), 1);
+
+    /* a transfer nobody takes up keeps the seat for 30 days, then frees it */
+    l.max_transfers = 5;
+    assert_int_equal(srv_license_get(db, "L-1", false, &l), 0);
+    l.max_transfers = 5;
+    assert_int_equal(srv_license_update(db, &l), 0);
+    op_ok(srv_op_activation_transfer(&op, y.id, appliance(4, 0, 0).computer_id, &doc, &e), &e);
+    json_decref(doc);
+    a = activate_raw(db, "L-1", 5, 0, 0);
+    assert_refused(&a, "max_activations");
+    answer_clear(&a);
+    {
+        char nonce[33], *body;
+        _cleanup_free_ char *text = activation_text("L-1", 5, 0, 0, nonce);
+        assert_true(asprintf(&body, "{\"activation_certificate\": \"%s\"}", text) > 0);
+        a = call_at(db, NOW + (SRV_TRANSFER_DAYS + 1) * 86400, SRV_REQ_ACTIVATE, body, nonce);
+        free(body);
+        assert_ok(&a);
+        answer_clear(&a);
+    }
+}
+
+static void cull_by_policy(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_op op = op_at(db, NOW + 11 * 86400);
+    struct srv_operr e;
+    json_t *doc = NULL;
+    struct act x, y;
+    struct answer a;
+    struct srv_license l = make_license(db, "L-1", CERT_PERPETUAL, 100000, 3600, 5), other;
+    char *jws = NULL, reason[32], msg[256], nonce[33], *text;
+    struct cert_activation act;
+    struct srv_ctx ctx = {.db = db, .key = vendor, .now = NOW};
+
+    other = make_license(db, "L-2", CERT_PERPETUAL, 0, 3600, 5);
+    x = activate(db, "L-1", 1, 0); /* last seen NOW */
+    y = activate(db, "L-1", 2, 0);
+    a = check_req(db, NOW + 5 * 86400, SRV_REQ_VALIDATE, &y, y.epoch,
+                  "00000000000000000000000000000001", 1, 0, false);
+    assert_ok(&a); /* y was seen 5 days later */
+    answer_clear(&a);
+    l.offline_allowed = true;
+    l.cull_days = 10;
+    assert_int_equal(srv_license_update(db, &l), 0);
+    text = activation_text("L-1", 3, 0, 0, nonce);
+    assert_int_equal(cert_activation_decode(text, strlen(text), &act, msg, sizeof(msg)), CERT_OK);
+    free(text);
+    assert_int_equal(offline_sign(&ctx, &act, 100, &jws, reason), 0); /* never seen again */
+    free(jws);
+    cert_activation_clear(&act);
+
+    assert_int_equal(srv_op_cull(&op, "L-2", false, &doc, &e), -EPERM); /* no policy */
+    (void)other;
+    op_ok(srv_op_cull(&op, "L-1", true, &doc, &e), &e);
+    assert_int_equal(json_array_size(json_object_get(doc, "culled")), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(doc, "culled"), 0), "activation")),
+                        x.id);
+    json_decref(doc);
+    assert_int_equal(row_of(db, x.id).state, SRV_ACTIVE); /* a dry run */
+    op_ok(srv_op_cull(&op, NULL, false, &doc, &e), &e);
+    assert_int_equal(json_array_size(json_object_get(doc, "culled")), 1);
+    json_decref(doc);
+    assert_int_equal(row_of(db, x.id).state, SRV_CLOSED);
+    assert_string_equal(row_of(db, x.id).closed_reason, "culled");
+    assert_int_equal(row_of(db, y.id).state, SRV_ACTIVE);
+    assert_int_equal(pool_of(db, "L-1").active, 2); /* y and the offline one */
+    assert_int_equal(audit_count(db, "activation.cull"), 1);
+}
+
+static void clear_flags_keeps_their_history(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_op op = op_at(db, NOW);
+    struct srv_operr e;
+    json_t *doc = NULL;
+    struct answer a;
+    struct act x;
+
+    make_license(db, "L-1", CERT_PERPETUAL, 100000, 3600, 1);
+    x = activate(db, "L-1", 1, 10);
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, "00000000000000000000000000000009",
+                  "00000000000000000000000000000001", 10, 0, false);
+    assert_refused(&a, "stale_epoch");
+    answer_clear(&a);
+    assert_int_equal(row_of(db, x.id).nflags_open, 1);
+    op_ok(srv_op_activation_clear_flags(&op, x.id, &doc, &e), &e);
+    assert_int_equal(json_integer_value(json_object_get(doc, "flags_cleared")), 1);
+    assert_false(json_is_true(json_object_get(doc, "flagged")));
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(doc, "flags"), 0), "cleared_by")),
+                        "cli:test");
+    json_decref(doc);
+    assert_int_equal(row_of(db, x.id).nflags, 1);
+    assert_int_equal(row_of(db, x.id).nflags_open, 0);
+    /* nothing open: nothing done, nothing audited */
+    op_ok(srv_op_activation_clear_flags(&op, x.id, &doc, &e), &e);
+    assert_int_equal(json_integer_value(json_object_get(doc, "flags_cleared")), 0);
+    json_decref(doc);
+    assert_int_equal(audit_count(db, "activation.clear_flags"), 1);
+}
+
+static void tokens_are_stored_hashed(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    char token[SRV_TOKEN_LEN + 1], id[SRV_TOKEN_ID_HEX + 1], hash[65], sql[160],
+        forged[SRV_TOKEN_LEN + 1];
+    unsigned char md[32];
+    struct srv_token_info info;
+    struct srv_operr e;
+    struct srv_op op = op_at(db, NOW);
+    json_t *doc = NULL;
+
+    assert_int_equal(srv_token_insert(db, SRV_SCOPE_WRITE, "billing", NOW, "cli:test", token, id),
+                     0);
+    assert_int_equal(strlen(token), SRV_TOKEN_LEN);
+    assert_int_equal(EVP_Digest(token, strlen(token), md, NULL, EVP_sha256(), NULL), 1);
+    hex_encode(md, 32, hash);
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM tokens WHERE id = '%s' AND hash = '%s'", id,
+             hash);
+    assert_int_equal(scalar(db, sql), 1);
+    assert_int_equal(srv_token_check(db, token, &info), 0);
+    assert_int_equal(info.scope, SRV_SCOPE_WRITE);
+    assert_string_equal(info.name, "billing");
+    /* one digit of the secret changed, the ID changed, cut, padded, garbage */
+    snprintf(forged, sizeof(forged), "%s", token);
+    forged[SRV_TOKEN_LEN - 1] = forged[SRV_TOKEN_LEN - 1] == '0' ? '1' : '0';
+    assert_int_equal(srv_token_check(db, forged, &info), -EACCES);
+    snprintf(forged, sizeof(forged), "%s", token);
+    forged[8] = forged[8] == '0' ? '1' : '0';
+    assert_int_equal(srv_token_check(db, forged, &info), -EACCES);
+    forged[SRV_TOKEN_LEN - 5] = '\0';
+    assert_int_equal(srv_token_check(db, forged, &info), -EACCES);
+    assert_int_equal(srv_token_check(db, "", &info), -EACCES);
+    assert_int_equal(srv_token_check(db, NULL, &info), -EACCES);
+    snprintf(forged, sizeof(forged), "%s", token);
+    forged[7 + SRV_TOKEN_ID_HEX] = '-';
+    assert_int_equal(srv_token_check(db, forged, &info), -EACCES);
+    /* revoked: refused; the list never shows a hash */
+    op_ok(srv_op_token_revoke(&op, id, &doc, &e), &e);
+    json_decref(doc);
+    assert_int_equal(srv_token_check(db, token, &info), -EACCES);
+    op_ok(srv_op_token_list(&op, &doc, &e), &e);
+    assert_null(json_object_get(json_array_get(doc, 0), "hash"));
+    json_decref(doc);
+    assert_int_equal(srv_op_token_create(&op, SRV_SCOPE_READ, "", &doc, &e), -EINVAL);
+    assert_int_equal(srv_op_token_create(&op, (enum srv_scope)7, "x", &doc, &e), -EINVAL);
+}
+
+/* Webhooks in the database: events only for subscribers, written with the
+ * decision; deliveries claimed, held, retried with back-off, failed,
+ * delivered; pool_low once per crossing. */
+static void webhook_events_and_their_delivery_log(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_op op = op_at(db, NOW);
+    struct srv_operr e;
+    json_t *doc = NULL;
+    struct srv_delivery *d = NULL;
+    size_t n = 0;
+    struct act x;
+    const char *ev[] = {"activation", "pool_low"};
+
+    make_license(db, "L-1", CERT_CONSUMPTION, 10000, 3600, 5);
+    x = activate(db, "L-1", 1, 0); /* no webhook yet: no delivery */
+    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM deliveries"), 0);
+    op_ok(srv_op_webhook_create(&op, "https://hooks.example.com/tpmlic", ev, 2, "crm", &doc, &e),
+          &e);
+    assert_int_equal(strlen(json_string_value(json_object_get(doc, "secret"))), 64);
+    json_decref(doc);
+    {
+        struct srv_license l;
+        assert_int_equal(srv_license_get(db, "L-1", false, &l), 0);
+        l.pool_alert_secs = 5000;
+        assert_int_equal(srv_license_update(db, &l), 0);
+    }
+    x = activate(db, "L-1", 2, 0); /* 10000 - 7200 = 2800 free: below 5000 */
+    x = activate(db, "L-1", 3, 0); /* still below: no second pool_low */
+    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM deliveries WHERE event = 'activation'"), 2);
+    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM deliveries WHERE event = 'pool_low'"), 1);
+    (void)x;
+
+    /* claimed: held from others; attempts back off 30, 60, 120 ... */
+    assert_int_equal(srv_delivery_claim(db, NOW, 100, 8, &d, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(d[0].url, "https://hooks.example.com/tpmlic");
+    assert_int_equal(strlen(d[0].secret), 64);
+    srv_deliveries_free(d, n);
+    assert_int_equal(srv_delivery_claim(db, NOW + 50, 100, 8, &d, &n), 0);
+    assert_int_equal(n, 0); /* held */
+    srv_deliveries_free(d, n);
+    assert_int_equal(srv_delivery_claim(db, NOW + 101, 100, 1, &d, &n), 0);
+    assert_int_equal(n, 1); /* the hold ran out (the instance died) */
+    {
+        struct srv_delivery one = d[0];
+        int64_t id = one.id;
+        char sql[160];
+        for (unsigned k = 0; k < 3; k++) {
+            one.attempts = k;
+            assert_int_equal(srv_delivery_record(db, &one, NOW, 500, "HTTP 500", 5, 30, 4), 0);
+            snprintf(sql, sizeof(sql), "SELECT next_attempt FROM deliveries WHERE id = %lld",
+                     (long long)id);
+            assert_int_equal(scalar(db, sql), NOW + (30 << k));
+        }
+        one.attempts = 3;
+        assert_int_equal(srv_delivery_record(db, &one, NOW, 0, "Couldn't connect", 5, 30, 4), 0);
+        snprintf(sql, sizeof(sql),
+                 "SELECT COUNT(*) FROM deliveries WHERE id = %lld AND state = "
+                 "'failed' AND attempts = 4",
+                 (long long)id);
+        assert_int_equal(scalar(db, sql), 1);
+        snprintf(sql, sizeof(sql),
+                 "SELECT COUNT(*) FROM delivery_attempts WHERE delivery_id = %lld", (long long)id);
+        assert_int_equal(scalar(db, sql), 4);
+    }
+    srv_deliveries_free(d, n);
+    assert_int_equal(srv_delivery_claim(db, NOW + 200, 100, 8, &d, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(srv_delivery_record(db, &d[0], NOW + 200, 204, "", 5, 30, 4), 0);
+    srv_deliveries_free(d, n);
+    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM deliveries WHERE state = 'delivered'"), 1);
+    op_ok(srv_op_delivery_list(&op, 0, "failed", 10, &doc, &e), &e);
+    assert_int_equal(json_array_size(doc), 1);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(doc, 0), "attempt_log")), 4);
+    json_decref(doc);
+    /* the backoff stops growing at an hour */
+    {
+        struct srv_delivery late = {.attempts = 30};
+        assert_int_equal(srv_delivery_claim(db, NOW + 10000, 100, 1, &d, &n), 0);
+        assert_int_equal(n, 1);
+        late.id = d[0].id;
+        assert_int_equal(srv_delivery_record(db, &late, NOW, 500, "HTTP 500", 5, 30, 100), 0);
+        srv_deliveries_free(d, n);
+        assert_int_equal(srv_delivery_claim(db, NOW + 3599, 0, 8, &d, &n), 0);
+        assert_int_equal(n, 0);
+        srv_deliveries_free(d, n);
+    }
+    op_ok(srv_op_webhook_list(&op, &doc, &e), &e);
+    assert_null(json_object_get(json_array_get(doc, 0), "secret"));
+    json_decref(doc);
+    assert_int_equal(srv_op_webhook_create(&op, "http://example.com/", ev, 1, "", &doc, &e),
+                     -EINVAL);
+    assert_int_equal(srv_op_webhook_delete(&op, 99, &doc, &e), -ENOENT);
+}
+
+static void audit_entries_and_filters(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_op op = op_at(db, NOW);
+    struct srv_license_input in = {.code = "A-1",
+                                   .product = "p",
+                                   .has_customer_id = true,
+                                   .customer_id = 3,
+                                   .has_type = true,
+                                   .type = CERT_PERPETUAL};
+    struct srv_audit_query q = {0};
+    struct srv_operr e;
+    json_t *doc = NULL;
+    bool changed;
+    char msg[200];
+
+    op_ok(srv_op_license_create(&op, &in, &doc, &e), &e);
+    json_decref(doc);
+    memset(&in, 0, sizeof(in));
+    in.has_max_activations = true;
+    in.max_activations = 9;
+    op.now = NOW + 10;
+    op.actor = "token:0011 (ops)";
+    op_ok(srv_op_license_update(&op, "A-1", &in, &doc, &changed, &e), &e);
+    json_decref(doc);
+    assert_false(changed);
+    op_ok(srv_op_license_suspend(&op, "A-1", true, &doc, &e), &e);
+    json_decref(doc);
+
+    op_ok(srv_op_audit_list(&op, &q, &doc, &e), &e);
+    assert_int_equal(json_array_size(doc), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(doc, 0), "action")),
+                        "license.suspend");
+    assert_true(json_is_null(json_object_get(json_array_get(doc, 2), "before")));
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_array_get(doc, 1), "after"), "max_activations")),
+                     9);
+    json_decref(doc);
+    q.action = "license.";
+    q.actor = "token:0011 (ops)";
+    op_ok(srv_op_audit_list(&op, &q, &doc, &e), &e);
+    assert_int_equal(json_array_size(doc), 2);
+    json_decref(doc);
+    q = (struct srv_audit_query){.since = NOW + 5, .limit = 1};
+    op_ok(srv_op_audit_list(&op, &q, &doc, &e), &e);
+    assert_int_equal(json_array_size(doc), 1);
+    q.before_id = json_integer_value(json_object_get(json_array_get(doc, 0), "id"));
+    json_decref(doc);
+    op_ok(srv_op_audit_list(&op, &q, &doc, &e), &e);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(doc, 0), "action")),
+                        "license.update");
+    json_decref(doc);
+    q = (struct srv_audit_query){.limit = 5000};
+    assert_int_equal(srv_op_audit_list(&op, &q, &doc, &e), -EINVAL);
+
+    /* a refused operation writes nothing */
+    memset(&in, 0, sizeof(in));
+    in.has_tick_secs = true;
+    in.tick_secs = 5;
+    assert_int_equal(srv_op_license_update(&op, "A-1", &in, &doc, &changed, &e), -EINVAL);
+    srv_operr_text(&e, SRV_FIELD_JSON, msg, sizeof(msg));
+    assert_string_equal(msg, "'tick_secs' is fixed once the license is created");
+    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM audit"), 3);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(activate_validate_deactivate),
@@ -1497,6 +1898,13 @@ int main(void) {
         cmocka_unit_test(concurrent_activations_never_over_commit),
         cmocka_unit_test(schema_migrations_and_reopening),
         cmocka_unit_test(license_rows_round_trip),
+        cmocka_unit_test(revoke_frees_the_seat_and_keeps_the_grant),
+        cmocka_unit_test(transfer_holds_the_seat_then_lets_it_go),
+        cmocka_unit_test(cull_by_policy),
+        cmocka_unit_test(clear_flags_keeps_their_history),
+        cmocka_unit_test(tokens_are_stored_hashed),
+        cmocka_unit_test(webhook_events_and_their_delivery_log),
+        cmocka_unit_test(audit_entries_and_filters),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
