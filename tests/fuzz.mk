@@ -1,4 +1,7 @@
-# libFuzzer harnesses for the two certificate decoders (make fuzz, clang).
+# libFuzzer harnesses (make fuzz, clang): the two certificate decoders, and
+# tpmlic-server's request readers (fuzz_server_requests: the first byte of a
+# seed in tests/fuzz/corpus/server_requests picks the reader, see the
+# harness).
 # Seeds: tests/fuzz/corpus/{license,activation}. The license seeds are signed
 # with the harness's fixed key (a public seed, see fuzz_cert_license.c),
 # written as PEM by the PKCS#8 prefix for Ed25519 and signed with
@@ -18,3 +21,10 @@ fuzz_cert_activation_SRCS := tests/fuzz/fuzz_cert_activation.c
 fuzz_cert_activation_LIBS := cert hwidid common
 fuzz_cert_activation_PKGS := openssl jansson
 fuzz_cert_activation_CORPUS := tests/fuzz/corpus/activation
+
+FUZZERS += fuzz_server_requests
+fuzz_server_requests_SRCS := tests/fuzz/fuzz_server_requests.c
+fuzz_server_requests_LIBS := srv cert hwidid common
+fuzz_server_requests_PKGS := openssl jansson sqlite3 libpq
+fuzz_server_requests_LDLIBS := -lpthread
+fuzz_server_requests_CORPUS := tests/fuzz/corpus/server_requests
