@@ -1,15 +1,17 @@
 /* tpmlic-server's admin commands: licenses (create, list, show, update,
  * suspend, resume, delete), offline signing, activations (list, show,
  * revoke, transfer, clear-flags, cull), API tokens, webhooks, the audit
- * log, and the route table. Each reads its options (verb_getopt), makes
- * one call to ops.c (the operations the admin API runs too) and prints
- * the result: aligned text, or with --json the JSON document the API
- * answers. docs/server.md describes each command. */
+ * log, and the route table. Each command is one entry of a table: its
+ * options (verb_getopt), what it needs, the one call to ops.c it makes
+ * (the operations the admin API runs too) and how it prints the result:
+ * aligned text, or with --json the JSON document the API answers.
+ * docs/server.md describes each command. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pwd.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -88,191 +90,160 @@ struct args {
     const char *since, *until, *actor, *action, *target, *before;
     bool json, force, flagged, dry_run;
     struct srv_license_input terms;
-    char *positional;
-    /* features split from --features: names point into feature_text */
-    struct cert_license feature_list;
+    const char *positional;
+    struct cert_license feature_list; /* --features split; terms.features point into it */
+    /* what a command's check() prepared for its operation */
+    EVP_PKEY *vendor_key;
+    char *text;
+    size_t len;
+    uint64_t n1, n2, n3;
+    enum srv_scope token_scope;
+    const char *event_list[16];
+    size_t nevents;
+    char *event_text;
 };
 
-/* Reads argv against opts; the license terms go to a->terms (their rules
- * are ops.c's). nargs: positional arguments wanted (0 or 1). Returns -1 to
- * go on, or the exit status (help printed: 0; a usage error: 2). */
+static void args_clear(struct args *a) {
+    EVP_PKEY_free(a->vendor_key);
+    free(a->text);
+    free(a->event_text);
+}
+
+/* Options that are text as given: where each goes. */
+static const struct {
+    int code;
+    size_t off;
+} text_opts[] = {
+    {O_DB, offsetof(struct args, db)},
+    {O_KEY, offsetof(struct args, key)},
+    {O_IN, offsetof(struct args, in)},
+    {O_GRANTED, offsetof(struct args, granted)},
+    {O_LICENSE, offsetof(struct args, license)},
+    {O_STATE, offsetof(struct args, state)},
+    {O_KIND, offsetof(struct args, kind)},
+    {O_COMPUTER, offsetof(struct args, computer)},
+    {O_NOTSEEN, offsetof(struct args, notseen)},
+    {O_LIMIT, offsetof(struct args, limit)},
+    {O_OFFSET, offsetof(struct args, offset)},
+    {O_TO, offsetof(struct args, to)},
+    {O_SCOPE, offsetof(struct args, scope)},
+    {O_NAME, offsetof(struct args, name)},
+    {O_URL, offsetof(struct args, url)},
+    {O_EVENTS, offsetof(struct args, events)},
+    {O_DESCRIPTION, offsetof(struct args, description)},
+    {O_WEBHOOK, offsetof(struct args, webhook)},
+    {O_SINCE, offsetof(struct args, since)},
+    {O_UNTIL, offsetof(struct args, until)},
+    {O_ACTOR, offsetof(struct args, actor)},
+    {O_ACTION, offsetof(struct args, action)},
+    {O_TARGET, offsetof(struct args, target)},
+    {O_BEFORE, offsetof(struct args, before)},
+    {O_CODE, offsetof(struct args, terms.code)},
+    {O_PRODUCT, offsetof(struct args, terms.product)},
+};
+
+/* Numeric license terms: the option and the term whose rule ops.c has. */
+static const struct {
+    int code;
+    const char *term;
+    size_t value, given;
+} term_opts[] = {
+#define T(code, name)                                                                              \
+    { code, #name, offsetof(struct args, terms.name), offsetof(struct args, terms.has_##name) }
+    T(O_CUSTOMER, customer_id), T(O_ALLOCATED, secs_allocated),  T(O_CACHE, cache_secs),
+    T(O_TICK, tick_secs),       T(O_MAXACT, max_activations),    T(O_MAXTRANSFERS, max_transfers),
+    T(O_CULLDAYS, cull_days),   T(O_POOLALERT, pool_alert_secs),
+#undef T
+};
+
+/* One option into a; -1 to go on, or the exit status of a usage error. */
+static int take(struct args *a, int c) {
+    for (size_t i = 0; i < ARRAY_SIZE(text_opts); i++)
+        if (text_opts[i].code == c) {
+            *(const char **)((char *)a + text_opts[i].off) = optarg;
+            return -1;
+        }
+    for (size_t i = 0; i < ARRAY_SIZE(term_opts); i++)
+        if (term_opts[i].code == c) {
+            struct srv_operr e;
+            if (srv_term_parse(term_opts[i].term, optarg,
+                               (uint64_t *)((char *)a + term_opts[i].value), &e) < 0) {
+                char m[400];
+                srv_operr_text(&e, SRV_FIELD_OPTION, m, sizeof(m));
+                return verb_usage_error(a->path, "%s", m);
+            }
+            *(bool *)((char *)a + term_opts[i].given) = true;
+            return -1;
+        }
+    switch (c) {
+    case O_JSON:
+        a->json = true;
+        break;
+    case O_FORCE:
+        a->force = true;
+        break;
+    case O_FLAGGED:
+        a->flagged = true;
+        break;
+    case O_DRYRUN:
+        a->dry_run = true;
+        break;
+    case O_TYPE:
+        if (cert_license_type_from_name(optarg, &a->terms.type) < 0)
+            return verb_usage_error(a->path, "--type must be perpetual, time-limited, "
+                                             "subscription or consumption");
+        a->terms.has_type = true;
+        break;
+    case O_EXPIRY:
+        a->terms.has_expiry = true;
+        if (!strcmp(optarg, "none") && strstr(a->path, "update"))
+            a->terms.expiry = 0;
+        else if (rfc3339_parse(optarg, &a->terms.expiry) < 0 || a->terms.expiry == 0)
+            return verb_usage_error(a->path,
+                                    "--expiry must be an RFC 3339 UTC time like "
+                                    "2027-01-31T00:00:00Z%s",
+                                    strstr(a->path, "update") ? ", or none" : "");
+        break;
+    case O_FEATURES: {
+        char err[160];
+        int r = cert_features_parse(optarg, &a->feature_list, err, sizeof(err));
+        if (r < 0)
+            return verb_usage_error(a->path, "--features%s%s", r == -EINVAL ? " " : ": ", err);
+        for (size_t i = 0; i < a->feature_list.nfeatures; i++)
+            a->terms.features[i] = a->feature_list.features[i];
+        a->terms.nfeatures = a->feature_list.nfeatures;
+        a->terms.has_features = true;
+        break;
+    }
+    case O_OFFLINE:
+    case O_NO_OFFLINE:
+        if (a->terms.has_offline_allowed && a->terms.offline_allowed != (c == O_OFFLINE))
+            return verb_usage_error(a->path, "--offline-allowed and --no-offline-allowed "
+                                             "exclude each other");
+        a->terms.has_offline_allowed = true;
+        a->terms.offline_allowed = c == O_OFFLINE;
+        break;
+    }
+    return -1;
+}
+
+/* Reads argv against opts; nargs: positional arguments wanted (0 or 1).
+ * Returns -1 to go on, or the exit status (help printed: 0; a usage error:
+ * 2). */
 static int parse(int argc, char **argv, const char *path, const struct option *opts, int nargs,
                  const char *help, struct args *a) {
-    struct srv_operr e;
-    int c, state = 0, code = 0;
-    uint64_t v;
+    int c, r, state = 0, code = 0;
 
     memset(a, 0, sizeof(*a));
     a->path = path;
-#define TERM(field, member)                                                                        \
-    do {                                                                                           \
-        if (srv_term_parse(field, optarg, &v, &e) < 0) {                                           \
-            char m[400];                                                                           \
-            srv_operr_text(&e, SRV_FIELD_OPTION, m, sizeof(m));                                    \
-            return verb_usage_error(path, "%s", m);                                                \
-        }                                                                                          \
-        a->terms.member = v;                                                                       \
-        a->terms.has_##member = true;                                                              \
-    } while (0)
     while ((c = verb_getopt(argc, argv, path, opts, nargs > 0, &state, &code)) != -1) {
-        switch (c) {
-        case O_HELP:
+        if (c == O_HELP) {
             fputs(help, stdout);
             return 0;
-        case O_DB:
-            a->db = optarg;
-            break;
-        case O_JSON:
-            a->json = true;
-            break;
-        case O_CODE:
-            a->terms.code = optarg;
-            break;
-        case O_PRODUCT:
-            a->terms.product = optarg;
-            break;
-        case O_CUSTOMER:
-            TERM("customer_id", customer_id);
-            break;
-        case O_TYPE:
-            if (cert_license_type_from_name(optarg, &a->terms.type) < 0)
-                return verb_usage_error(path, "--type must be perpetual, time-limited, "
-                                              "subscription or consumption");
-            a->terms.has_type = true;
-            break;
-        case O_EXPIRY:
-            a->terms.has_expiry = true;
-            if (!strcmp(optarg, "none") && strstr(path, "update"))
-                a->terms.expiry = 0;
-            else if (rfc3339_parse(optarg, &a->terms.expiry) < 0 || a->terms.expiry == 0)
-                return verb_usage_error(path,
-                                        "--expiry must be an RFC 3339 UTC time like "
-                                        "2027-01-31T00:00:00Z%s",
-                                        strstr(path, "update") ? ", or none" : "");
-            break;
-        case O_FEATURES: {
-            char err[160];
-            int r = cert_features_parse(optarg, &a->feature_list, err, sizeof(err));
-            if (r == -EINVAL)
-                return verb_usage_error(path, "--features %s", err);
-            if (r < 0)
-                return verb_usage_error(path, "--features: %s", err);
-            for (size_t i = 0; i < a->feature_list.nfeatures; i++)
-                a->terms.features[i] = a->feature_list.features[i];
-            a->terms.nfeatures = a->feature_list.nfeatures;
-            a->terms.has_features = true;
-            break;
         }
-        case O_ALLOCATED:
-            TERM("secs_allocated", secs_allocated);
-            break;
-        case O_CACHE:
-            TERM("cache_secs", cache_secs);
-            break;
-        case O_TICK:
-            TERM("tick_secs", tick_secs);
-            break;
-        case O_MAXACT:
-            TERM("max_activations", max_activations);
-            break;
-        case O_MAXTRANSFERS:
-            TERM("max_transfers", max_transfers);
-            break;
-        case O_CULLDAYS:
-            TERM("cull_days", cull_days);
-            break;
-        case O_POOLALERT:
-            TERM("pool_alert_secs", pool_alert_secs);
-            break;
-        case O_OFFLINE:
-        case O_NO_OFFLINE:
-            if (a->terms.has_offline_allowed && a->terms.offline_allowed != (c == O_OFFLINE))
-                return verb_usage_error(path, "--offline-allowed and --no-offline-allowed "
-                                              "exclude each other");
-            a->terms.has_offline_allowed = true;
-            a->terms.offline_allowed = c == O_OFFLINE;
-            break;
-        case O_FORCE:
-            a->force = true;
-            break;
-        case O_KEY:
-            a->key = optarg;
-            break;
-        case O_IN:
-            a->in = optarg;
-            break;
-        case O_GRANTED:
-            a->granted = optarg;
-            break;
-        case O_LICENSE:
-            a->license = optarg;
-            break;
-        case O_STATE:
-            a->state = optarg;
-            break;
-        case O_KIND:
-            a->kind = optarg;
-            break;
-        case O_COMPUTER:
-            a->computer = optarg;
-            break;
-        case O_FLAGGED:
-            a->flagged = true;
-            break;
-        case O_NOTSEEN:
-            a->notseen = optarg;
-            break;
-        case O_LIMIT:
-            a->limit = optarg;
-            break;
-        case O_OFFSET:
-            a->offset = optarg;
-            break;
-        case O_TO:
-            a->to = optarg;
-            break;
-        case O_DRYRUN:
-            a->dry_run = true;
-            break;
-        case O_SCOPE:
-            a->scope = optarg;
-            break;
-        case O_NAME:
-            a->name = optarg;
-            break;
-        case O_URL:
-            a->url = optarg;
-            break;
-        case O_EVENTS:
-            a->events = optarg;
-            break;
-        case O_DESCRIPTION:
-            a->description = optarg;
-            break;
-        case O_WEBHOOK:
-            a->webhook = optarg;
-            break;
-        case O_SINCE:
-            a->since = optarg;
-            break;
-        case O_UNTIL:
-            a->until = optarg;
-            break;
-        case O_ACTOR:
-            a->actor = optarg;
-            break;
-        case O_ACTION:
-            a->action = optarg;
-            break;
-        case O_TARGET:
-            a->target = optarg;
-            break;
-        case O_BEFORE:
-            a->before = optarg;
-            break;
-        }
+        if ((r = take(a, c)) >= 0)
+            return r;
     }
-#undef TERM
     if (code)
         return code;
     if (nargs) {
@@ -308,29 +279,6 @@ static void cli_actor(char *out, size_t outlen) {
         snprintf(out, outlen, "cli:uid %u", (unsigned)getuid());
 }
 
-/* The db, the operation's context and the actor, for a command. */
-struct cli_op {
-    struct srv_db *db;
-    struct srv_op op;
-    char actor[96];
-};
-
-static int cli_op_open(struct cli_op *c, const char *db, bool create) {
-    int r;
-    memset(c, 0, sizeof(*c));
-    r = open_db(db, create, &c->db);
-    if (r)
-        return r;
-    cli_actor(c->actor, sizeof(c->actor));
-    c->op = (struct srv_op){.db = c->db, .now = time(NULL), .actor = c->actor};
-    return 0;
-}
-
-static void cli_op_close(struct cli_op *c) {
-    srv_db_close(c->db);
-    c->db = NULL;
-}
-
 /* The exit status of a failed operation, its message printed. */
 static int op_failed(const struct args *a, int r, const struct srv_operr *e) {
     char msg[512];
@@ -352,6 +300,15 @@ static int print_json(json_t *o) {
     return fflush(stdout) == 0 ? 0 : srv_refuse("cannot write the output");
 }
 
+/* A whole number option up to max into *out (untouched when not given). */
+static int small_uint(const struct args *a, const char *opt, const char *text, uint64_t max,
+                      uint64_t *out) {
+    if (text && parse_uint_strict(text, max, out) < 0)
+        return verb_usage_error(a->path, "--%s must be a whole number up to %llu", opt,
+                                (unsigned long long)max);
+    return -1;
+}
+
 static const char *str(json_t *o, const char *key) {
     const char *s = json_string_value(json_object_get(o, key));
     return s ? s : "-";
@@ -371,14 +328,6 @@ static void row_field(const char *key, const char *fmt, ...) {
     vprintf(fmt, ap);
     va_end(ap);
     putchar('\n');
-}
-
-static bool require_db(const struct args *a, int *ret) {
-    if (!a->db) {
-        *ret = verb_usage_error(a->path, "--db is required");
-        return false;
-    }
-    return true;
 }
 
 /* ---- licenses: text output -------------------------------------------------------------- */
@@ -443,9 +392,10 @@ static void activation_flags(json_t *x) {
     json_t *f;
     size_t k;
     json_array_foreach(json_object_get(x, "flags"), k, f)
-        printf("    flag %s %s: %s%s%s\n", str(f, "time"), str(f, "reason"), str(f, "detail"),
+        printf("    flag %s %s: %s%s%s%s\n", str(f, "time"), str(f, "reason"), str(f, "detail"),
                json_is_null(json_object_get(f, "cleared")) ? "" : " (cleared by ",
-               json_is_null(json_object_get(f, "cleared")) ? "" : str(f, "cleared_by"));
+               json_is_null(json_object_get(f, "cleared")) ? "" : str(f, "cleared_by"),
+               json_is_null(json_object_get(f, "cleared")) ? "" : ")");
 }
 
 static void print_show(json_t *l) {
@@ -468,7 +418,90 @@ static void print_show(json_t *l) {
                str(x, "from_activation"), str(x, "to_computer_id"), str(x, "expires"));
 }
 
-/* ---- license commands ------------------------------------------------------------------- */
+/* ---- the command runner ------------------------------------------------------------------- */
+
+struct command {
+    const char *path, *help;
+    const struct option *opts;
+    int nargs;         /* 1: the command takes one argument (a code, an ID) */
+    const char *needs; /* the usage error when --db or the argument is missing */
+    bool create;       /* a SQLite file is created when missing */
+    /* checks what the options alone could not; -1 to go on, else the exit status */
+    int (*check)(struct args *a);
+    int (*op)(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e);
+    /* the text output; NULL: the JSON document */
+    void (*print)(json_t *doc, const struct args *a);
+    const char *secret; /* a field of the result shown once, wiped after */
+};
+
+static int run_command(const struct command *cmd, int argc, char **argv) {
+    _cleanup_(json_decrefp) json_t *doc = NULL;
+    struct srv_db *db = NULL;
+    struct srv_operr e;
+    struct srv_op op;
+    char actor[96];
+    struct args a;
+    int r = parse(argc, argv, cmd->path, cmd->opts, cmd->nargs, cmd->help, &a);
+
+    if (r >= 0)
+        goto out;
+    if (!a.db || (cmd->nargs && !a.positional)) {
+        r = verb_usage_error(a.path, "%s", cmd->needs);
+        goto out;
+    }
+    if (cmd->check && (r = cmd->check(&a)) >= 0)
+        goto out;
+    r = open_db(a.db, cmd->create, &db);
+    if (r)
+        goto out;
+    cli_actor(actor, sizeof(actor));
+    op = (struct srv_op){.db = db, .now = time(NULL), .actor = actor, .key = a.vendor_key};
+    r = cmd->op(&op, &a, &doc, &e);
+    srv_db_close(db);
+    if (r < 0) {
+        r = op_failed(&a, r, &e);
+        goto out;
+    }
+    r = 0;
+    if (a.json || !cmd->print)
+        r = print_json(doc);
+    else
+        cmd->print(doc, &a);
+    if (cmd->secret) {
+        const char *s = json_string_value(json_object_get(doc, cmd->secret));
+        if (s)
+            secure_wipe((char *)s, strlen(s));
+    }
+out:
+    args_clear(&a);
+    return r;
+}
+
+/* A command group: its own words for a missing or unknown command, then
+ * the verb table. */
+static int group(int argc, char **argv, const char *path, const char *noun,
+                 const struct verb *table, const char *help) {
+    if (argc < 2)
+        return verb_usage_error(path, "a%s %s command is needed",
+                                strchr("aeiou", noun[0]) ? "n" : "", noun);
+    if (argv[1][0] != '-' && strcmp(argv[1], "help") != 0) {
+        const struct verb *v;
+        for (v = table; v->name && strcmp(v->name, argv[1]) != 0; v++)
+            ;
+        if (!v->name)
+            return verb_usage_error(path, "unknown %s command '%s'", noun, argv[1]);
+    }
+    return verb_dispatch(path, table, help, NULL, argc - 1, argv + 1, NULL);
+}
+
+/* The verb entry of a table command. */
+#define COMMAND(fn, ...)                                                                           \
+    static int fn(int argc, char **argv, void *userdata) {                                         \
+        static const struct command cmd = {__VA_ARGS__};                                           \
+        return run_command(&cmd, argc, argv);                                                      \
+    }
+
+/* ---- licenses ---------------------------------------------------------------------- */
 
 static const char create_help[] =
     "Usage: " P "license create --db FILE|URL --code CODE --product NAME --customer-id N\n"
@@ -522,33 +555,27 @@ static const struct option create_opts[] = {
     {0},
 };
 
-static int license_create(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
-    int r = parse(argc, argv, P "license create", create_opts, 0, create_help, &a);
-
-    if (r >= 0)
-        return r;
-    if (!a.db || !a.terms.code || !a.terms.product || !a.terms.has_customer_id || !a.terms.has_type)
-        return verb_usage_error(a.path,
+static int create_check(struct args *a) {
+    if (!a->terms.code || !a->terms.product || !a->terms.has_customer_id || !a->terms.has_type)
+        return verb_usage_error(a->path,
                                 "--db, --code, --product, --customer-id and --type are required");
-    if (!license_code_valid(a.terms.code))
-        return verb_usage_error(a.path, "--code must be " LICENSE_CODE_RULE);
-    r = cli_op_open(&c, a.db, true);
-    if (r)
-        return r;
-    r = srv_op_license_create(&c.op, &a.terms, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        return print_json(doc);
+    if (!license_code_valid(a->terms.code))
+        return verb_usage_error(a->path, "--code must be " LICENSE_CODE_RULE);
+    return -1;
+}
+
+static int create_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    return srv_op_license_create(op, &a->terms, doc, e);
+}
+
+static void create_print(json_t *doc, const struct args *a) {
     printf("license %s created\n\n", str(doc, "code"));
     print_license(doc);
-    return 0;
 }
+
+COMMAND(license_create, .path = P "license create", .help = create_help, .opts = create_opts,
+        .needs = "--db, --code, --product, --customer-id and --type are required", .create = true,
+        .check = create_check, .op = create_op, .print = create_print)
 
 static const char update_help[] =
     "Usage: " P "license update CODE --db FILE|URL [--product NAME] [--expiry TIME|none]\n"
@@ -580,32 +607,24 @@ static const struct option update_opts[] = {
     {0},
 };
 
-static int license_update(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
+static int update_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
     bool changed;
-    int r = parse(argc, argv, P "license update", update_opts, 1, update_help, &a);
-
-    if (r >= 0)
-        return r;
-    if (!a.positional || !a.db)
-        return verb_usage_error(a.path, "CODE and --db are required");
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    r = srv_op_license_update(&c.op, a.positional, &a.terms, &doc, &changed, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        return print_json(doc);
-    printf("license %s updated%s\n\n", str(doc, "code"),
-           changed ? ": appliances get new certificates at their next validation" : "");
-    print_license(doc);
-    return 0;
+    int r = srv_op_license_update(op, a->positional, &a->terms, doc, &changed, e);
+    if (r == 0)
+        json_object_set_new(*doc, "terms_changed", json_boolean(changed));
+    return r;
 }
+
+static void update_print(json_t *doc, const struct args *a) {
+    printf("license %s updated%s\n\n", str(doc, "code"),
+           json_is_true(json_object_get(doc, "terms_changed"))
+               ? ": appliances get new certificates at their next validation"
+               : "");
+    print_license(doc);
+}
+
+COMMAND(license_update, .path = P "license update", .help = update_help, .opts = update_opts,
+        .nargs = 1, .needs = "CODE and --db are required", .op = update_op, .print = update_print)
 
 static const char list_help[] =
     "Usage: " P "license list --db FILE|URL [--json]\n"
@@ -615,27 +634,15 @@ static const char list_help[] =
 
 static const struct option db_json_opts[] = {OPT_DB, OPT_JSON, OPT_HELP, {0}};
 
-static int license_list(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
+static int list_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    return srv_op_license_list(op, doc, e);
+}
+
+static void list_print(json_t *doc, const struct args *a) {
     int wcode = 4, wprod = 7;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
     json_t *l;
     size_t i;
-    int r = parse(argc, argv, P "license list", db_json_opts, 0, list_help, &a);
 
-    if (r >= 0 || !require_db(&a, &r))
-        return r;
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    r = srv_op_license_list(&c.op, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        return print_json(doc);
     json_array_foreach(doc, i, l) {
         if ((int)strlen(str(l, "code")) > wcode)
             wcode = (int)strlen(str(l, "code"));
@@ -656,8 +663,10 @@ static int license_list(int argc, char **argv, void *userdata) {
     }
     if (!json_array_size(doc))
         printf("(no licenses)\n");
-    return 0;
 }
+
+COMMAND(license_list, .path = P "license list", .help = list_help, .opts = db_json_opts,
+        .needs = "--db is required", .op = list_op, .print = list_print)
 
 static const char show_help[] =
     "Usage: " P "license show CODE --db FILE|URL [--json]\n"
@@ -670,29 +679,16 @@ static const char show_help[] =
     "consumption_went_back, it reported less consumption than before) and the\n"
     "seats open transfers hold.\n";
 
-static int license_show(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
-    int r = parse(argc, argv, P "license show", db_json_opts, 1, show_help, &a);
-
-    if (r >= 0)
-        return r;
-    if (!a.positional || !a.db)
-        return verb_usage_error(a.path, "CODE and --db are required");
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    r = srv_op_license_show(&c.op, a.positional, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        return print_json(doc);
-    print_show(doc);
-    return 0;
+static int show_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    return srv_op_license_show(op, a->positional, doc, e);
 }
+
+static void show_print(json_t *doc, const struct args *a) {
+    print_show(doc);
+}
+
+COMMAND(license_show, .path = P "license show", .help = show_help, .opts = db_json_opts, .nargs = 1,
+        .needs = "CODE and --db are required", .op = show_op, .print = show_print)
 
 static const char suspend_help[] =
     "Usage: " P "license suspend CODE --db FILE|URL [--json]\n"
@@ -704,38 +700,25 @@ static const char resume_help[] = "Usage: " P "license resume CODE --db FILE|URL
                                   "\n"
                                   "Undoes 'license suspend'.\n";
 
-static int suspend_or_resume(int argc, char **argv, bool suspend) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
-    int r = parse(argc, argv, suspend ? P "license suspend" : P "license resume", db_json_opts, 1,
-                  suspend ? suspend_help : resume_help, &a);
-
-    if (r >= 0)
-        return r;
-    if (!a.positional || !a.db)
-        return verb_usage_error(a.path, "CODE and --db are required");
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    r = srv_op_license_suspend(&c.op, a.positional, suspend, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        return print_json(doc);
-    printf("license %s %s\n", str(doc, "code"), suspend ? "suspended" : "resumed");
-    return 0;
+static int suspend_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    return srv_op_license_suspend(op, a->positional, true, doc, e);
 }
 
-static int license_suspend(int argc, char **argv, void *userdata) {
-    return suspend_or_resume(argc, argv, true);
+static int resume_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    return srv_op_license_suspend(op, a->positional, false, doc, e);
 }
 
-static int license_resume(int argc, char **argv, void *userdata) {
-    return suspend_or_resume(argc, argv, false);
+static void suspended_print(json_t *doc, const struct args *a) {
+    printf("license %s %s\n", str(doc, "code"),
+           json_is_true(json_object_get(doc, "suspended")) ? "suspended" : "resumed");
 }
+
+COMMAND(license_suspend, .path = P "license suspend", .help = suspend_help, .opts = db_json_opts,
+        .nargs = 1, .needs = "CODE and --db are required", .op = suspend_op,
+        .print = suspended_print)
+COMMAND(license_resume, .path = P "license resume", .help = resume_help, .opts = db_json_opts,
+        .nargs = 1, .needs = "CODE and --db are required", .op = resume_op,
+        .print = suspended_print)
 
 static const char delete_help[] =
     "Usage: " P "license delete CODE --db FILE|URL [--force] [--json]\n"
@@ -748,30 +731,17 @@ static const char delete_help[] =
 static const struct option delete_opts[] = {
     OPT_DB, OPT_JSON, OPT_HELP, OPT("force", no_argument, O_FORCE), {0}};
 
-static int license_delete(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
-    int r = parse(argc, argv, P "license delete", delete_opts, 1, delete_help, &a);
+static int delete_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    return srv_op_license_delete(op, a->positional, a->force, doc, e);
+}
 
-    if (r >= 0)
-        return r;
-    if (!a.positional || !a.db)
-        return verb_usage_error(a.path, "CODE and --db are required");
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    r = srv_op_license_delete(&c.op, a.positional, a.force, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        return print_json(doc);
+static void delete_print(json_t *doc, const struct args *a) {
     printf("license %s deleted%s\n", str(doc, "code"),
            num(doc, "active_activations_deleted") ? " with its active activations (--force)" : "");
-    return 0;
 }
+
+COMMAND(license_delete, .path = P "license delete", .help = delete_help, .opts = delete_opts,
+        .nargs = 1, .needs = "CODE and --db are required", .op = delete_op, .print = delete_print)
 
 static const char license_help[] =
     "Usage: " P "license COMMAND ... --db FILE|URL [--json]\n"
@@ -791,27 +761,6 @@ static const struct verb license_verbs[] = {
     {.name = "suspend", .run = license_suspend}, {.name = "resume", .run = license_resume},
     {.name = "delete", .run = license_delete},   {0},
 };
-
-/* A command group: its own words for a missing or unknown command, then
- * the verb table. */
-static int group(int argc, char **argv, const char *path, const char *noun,
-                 const struct verb *table, const char *help) {
-    if (argc < 2)
-        return verb_usage_error(path, "a%s %s command is needed",
-                                strchr("aeiou", noun[0]) ? "n" : "", noun);
-    if (argv[1][0] != '-' && strcmp(argv[1], "help") != 0) {
-        const struct verb *v;
-        for (v = table; v->name && strcmp(v->name, argv[1]) != 0; v++)
-            ;
-        if (!v->name)
-            return verb_usage_error(path, "unknown %s command '%s'", noun, argv[1]);
-    }
-    return verb_dispatch(path, table, help, NULL, argc - 1, argv + 1, NULL);
-}
-
-int srv_cmd_license(int argc, char **argv, void *userdata) {
-    return group(argc, argv, P "license", "license", license_verbs, license_help);
-}
 
 /* ---- offline sign ---------------------------------------------------------------- */
 
@@ -839,51 +788,43 @@ static const struct option sign_opts[] = {OPT_DB,
                                           OPT("secs-granted", required_argument, O_GRANTED),
                                           {0}};
 
-static int offline_sign(int argc, char **argv, void *userdata) {
-    _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    _cleanup_free_ char *text = NULL;
-    uint64_t granted = UINT64_MAX;
-    struct cli_op c;
+static int sign_check(struct args *a) {
     struct srv_operr e;
-    struct args a;
     char err[300];
-    size_t len = 0;
-    int r = parse(argc, argv, P "offline sign", sign_opts, 0, offline_help, &a);
+    int r;
 
-    if (r >= 0)
-        return r;
-    if (!a.db || !a.key)
-        return verb_usage_error(a.path, "--db and --key are required");
-    if (a.granted && srv_term_parse("secs_granted", a.granted, &granted, &e) < 0)
-        return op_failed(&a, -EINVAL, &e);
-    r = srv_load_private_key(a.key, &key);
+    if (!a->key)
+        return verb_usage_error(a->path, "--db and --key are required");
+    a->n1 = UINT64_MAX;
+    if (a->granted && srv_term_parse("secs_granted", a->granted, &a->n1, &e) < 0)
+        return op_failed(a, -EINVAL, &e);
+    r = srv_load_private_key(a->key, &a->vendor_key);
     if (r)
         return r;
-    if (read_certificate_text(a.in, INPUT_MAX, "an activation certificate", &text, &len, err,
+    if (read_certificate_text(a->in, INPUT_MAX, "an activation certificate", &a->text, &a->len, err,
                               sizeof(err)) < 0)
         return srv_refuse("%s", err);
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    c.op.key = key;
-    r = srv_op_offline_sign(&c.op, text, len, granted, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
+    return -1;
+}
+
+static int sign_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    return srv_op_offline_sign(op, a->text, a->len, a->n1, doc, e);
+}
+
+static void sign_print(json_t *doc, const struct args *a) {
     printf("%s\n", str(doc, "license_certificate"));
+    fflush(stdout);
     fprintf(stderr, SRV_PROG ": offline activation %s %s\n", str(doc, "activation"),
             json_is_true(json_object_get(doc, "existing"))
                 ? "signed again (this appliance had it already)"
                 : "recorded");
-    return fflush(stdout) == 0 ? 0 : srv_refuse("cannot write the license certificate");
 }
+
+COMMAND(offline_sign, .path = P "offline sign", .help = offline_help, .opts = sign_opts,
+        .needs = "--db and --key are required", .check = sign_check, .op = sign_op,
+        .print = sign_print)
 
 static const struct verb offline_verbs[] = {{.name = "sign", .run = offline_sign}, {0}};
-
-int srv_cmd_offline(int argc, char **argv, void *userdata) {
-    return group(argc, argv, P "offline", "offline", offline_verbs, offline_help);
-}
 
 /* ---- activations ------------------------------------------------------------------ */
 
@@ -911,53 +852,35 @@ static const struct option activation_list_opts[] = {
     {0},
 };
 
-static bool small_uint(const struct args *a, const char *opt, const char *text, uint64_t max,
-                       uint64_t *out, int *ret) {
-    if (text && parse_uint_strict(text, max, out) < 0) {
-        *ret = verb_usage_error(a->path, "--%s must be a whole number up to %llu", opt,
-                                (unsigned long long)max);
-        return false;
-    }
-    return true;
+static int activation_list_check(struct args *a) {
+    int r;
+    if ((r = small_uint(a, "not-seen-days", a->notseen, 36500, &a->n1)) >= 0 ||
+        (r = small_uint(a, "limit", a->limit, 1000000, &a->n2)) >= 0 ||
+        (r = small_uint(a, "offset", a->offset, 1000000000, &a->n3)) >= 0)
+        return r;
+    return -1;
 }
 
-static int activation_list(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    struct srv_activation_query q = {0};
-    uint64_t days = 0, limit = 0, offset = 0;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
+static int activation_list_op(struct srv_op *op, struct args *a, json_t **doc,
+                              struct srv_operr *e) {
+    struct srv_activation_query q = {.license = a->license,
+                                     .state = a->state,
+                                     .kind = a->kind,
+                                     .computer_id = a->computer,
+                                     .flagged = a->flagged,
+                                     .not_seen_days = (unsigned)a->n1,
+                                     .limit = (unsigned)a->n2,
+                                     .offset = (unsigned)a->n3};
+    return srv_op_activation_list(op, &q, doc, e);
+}
+
+static void activation_list_print(json_t *doc, const struct args *a) {
     json_t *x;
     size_t i;
-    int r =
-        parse(argc, argv, P "activation list", activation_list_opts, 0, activation_list_help, &a);
 
-    if (r >= 0 || !require_db(&a, &r) ||
-        !small_uint(&a, "not-seen-days", a.notseen, 36500, &days, &r) ||
-        !small_uint(&a, "limit", a.limit, 1000000, &limit, &r) ||
-        !small_uint(&a, "offset", a.offset, 1000000000, &offset, &r))
-        return r;
-    q = (struct srv_activation_query){.license = a.license,
-                                      .state = a.state,
-                                      .kind = a.kind,
-                                      .computer_id = a.computer,
-                                      .flagged = a.flagged,
-                                      .not_seen_days = (unsigned)days,
-                                      .limit = (unsigned)limit,
-                                      .offset = (unsigned)offset};
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    r = srv_op_activation_list(&c.op, &q, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        return print_json(doc);
     if (!json_array_size(doc)) {
         printf("(no activations)\n");
-        return 0;
+        return;
     }
     printf("%-16s  ", "LICENSE");
     activation_header();
@@ -965,38 +888,21 @@ static int activation_list(int argc, char **argv, void *userdata) {
         printf("%-16s  ", str(x, "license"));
         activation_row(x);
     }
-    return 0;
 }
 
-/* show, revoke, clear-flags: ID --db */
-static int activation_one(int argc, char **argv, const char *path, const char *help,
-                          int (*op)(struct srv_op *, const char *, json_t **, struct srv_operr *),
-                          const char *done) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
-    int r = parse(argc, argv, path, db_json_opts, 1, help, &a);
+COMMAND(activation_list, .path = P "activation list", .help = activation_list_help,
+        .opts = activation_list_opts, .needs = "--db is required", .check = activation_list_check,
+        .op = activation_list_op, .print = activation_list_print)
 
-    if (r >= 0)
-        return r;
-    if (!a.positional || !a.db)
-        return verb_usage_error(a.path, "ID and --db are required");
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    r = op(&c.op, a.positional, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        return print_json(doc);
-    if (done)
-        printf("activation %s %s\n\n", str(doc, "id"), done);
+/* show, revoke, clear-flags: ID --db */
+static void activation_print(json_t *doc, const struct args *a) {
+    if (strstr(a->path, "revoke"))
+        printf("activation %s revoked\n\n", str(doc, "id"));
+    else if (strstr(a->path, "clear-flags"))
+        printf("activation %s has no open flags now\n\n", str(doc, "id"));
     activation_header();
     activation_row(doc);
     activation_flags(doc);
-    return 0;
 }
 
 static const char activation_show_help[] =
@@ -1004,10 +910,14 @@ static const char activation_show_help[] =
     "\n"
     "Shows one activation and every flag raised against it.\n";
 
-static int activation_show(int argc, char **argv, void *userdata) {
-    return activation_one(argc, argv, P "activation show", activation_show_help,
-                          srv_op_activation_show, NULL);
+static int activation_show_op(struct srv_op *op, struct args *a, json_t **doc,
+                              struct srv_operr *e) {
+    return srv_op_activation_show(op, a->positional, doc, e);
 }
+
+COMMAND(activation_show, .path = P "activation show", .help = activation_show_help,
+        .opts = db_json_opts, .nargs = 1, .needs = "ID and --db are required",
+        .op = activation_show_op, .print = activation_print)
 
 static const char activation_revoke_help[] =
     "Usage: " P "activation revoke ID --db FILE|URL [--json]\n"
@@ -1018,10 +928,14 @@ static const char activation_revoke_help[] =
     "consumed since it last reported. An offline appliance is not told (it never\n"
     "asks): its certificate stays valid on it.\n";
 
-static int activation_revoke(int argc, char **argv, void *userdata) {
-    return activation_one(argc, argv, P "activation revoke", activation_revoke_help,
-                          srv_op_activation_revoke, "revoked");
+static int activation_revoke_op(struct srv_op *op, struct args *a, json_t **doc,
+                                struct srv_operr *e) {
+    return srv_op_activation_revoke(op, a->positional, doc, e);
 }
+
+COMMAND(activation_revoke, .path = P "activation revoke", .help = activation_revoke_help,
+        .opts = db_json_opts, .nargs = 1, .needs = "ID and --db are required",
+        .op = activation_revoke_op, .print = activation_print)
 
 static const char activation_clear_help[] =
     "Usage: " P "activation clear-flags ID --db FILE|URL [--json]\n"
@@ -1029,10 +943,14 @@ static const char activation_clear_help[] =
     "Clears the flags raised against an activation (after the vendor looked into\n"
     "them): they stay in its history, marked cleared, with who cleared them.\n";
 
-static int activation_clear_flags(int argc, char **argv, void *userdata) {
-    return activation_one(argc, argv, P "activation clear-flags", activation_clear_help,
-                          srv_op_activation_clear_flags, "has no open flags now");
+static int activation_clear_op(struct srv_op *op, struct args *a, json_t **doc,
+                               struct srv_operr *e) {
+    return srv_op_activation_clear_flags(op, a->positional, doc, e);
 }
+
+COMMAND(activation_clear_flags, .path = P "activation clear-flags", .help = activation_clear_help,
+        .opts = db_json_opts, .nargs = 1, .needs = "ID and --db are required",
+        .op = activation_clear_op, .print = activation_print)
 
 static const char activation_transfer_help[] =
     "Usage: " P "activation transfer ID --to COMPUTER_ID --db FILE|URL [--json]\n"
@@ -1045,36 +963,27 @@ static const char activation_transfer_help[] =
 static const struct option transfer_opts[] = {
     OPT_DB, OPT_JSON, OPT_HELP, OPT("to", required_argument, O_TO), {0}};
 
-static int activation_transfer(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
-    int r =
-        parse(argc, argv, P "activation transfer", transfer_opts, 1, activation_transfer_help, &a);
+static int transfer_check(struct args *a) {
+    return a->to ? -1 : verb_usage_error(a->path, "ID, --to and --db are required");
+}
 
-    if (r >= 0)
-        return r;
-    if (!a.positional || !a.db || !a.to)
-        return verb_usage_error(a.path, "ID, --to and --db are required");
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    r = srv_op_activation_transfer(&c.op, a.positional, a.to, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0) {
-        if (!strcmp(e.field, "to_computer_id"))
-            snprintf(e.field, sizeof(e.field), "to");
-        return op_failed(&a, r, &e);
-    }
-    if (a.json)
-        return print_json(doc);
+static int transfer_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    int r = srv_op_activation_transfer(op, a->positional, a->to, doc, e);
+    if (r < 0 && !strcmp(e->field, "to_computer_id"))
+        snprintf(e->field, sizeof(e->field), "to");
+    return r;
+}
+
+static void transfer_print(json_t *doc, const struct args *a) {
     printf("activation %s transferred: its seat is kept for computer %s until %s (transfer %lld "
            "of %lld)\n",
-           a.positional, a.to, str(json_object_get(doc, "transfer"), "expires"),
+           a->positional, a->to, str(json_object_get(doc, "transfer"), "expires"),
            num(doc, "transfers_used"), num(doc, "max_transfers"));
-    return 0;
 }
+
+COMMAND(activation_transfer, .path = P "activation transfer", .help = activation_transfer_help,
+        .opts = transfer_opts, .nargs = 1, .needs = "ID, --to and --db are required",
+        .check = transfer_check, .op = transfer_op, .print = transfer_print)
 
 static const char activation_cull_help[] =
     "Usage: " P "activation cull --db FILE|URL [--license CODE] [--dry-run] [--json]\n"
@@ -1091,33 +1000,22 @@ static const struct option cull_opts[] = {OPT_DB,
                                           OPT("dry-run", no_argument, O_DRYRUN),
                                           {0}};
 
-static int activation_cull(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
+static int cull_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    return srv_op_cull(op, a->license, a->dry_run, doc, e);
+}
+
+static void cull_print(json_t *doc, const struct args *a) {
     json_t *x;
     size_t i;
-    int r = parse(argc, argv, P "activation cull", cull_opts, 0, activation_cull_help, &a);
-
-    if (r >= 0 || !require_db(&a, &r))
-        return r;
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    r = srv_op_cull(&c.op, a.license, a.dry_run, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        return print_json(doc);
     json_array_foreach(json_object_get(doc, "culled"), i, x) printf(
-        "%s %s (license %s, computer %s, last seen %s)\n", a.dry_run ? "would cull" : "culled",
+        "%s %s (license %s, computer %s, last seen %s)\n", a->dry_run ? "would cull" : "culled",
         str(x, "activation"), str(x, "license"), str(x, "computer_id"), str(x, "last_seen"));
     printf("%zu activation(s) %s\n", json_array_size(json_object_get(doc, "culled")),
-           a.dry_run ? "would be culled (--dry-run)" : "culled");
-    return 0;
+           a->dry_run ? "would be culled (--dry-run)" : "culled");
 }
+
+COMMAND(activation_cull, .path = P "activation cull", .help = activation_cull_help,
+        .opts = cull_opts, .needs = "--db is required", .op = cull_op, .print = cull_print)
 
 static const char activation_help[] =
     "Usage: " P "activation COMMAND ... --db FILE|URL [--json]\n"
@@ -1141,10 +1039,6 @@ static const struct verb activation_verbs[] = {
     {0},
 };
 
-int srv_cmd_activation(int argc, char **argv, void *userdata) {
-    return group(argc, argv, P "activation", "activation", activation_verbs, activation_help);
-}
-
 /* ---- tokens ----------------------------------------------------------------------- */
 
 static const char token_create_help[] =
@@ -1162,98 +1056,64 @@ static const struct option token_create_opts[] = {OPT_DB,
                                                   OPT("name", required_argument, O_NAME),
                                                   {0}};
 
-static int token_create(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    enum srv_scope scope;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
-    int r = parse(argc, argv, P "token create", token_create_opts, 0, token_create_help, &a);
-
-    if (r >= 0)
-        return r;
-    if (!a.db || !a.scope)
-        return verb_usage_error(a.path, "--db and --scope are required");
-    if (srv_scope_from_name(a.scope, &scope) < 0)
-        return verb_usage_error(a.path, "--scope must be read, write or admin");
-    r = cli_op_open(&c, a.db, true);
-    if (r)
-        return r;
-    r = srv_op_token_create(&c.op, scope, a.name ? a.name : "token", &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        r = print_json(doc);
-    else {
-        printf("%s\n", str(doc, "token"));
-        fprintf(stderr, SRV_PROG ": token %s (%s, scope %s) created; it is shown only this once\n",
-                str(doc, "id"), str(doc, "name"), str(doc, "scope"));
-    }
-    /* the token's only copy in this process */
-    secure_wipe((char *)json_string_value(json_object_get(doc, "token")),
-                strlen(str(doc, "token")));
-    return r;
+static int token_check(struct args *a) {
+    if (!a->scope)
+        return verb_usage_error(a->path, "--db and --scope are required");
+    if (srv_scope_from_name(a->scope, &a->token_scope) < 0)
+        return verb_usage_error(a->path, "--scope must be read, write or admin");
+    return -1;
 }
+
+static int token_create_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    return srv_op_token_create(op, a->token_scope, a->name ? a->name : "token", doc, e);
+}
+
+static void token_create_print(json_t *doc, const struct args *a) {
+    printf("%s\n", str(doc, "token"));
+    fflush(stdout);
+    fprintf(stderr, SRV_PROG ": token %s (%s, scope %s) created; it is shown only this once\n",
+            str(doc, "id"), str(doc, "name"), str(doc, "scope"));
+}
+
+COMMAND(token_create, .path = P "token create", .help = token_create_help,
+        .opts = token_create_opts, .needs = "--db and --scope are required", .create = true,
+        .check = token_check, .op = token_create_op, .print = token_create_print, .secret = "token")
 
 static const char token_list_help[] = "Usage: " P "token list --db FILE|URL [--json]\n"
                                       "\n"
                                       "Lists the API tokens: ID, name, scope, created, revoked.\n";
 
-static int token_list(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
+static int token_list_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    return srv_op_token_list(op, doc, e);
+}
+
+static void token_list_print(json_t *doc, const struct args *a) {
     json_t *t;
     size_t i;
-    int r = parse(argc, argv, P "token list", db_json_opts, 0, token_list_help, &a);
-
-    if (r >= 0 || !require_db(&a, &r))
-        return r;
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    r = srv_op_token_list(&c.op, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        return print_json(doc);
     printf("%-16s  %-5s  %-20s  %-20s  %s\n", "ID", "SCOPE", "CREATED", "REVOKED", "NAME");
     json_array_foreach(doc, i, t)
         printf("%-16s  %-5s  %-20s  %-20s  %s\n", str(t, "id"), str(t, "scope"), str(t, "created"),
                str(t, "revoked"), str(t, "name"));
-    return 0;
 }
+
+COMMAND(token_list, .path = P "token list", .help = token_list_help, .opts = db_json_opts,
+        .needs = "--db is required", .op = token_list_op, .print = token_list_print)
 
 static const char token_revoke_help[] = "Usage: " P "token revoke ID --db FILE|URL [--json]\n"
                                         "\n"
                                         "Revokes an API token: it is refused from now on.\n";
 
-static int token_revoke(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
-    int r = parse(argc, argv, P "token revoke", db_json_opts, 1, token_revoke_help, &a);
-
-    if (r >= 0)
-        return r;
-    if (!a.positional || !a.db)
-        return verb_usage_error(a.path, "ID and --db are required");
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    r = srv_op_token_revoke(&c.op, a.positional, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        return print_json(doc);
-    printf("token %s revoked\n", str(doc, "id"));
-    return 0;
+static int token_revoke_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    return srv_op_token_revoke(op, a->positional, doc, e);
 }
+
+static void token_revoke_print(json_t *doc, const struct args *a) {
+    printf("token %s revoked\n", str(doc, "id"));
+}
+
+COMMAND(token_revoke, .path = P "token revoke", .help = token_revoke_help, .opts = db_json_opts,
+        .nargs = 1, .needs = "ID and --db are required", .op = token_revoke_op,
+        .print = token_revoke_print)
 
 static const char token_help[] = "Usage: " P "token COMMAND ... --db FILE|URL [--json]\n"
                                  "\n"
@@ -1265,10 +1125,6 @@ static const struct verb token_verbs[] = {{.name = "create", .run = token_create
                                           {.name = "list", .run = token_list},
                                           {.name = "revoke", .run = token_revoke},
                                           {0}};
-
-int srv_cmd_token(int argc, char **argv, void *userdata) {
-    return group(argc, argv, P "token", "token", token_verbs, token_help);
-}
 
 /* ---- webhooks ---------------------------------------------------------------------- */
 
@@ -1291,75 +1147,51 @@ static const struct option webhook_create_opts[] = {
     {0},
 };
 
-static int webhook_create(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    _cleanup_free_ char *list = NULL;
-    const char *events[16];
-    size_t n = 0;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
+static int webhook_check(struct args *a) {
     char *save = NULL, *tok;
-    int r = parse(argc, argv, P "webhook create", webhook_create_opts, 0, webhook_create_help, &a);
 
-    if (r >= 0)
-        return r;
-    if (!a.db || !a.url || !a.events)
-        return verb_usage_error(a.path, "--db, --url and --events are required");
-    list = strdup(a.events);
-    if (!list)
+    if (!a->url || !a->events)
+        return verb_usage_error(a->path, "--db, --url and --events are required");
+    a->event_text = strdup(a->events);
+    if (!a->event_text)
         return srv_refuse("out of memory");
-    for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (n == ARRAY_SIZE(events))
-            return verb_usage_error(a.path, "--events: too many");
-        events[n++] = tok;
+    for (tok = strtok_r(a->event_text, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (a->nevents == ARRAY_SIZE(a->event_list))
+            return verb_usage_error(a->path, "--events: too many");
+        a->event_list[a->nevents++] = tok;
     }
-    r = cli_op_open(&c, a.db, true);
-    if (r)
-        return r;
-    r = srv_op_webhook_create(&c.op, a.url, events, n, a.description ? a.description : "", &doc,
-                              &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        r = print_json(doc);
-    else {
-        printf("%s\n", str(doc, "secret"));
-        fprintf(stderr,
-                SRV_PROG ": webhook %lld created for %s; its signing secret is shown only this "
-                         "once\n",
-                num(doc, "id"), str(doc, "url"));
-    }
-    secure_wipe((char *)json_string_value(json_object_get(doc, "secret")),
-                strlen(str(doc, "secret")));
-    return r;
+    return -1;
 }
+
+static int webhook_create_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    return srv_op_webhook_create(op, a->url, a->event_list, a->nevents,
+                                 a->description ? a->description : "", doc, e);
+}
+
+static void webhook_create_print(json_t *doc, const struct args *a) {
+    printf("%s\n", str(doc, "secret"));
+    fflush(stdout);
+    fprintf(stderr,
+            SRV_PROG ": webhook %lld created for %s; its signing secret is shown only this once\n",
+            num(doc, "id"), str(doc, "url"));
+}
+
+COMMAND(webhook_create, .path = P "webhook create", .help = webhook_create_help,
+        .opts = webhook_create_opts, .needs = "--db, --url and --events are required",
+        .create = true, .check = webhook_check, .op = webhook_create_op,
+        .print = webhook_create_print, .secret = "secret")
 
 static const char webhook_list_help[] = "Usage: " P "webhook list --db FILE|URL [--json]\n"
                                         "\n"
                                         "Lists the webhook endpoints and their events.\n";
 
-static int webhook_list(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
+static int webhook_list_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    return srv_op_webhook_list(op, doc, e);
+}
+
+static void webhook_list_print(json_t *doc, const struct args *a) {
     json_t *w;
     size_t i;
-    int r = parse(argc, argv, P "webhook list", db_json_opts, 0, webhook_list_help, &a);
-
-    if (r >= 0 || !require_db(&a, &r))
-        return r;
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    r = srv_op_webhook_list(&c.op, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        return print_json(doc);
     json_array_foreach(doc, i, w) {
         _cleanup_free_ char *ev = json_dumps(json_object_get(w, "events"), JSON_COMPACT);
         printf("%lld  %s  %s  %s\n", num(w, "id"), str(w, "url"), ev ? ev : "",
@@ -1367,39 +1199,32 @@ static int webhook_list(int argc, char **argv, void *userdata) {
     }
     if (!json_array_size(doc))
         printf("(no webhooks)\n");
-    return 0;
 }
+
+COMMAND(webhook_list, .path = P "webhook list", .help = webhook_list_help, .opts = db_json_opts,
+        .needs = "--db is required", .op = webhook_list_op, .print = webhook_list_print)
 
 static const char webhook_delete_help[] = "Usage: " P "webhook delete ID --db FILE|URL [--json]\n"
                                           "\n"
                                           "Removes a webhook endpoint and its delivery log.\n";
 
-static int webhook_delete(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    uint64_t id;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
-    int r = parse(argc, argv, P "webhook delete", db_json_opts, 1, webhook_delete_help, &a);
-
-    if (r >= 0)
-        return r;
-    if (!a.positional || !a.db)
-        return verb_usage_error(a.path, "ID and --db are required");
-    if (parse_uint_strict(a.positional, INT64_MAX, &id) < 0 || id == 0)
-        return verb_usage_error(a.path, "a webhook ID is a whole number");
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    r = srv_op_webhook_delete(&c.op, (int64_t)id, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        return print_json(doc);
-    printf("webhook %lld deleted\n", (long long)id);
-    return 0;
+static int webhook_delete_check(struct args *a) {
+    if (parse_uint_strict(a->positional, INT64_MAX, &a->n1) < 0 || a->n1 == 0)
+        return verb_usage_error(a->path, "a webhook ID is a whole number");
+    return -1;
 }
+
+static int webhook_delete_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    return srv_op_webhook_delete(op, (int64_t)a->n1, doc, e);
+}
+
+static void webhook_delete_print(json_t *doc, const struct args *a) {
+    printf("webhook %lld deleted\n", num(doc, "id"));
+}
+
+COMMAND(webhook_delete, .path = P "webhook delete", .help = webhook_delete_help,
+        .opts = db_json_opts, .nargs = 1, .needs = "ID and --db are required",
+        .check = webhook_delete_check, .op = webhook_delete_op, .print = webhook_delete_print)
 
 static const char deliveries_help[] =
     "Usage: " P "webhook deliveries --db FILE|URL [--webhook ID] [--state pending|delivered|\n"
@@ -1416,37 +1241,32 @@ static const struct option deliveries_opts[] = {OPT_DB,
                                                 OPT("limit", required_argument, O_LIMIT),
                                                 {0}};
 
-static int webhook_deliveries(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    uint64_t hook = 0, limit = 0;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
+static int deliveries_check(struct args *a) {
+    int r;
+    if ((r = small_uint(a, "webhook", a->webhook, INT64_MAX, &a->n1)) >= 0 ||
+        (r = small_uint(a, "limit", a->limit, 1000, &a->n2)) >= 0)
+        return r;
+    return -1;
+}
+
+static int deliveries_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    return srv_op_delivery_list(op, (int64_t)a->n1, a->state, (unsigned)a->n2, doc, e);
+}
+
+static void deliveries_print(json_t *doc, const struct args *a) {
     json_t *d;
     size_t i;
-    int r = parse(argc, argv, P "webhook deliveries", deliveries_opts, 0, deliveries_help, &a);
-
-    if (r >= 0 || !require_db(&a, &r) ||
-        !small_uint(&a, "webhook", a.webhook, INT64_MAX, &hook, &r) ||
-        !small_uint(&a, "limit", a.limit, 1000, &limit, &r))
-        return r;
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    r = srv_op_delivery_list(&c.op, (int64_t)hook, a.state, (unsigned)limit, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        return print_json(doc);
     printf("%-8s  %-7s  %-18s  %-9s  %8s  %6s  %s\n", "ID", "WEBHOOK", "EVENT", "STATE", "ATTEMPTS",
            "STATUS", "LAST ERROR");
     json_array_foreach(doc, i, d)
         printf("%-8lld  %-7lld  %-18s  %-9s  %8lld  %6lld  %s\n", num(d, "id"),
                num(d, "webhook_id"), str(d, "event"), str(d, "state"), num(d, "attempts"),
                num(d, "last_status"), str(d, "last_error"));
-    return 0;
 }
+
+COMMAND(webhook_deliveries, .path = P "webhook deliveries", .help = deliveries_help,
+        .opts = deliveries_opts, .needs = "--db is required", .check = deliveries_check,
+        .op = deliveries_op, .print = deliveries_print)
 
 static const char webhook_help[] = "Usage: " P "webhook COMMAND ... --db FILE|URL [--json]\n"
                                    "\n"
@@ -1460,10 +1280,6 @@ static const struct verb webhook_verbs[] = {{.name = "create", .run = webhook_cr
                                             {.name = "delete", .run = webhook_delete},
                                             {.name = "deliveries", .run = webhook_deliveries},
                                             {0}};
-
-int srv_cmd_webhook(int argc, char **argv, void *userdata) {
-    return group(argc, argv, P "webhook", "webhook", webhook_verbs, webhook_help);
-}
 
 /* ---- the audit log --------------------------------------------------------------------- */
 
@@ -1491,54 +1307,71 @@ static const struct option audit_opts[] = {
     {0},
 };
 
-static int audit_list(int argc, char **argv, void *userdata) {
-    _cleanup_(json_decrefp) json_t *doc = NULL;
-    struct srv_audit_query q = {0};
-    uint64_t before = 0, limit = 0;
-    struct cli_op c;
-    struct srv_operr e;
-    struct args a;
+static int audit_check(struct args *a) {
+    time_t t = 0;
+    int r;
+    if ((r = small_uint(a, "before-id", a->before, INT64_MAX, &a->n1)) >= 0 ||
+        (r = small_uint(a, "limit", a->limit, 1000, &a->n2)) >= 0)
+        return r;
+    if ((a->since && rfc3339_parse(a->since, &t) < 0) ||
+        (a->until && rfc3339_parse(a->until, &t) < 0))
+        return verb_usage_error(a->path, "--since and --until must be RFC 3339 UTC times like "
+                                         "2027-01-31T00:00:00Z");
+    return -1;
+}
+
+static int audit_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    struct srv_audit_query q = {.actor = a->actor,
+                                .action = a->action,
+                                .target = a->target,
+                                .before_id = (int64_t)a->n1,
+                                .limit = (unsigned)a->n2};
+    if (a->since)
+        rfc3339_parse(a->since, &q.since);
+    if (a->until)
+        rfc3339_parse(a->until, &q.until);
+    return srv_op_audit_list(op, &q, doc, e);
+}
+
+static void audit_print(json_t *doc, const struct args *a) {
     json_t *x;
     size_t i;
-    int r = parse(argc, argv, P "audit list", audit_opts, 0, audit_list_help, &a);
-
-    if (r >= 0 || !require_db(&a, &r) ||
-        !small_uint(&a, "before-id", a.before, INT64_MAX, &before, &r) ||
-        !small_uint(&a, "limit", a.limit, 1000, &limit, &r))
-        return r;
-    if ((a.since && rfc3339_parse(a.since, &q.since) < 0) ||
-        (a.until && rfc3339_parse(a.until, &q.until) < 0))
-        return verb_usage_error(a.path, "--since and --until must be RFC 3339 UTC times like "
-                                        "2027-01-31T00:00:00Z");
-    q.actor = a.actor;
-    q.action = a.action;
-    q.target = a.target;
-    q.before_id = (int64_t)before;
-    q.limit = (unsigned)limit;
-    r = cli_op_open(&c, a.db, false);
-    if (r)
-        return r;
-    r = srv_op_audit_list(&c.op, &q, &doc, &e);
-    cli_op_close(&c);
-    if (r < 0)
-        return op_failed(&a, r, &e);
-    if (a.json)
-        return print_json(doc);
     printf("%-6s  %-20s  %-32s  %-22s  %s\n", "ID", "TIME", "ACTOR", "ACTION", "TARGET");
-    json_array_foreach(doc, i, x)
+    json_array_foreach(doc, i, x) {
+        const char *detail = json_string_value(json_object_get(x, "detail"));
         printf("%-6lld  %-20s  %-32s  %-22s  %s%s%s\n", num(x, "id"), str(x, "time"),
-               str(x, "actor"), str(x, "action"), str(x, "target"),
-               *str(x, "detail") && strcmp(str(x, "detail"), "-") ? ": " : "",
-               strcmp(str(x, "detail"), "-") ? str(x, "detail") : "");
-    return 0;
+               str(x, "actor"), str(x, "action"), str(x, "target"), detail && *detail ? ": " : "",
+               detail ? detail : "");
+    }
 }
+
+COMMAND(audit_list, .path = P "audit list", .help = audit_list_help, .opts = audit_opts,
+        .needs = "--db is required", .check = audit_check, .op = audit_op, .print = audit_print)
 
 static const char audit_help[] = "Usage: " P "audit list --db FILE|URL [FILTERS] [--json]\n";
 
 static const struct verb audit_verbs[] = {{.name = "list", .run = audit_list}, {0}};
 
-int srv_cmd_audit(int argc, char **argv, void *userdata) {
-    return group(argc, argv, P "audit", "audit", audit_verbs, audit_help);
+/* ---- the groups ------------------------------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    const struct verb *verbs;
+    const char *help;
+} groups[] = {
+    {"license", license_verbs, license_help},          {"offline", offline_verbs, offline_help},
+    {"activation", activation_verbs, activation_help}, {"token", token_verbs, token_help},
+    {"webhook", webhook_verbs, webhook_help},          {"audit", audit_verbs, audit_help},
+};
+
+int srv_cmd_group(int argc, char **argv, void *userdata) {
+    for (size_t i = 0; i < ARRAY_SIZE(groups); i++)
+        if (!strcmp(argv[0], groups[i].name)) {
+            char path[64];
+            snprintf(path, sizeof(path), P "%s", groups[i].name);
+            return group(argc, argv, path, groups[i].name, groups[i].verbs, groups[i].help);
+        }
+    return verb_usage_error(SRV_PROG, "unknown command '%s'", argv[0]);
 }
 
 /* ---- routes -----------------------------------------------------------------------------------
@@ -1564,14 +1397,13 @@ int srv_cmd_routes(int argc, char **argv, void *userdata) {
         return srv_refuse("out of memory");
     for (size_t i = 0; i < srv_nroutes; i++) {
         const struct srv_route *x = &srv_routes[i];
+        const char *scope = x->scope ? srv_scope_name(x->scope) : "none";
         if (a.json)
-            json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s}", "method", x->method,
-                                                 "path", x->path, "scope",
-                                                 x->scope ? srv_scope_name(x->scope) : "none",
-                                                 "summary", x->summary));
+            json_array_append_new(arr,
+                                  json_pack("{s:s, s:s, s:s, s:s}", "method", x->method, "path",
+                                            x->path, "scope", scope, "summary", x->summary));
         else
-            printf("%-7s %-42s %-6s %s\n", x->method, x->path,
-                   x->scope ? srv_scope_name(x->scope) : "none", x->summary);
+            printf("%-7s %-42s %-6s %s\n", x->method, x->path, scope, x->summary);
     }
     return a.json ? print_json(arr) : 0;
 }

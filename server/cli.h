@@ -16,11 +16,7 @@ int srv_refuse(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * status after the message. */
 int srv_load_private_key(const char *path, EVP_PKEY **ret);
 
-/* The command groups (argv[0] is the group's name). */
-int srv_cmd_license(int argc, char **argv, void *userdata);
-int srv_cmd_offline(int argc, char **argv, void *userdata);
-int srv_cmd_activation(int argc, char **argv, void *userdata);
-int srv_cmd_token(int argc, char **argv, void *userdata);
-int srv_cmd_webhook(int argc, char **argv, void *userdata);
-int srv_cmd_audit(int argc, char **argv, void *userdata);
+/* The command groups, argv[0] naming one: license, offline, activation,
+ * token, webhook, audit. */
+int srv_cmd_group(int argc, char **argv, void *userdata);
 int srv_cmd_routes(int argc, char **argv, void *userdata);

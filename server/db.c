@@ -956,7 +956,15 @@ int srv_activation_list(struct srv_db *db, const struct srv_activation_filter *f
     return collect_rows(st, sizeof(**ret), activation_row_v, (void **)ret, ret_n);
 }
 
-static json_t *time_or_null(time_t t) {
+int srv_json_single(json_t *arr, json_t **ret) {
+    int r = json_array_size(arr) == 1 ? 0 : -ENOENT;
+    if (r == 0)
+        *ret = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    return r;
+}
+
+json_t *srv_time_json(time_t t) {
     char when[RFC3339_BUFLEN];
     if (!t)
         return json_null();
@@ -977,11 +985,12 @@ int srv_flag_list(struct srv_db *db, const char *activation_id, json_t **ret) {
         return -ENOMEM;
     while ((r = srv_sql_step(st)) == 1) {
         const char *by = srv_sql_text(st, 4);
-        if (json_array_append_new(
-                a, json_pack("{s:o, s:s, s:s, s:o, s:o}", "time", time_or_null(srv_sql_int(st, 0)),
-                             "reason", srv_sql_text(st, 1) ?: "", "detail",
-                             srv_sql_text(st, 2) ?: "", "cleared", time_or_null(srv_sql_int(st, 3)),
-                             "cleared_by", by && *by ? json_string(by) : json_null())) < 0)
+        if (json_array_append_new(a, json_pack("{s:o, s:s, s:s, s:o, s:o}", "time",
+                                               srv_time_json(srv_sql_int(st, 0)), "reason",
+                                               srv_sql_text(st, 1) ?: "", "detail",
+                                               srv_sql_text(st, 2) ?: "", "cleared",
+                                               srv_time_json(srv_sql_int(st, 3)), "cleared_by",
+                                               by && *by ? json_string(by) : json_null())) < 0)
             return -ENOMEM;
     }
     if (r < 0)
@@ -1053,8 +1062,8 @@ int srv_transfer_list(struct srv_db *db, int64_t license_id, time_t now, json_t 
         if (json_array_append_new(a, json_pack("{s:s, s:s, s:o, s:o}", "from_activation",
                                                srv_sql_text(st, 0) ?: "", "to_computer_id",
                                                srv_sql_text(st, 1) ?: "", "created",
-                                               time_or_null(srv_sql_int(st, 2)), "expires",
-                                               time_or_null(srv_sql_int(st, 3)))) < 0)
+                                               srv_time_json(srv_sql_int(st, 2)), "expires",
+                                               srv_time_json(srv_sql_int(st, 3)))) < 0)
             return -ENOMEM;
     if (r < 0)
         return r;

@@ -149,6 +149,12 @@ int srv_transfer_use(struct srv_db *db, int64_t license_id, const char *computer
  * to_computer_id, created, expires}. */
 int srv_transfer_list(struct srv_db *db, int64_t license_id, time_t now, json_t **ret);
 
+/* The one element of arr (which it takes), -ENOENT when it has not exactly
+ * one: a row looked up by its key. */
+int srv_json_single(json_t *arr, json_t **ret);
+/* A time as RFC 3339 text, or JSON null for 0 (never). */
+json_t *srv_time_json(time_t t);
+
 /* features joined with ',' (names cannot contain one) */
 void srv_features_join(const char features[][CERT_FEATURE_MAX + 1], size_t n, char *out,
                        size_t outlen);

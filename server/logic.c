@@ -421,6 +421,25 @@ static const char *closed_text(const struct srv_activation *a) {
     return "was deactivated";
 }
 
+/* A report lower than one before: flagged and refused. */
+static int went_back(const struct srv_ctx *ctx, enum srv_request type,
+                     const struct srv_check_req *q, const struct srv_license *l,
+                     const struct srv_activation *a, const char *reason, const char *field,
+                     const char *what, uint64_t got, uint64_t had, struct srv_reply *ret) {
+    char detail[200];
+    int r;
+
+    snprintf(detail, sizeof(detail),
+             "%s with %s %" PRIu64 ", below the %" PRIu64 " reported before",
+             srv_request_name(type), field, got, had);
+    r = flag(ctx, l, a, reason, detail);
+    if (r < 0)
+        return r;
+    return refuse(ctx, type, q->nonce, reason, ret,
+                  "%s (%" PRIu64 ") is lower than one reported before (%" PRIu64 ")", what, got,
+                  had);
+}
+
 static int do_check(const struct srv_ctx *ctx, enum srv_request type, json_t *req,
                     struct srv_reply *ret) {
     _cleanup_free_ char *jws = NULL;
@@ -475,32 +494,15 @@ static int do_check(const struct srv_ctx *ctx, enum srv_request type, json_t *re
                       "the epoch is not the current one: another copy of this appliance has "
                       "validated since");
     }
-    if (q.counter < a.last_counter) {
-        snprintf(detail, sizeof(detail),
-                 "%s with counter %" PRIu64 ", below the %" PRIu64 " reported before",
-                 srv_request_name(type), q.counter, a.last_counter);
-        r = flag(ctx, &l, &a, "counter_went_back", detail);
-        if (r < 0)
-            return r;
-        return refuse(ctx, type, q.nonce, "counter_went_back", ret,
-                      "the usage counter (%" PRIu64 ") is lower than one reported before (%" PRIu64
-                      ")",
-                      q.counter, a.last_counter);
-    }
-    /* The server never credits what it cannot check: consumption reported
-     * lower than before would give seconds back that were spent. */
-    if (q.consumed_secs < a.consumed_secs) {
-        snprintf(detail, sizeof(detail),
-                 "%s with consumed_secs %" PRIu64 ", below the %" PRIu64 " reported before",
-                 srv_request_name(type), q.consumed_secs, a.consumed_secs);
-        r = flag(ctx, &l, &a, "consumption_went_back", detail);
-        if (r < 0)
-            return r;
-        return refuse(ctx, type, q.nonce, "consumption_went_back", ret,
-                      "the consumption reported (%" PRIu64
-                      " s) is lower than one reported before (%" PRIu64 " s)",
-                      q.consumed_secs, a.consumed_secs);
-    }
+    /* A counter, or consumption, reported lower than before: the counter
+     * of a restored or cloned TPM; and the server never credits what it
+     * cannot check (lower consumption would give back seconds spent). */
+    if (q.counter < a.last_counter)
+        return went_back(ctx, type, &q, &l, &a, "counter_went_back", "counter", "the usage counter",
+                         q.counter, a.last_counter, ret);
+    if (q.consumed_secs < a.consumed_secs)
+        return went_back(ctx, type, &q, &l, &a, "consumption_went_back", "consumed_secs",
+                         "the consumption reported", q.consumed_secs, a.consumed_secs, ret);
     /* Seconds go back to the pool whatever the license's state. */
     if (type == SRV_REQ_VALIDATE && (l.suspended || expired(ctx, &l)))
         return refuse_terms(ctx, type, q.nonce, &l, ret);

@@ -329,12 +329,12 @@ static const char main_help[] =
 
 static const struct verb commands[] = {
     {.name = "serve", .run = cmd_serve},
-    {.name = "license", .run = srv_cmd_license},
-    {.name = "offline", .run = srv_cmd_offline},
-    {.name = "activation", .run = srv_cmd_activation},
-    {.name = "token", .run = srv_cmd_token},
-    {.name = "webhook", .run = srv_cmd_webhook},
-    {.name = "audit", .run = srv_cmd_audit},
+    {.name = "license", .run = srv_cmd_group},
+    {.name = "offline", .run = srv_cmd_group},
+    {.name = "activation", .run = srv_cmd_group},
+    {.name = "token", .run = srv_cmd_group},
+    {.name = "webhook", .run = srv_cmd_group},
+    {.name = "audit", .run = srv_cmd_group},
     {.name = "routes", .run = srv_cmd_routes},
     {0},
 };

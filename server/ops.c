@@ -126,14 +126,6 @@ int srv_term_parse(const char *field, const char *text, uint64_t *ret, struct sr
 
 /* ---- JSON ---------------------------------------------------------------------------- */
 
-static json_t *time_json(time_t t) {
-    char when[RFC3339_BUFLEN];
-    if (!t)
-        return json_null();
-    rfc3339_format(t, when);
-    return json_string(when);
-}
-
 static const char *license_state(const struct srv_license *l, time_t now) {
     if (l->suspended)
         return "suspended";
@@ -147,20 +139,21 @@ json_t *srv_license_json(const struct srv_license *l, const struct srv_pool *p, 
 
     for (size_t i = 0; feats && i < l->nfeatures; i++)
         json_array_append_new(feats, json_string(l->features[i]));
-    return json_pack(
-        "{s:s, s:s, s:I, s:s, s:o, s:o, s:I, s:I, s:i, s:i, s:b, s:b, s:s, s:o, s:o, "
-        "s:{s:I, s:I, s:I}, s:i, s:i, s:i, s:i, s:i, s:I}",
-        "code", l->code, "product", l->product, "customer_id", (json_int_t)l->customer_id,
-        "license_type", cert_license_type_name(l->type), "subscription_expiry",
-        time_json(l->expiry), "features", feats, "secs_allocated", (json_int_t)l->secs_allocated,
-        "cache_secs", (json_int_t)l->cache_secs, "tick_secs", (int)l->tick_secs, "max_activations",
-        (int)l->max_activations, "offline_allowed", l->offline_allowed, "suspended", l->suspended,
-        "state", license_state(l, now), "created", time_json(l->created), "updated",
-        time_json(l->updated), "pool", "allocated", (json_int_t)p->allocated, "committed",
-        (json_int_t)p->committed, "free", (json_int_t)p->free, "active_activations", (int)p->active,
-        "reserved_seats", (int)p->reserved, "max_transfers", (int)l->max_transfers,
-        "transfers_used", (int)l->transfers_used, "cull_days", (int)l->cull_days, "pool_alert_secs",
-        (json_int_t)l->pool_alert_secs);
+    return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:I, s:I, s:i, s:i, s:b, s:b, s:s, s:o, s:o, "
+                     "s:{s:I, s:I, s:I}, s:i, s:i, s:i, s:i, s:i, s:I}",
+                     "code", l->code, "product", l->product, "customer_id",
+                     (json_int_t)l->customer_id, "license_type", cert_license_type_name(l->type),
+                     "subscription_expiry", srv_time_json(l->expiry), "features", feats,
+                     "secs_allocated", (json_int_t)l->secs_allocated, "cache_secs",
+                     (json_int_t)l->cache_secs, "tick_secs", (int)l->tick_secs, "max_activations",
+                     (int)l->max_activations, "offline_allowed", l->offline_allowed, "suspended",
+                     l->suspended, "state", license_state(l, now), "created",
+                     srv_time_json(l->created), "updated", srv_time_json(l->updated), "pool",
+                     "allocated", (json_int_t)p->allocated, "committed", (json_int_t)p->committed,
+                     "free", (json_int_t)p->free, "active_activations", (int)p->active,
+                     "reserved_seats", (int)p->reserved, "max_transfers", (int)l->max_transfers,
+                     "transfers_used", (int)l->transfers_used, "cull_days", (int)l->cull_days,
+                     "pool_alert_secs", (json_int_t)l->pool_alert_secs);
 }
 
 json_t *srv_activation_json(const struct srv_activation *a, const char *license_code,
@@ -179,8 +172,8 @@ json_t *srv_activation_json(const struct srv_activation *a, const char *license_
                   "returned_secs", (json_int_t)a->returned_secs, "last_counter",
                   (json_int_t)a->last_counter, "counter", "index", index, "name", name, "base",
                   (json_int_t)a->counter.value, "final_secs", (json_int_t)a->final_secs,
-                  "tick_secs", (int)a->tick_secs, "created", time_json(a->created), "last_seen",
-                  time_json(a->last_seen), "closed", time_json(a->closed), "closed_reason",
+                  "tick_secs", (int)a->tick_secs, "created", srv_time_json(a->created), "last_seen",
+                  srv_time_json(a->last_seen), "closed", srv_time_json(a->closed), "closed_reason",
                   a->closed_reason[0] ? json_string(a->closed_reason) : json_null(), "hostname",
                   a->hostname, "flag_count", (int)a->nflags, "flagged", a->nflags_open > 0);
     if (o && flags)
@@ -854,7 +847,7 @@ static int transfer_body(struct srv_op *op, void *arg, json_t **ret, struct srv_
     after = srv_activation_json(&a, l.code, NULL);
     *ret = json_pack("{s:O, s:{s:s, s:s, s:o}, s:i, s:i}", "activation", after, "transfer",
                      "from_activation", a.id, "to_computer_id", t->to, "expires",
-                     time_json(op->now + SRV_TRANSFER_DAYS * 86400), "transfers_used",
+                     srv_time_json(op->now + SRV_TRANSFER_DAYS * 86400), "transfers_used",
                      (int)l.transfers_used, "max_transfers", (int)l.max_transfers);
     if (!*ret)
         return fail(err, -ENOMEM, NULL, "out of memory");
@@ -933,7 +926,7 @@ static int cull_license(struct srv_op *op, const struct srv_license *l, bool dry
         json_array_append_new(out,
                               json_pack("{s:s, s:s, s:s, s:o}", "license", l->code, "activation",
                                         acts[i].id, "computer_id", acts[i].computer_id, "last_seen",
-                                        time_json(acts[i].last_seen)));
+                                        srv_time_json(acts[i].last_seen)));
         if (dry_run) {
             json_decref(before);
             continue;

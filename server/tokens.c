@@ -121,14 +121,6 @@ int srv_token_check(struct srv_db *db, const char *presented, struct srv_token_i
     return 0;
 }
 
-static json_t *time_json(time_t t) {
-    char when[RFC3339_BUFLEN];
-    if (!t)
-        return json_null();
-    rfc3339_format(t, when);
-    return json_string(when);
-}
-
 static int tokens_json(struct srv_db *db, const char *only, json_t **ret) {
     _cleanup_stmt_ struct srv_stmt *st = NULL;
     _cleanup_(json_decrefp) json_t *a = json_array();
@@ -146,9 +138,9 @@ static int tokens_json(struct srv_db *db, const char *only, json_t **ret) {
         if (json_array_append_new(
                 a, json_pack("{s:s, s:s, s:s, s:o, s:s, s:o}", "id", srv_sql_text(st, 0) ?: "",
                              "name", srv_sql_text(st, 1) ?: "", "scope", srv_sql_text(st, 2) ?: "",
-                             "created", time_json(srv_sql_int(st, 3)), "created_by",
-                             srv_sql_text(st, 4) ?: "", "revoked", time_json(srv_sql_int(st, 5)))) <
-            0)
+                             "created", srv_time_json(srv_sql_int(st, 3)), "created_by",
+                             srv_sql_text(st, 4) ?: "", "revoked",
+                             srv_time_json(srv_sql_int(st, 5)))) < 0)
             return -ENOMEM;
     if (r < 0)
         return r;
@@ -161,14 +153,9 @@ int srv_token_list(struct srv_db *db, json_t **ret) {
 }
 
 int srv_token_get(struct srv_db *db, const char *id, json_t **ret) {
-    _cleanup_(json_decrefp) json_t *a = NULL;
+    json_t *a = NULL;
     int r = tokens_json(db, id, &a);
-    if (r < 0)
-        return r;
-    if (json_array_size(a) != 1)
-        return -ENOENT;
-    *ret = json_incref(json_array_get(a, 0));
-    return 0;
+    return r < 0 ? r : srv_json_single(a, ret);
 }
 
 int srv_token_revoke(struct srv_db *db, const char *id, time_t now) {

@@ -27,14 +27,6 @@ bool srv_event_known(const char *name) {
     return false;
 }
 
-static json_t *time_json(time_t t) {
-    char when[RFC3339_BUFLEN];
-    if (!t)
-        return json_null();
-    rfc3339_format(t, when);
-    return json_string(when);
-}
-
 int srv_event_emit(struct srv_db *db, time_t now, const char *event, json_t *data) {
     _cleanup_stmt_ struct srv_stmt *st = NULL;
     _cleanup_(json_decrefp) json_t *body = NULL;
@@ -44,7 +36,7 @@ int srv_event_emit(struct srv_db *db, time_t now, const char *event, json_t *dat
 
     if (r < 0)
         return r;
-    body = json_pack("{s:s, s:s, s:o, s:O}", "id", id, "event", event, "time", time_json(now),
+    body = json_pack("{s:s, s:s, s:o, s:O}", "id", id, "event", event, "time", srv_time_json(now),
                      "data", data);
     text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     if (!text)
@@ -182,11 +174,12 @@ static int webhooks_json(struct srv_db *db, int64_t only, json_t **ret) {
         r = events_of(db, id, &ev);
         if (r < 0)
             return r;
-        if (json_array_append_new(
-                a, json_pack("{s:I, s:s, s:o, s:s, s:o, s:s}", "id", (json_int_t)id, "url",
-                             srv_sql_text(st, 1) ?: "", "events", ev, "description",
-                             srv_sql_text(st, 2) ?: "", "created", time_json(srv_sql_int(st, 3)),
-                             "created_by", srv_sql_text(st, 4) ?: "")) < 0)
+        if (json_array_append_new(a,
+                                  json_pack("{s:I, s:s, s:o, s:s, s:o, s:s}", "id", (json_int_t)id,
+                                            "url", srv_sql_text(st, 1) ?: "", "events", ev,
+                                            "description", srv_sql_text(st, 2) ?: "", "created",
+                                            srv_time_json(srv_sql_int(st, 3)), "created_by",
+                                            srv_sql_text(st, 4) ?: "")) < 0)
             return -ENOMEM;
     }
     if (r < 0)
@@ -196,14 +189,9 @@ static int webhooks_json(struct srv_db *db, int64_t only, json_t **ret) {
 }
 
 int srv_webhook_get(struct srv_db *db, int64_t id, json_t **ret) {
-    _cleanup_(json_decrefp) json_t *a = NULL;
+    json_t *a = NULL;
     int r = webhooks_json(db, id, &a);
-    if (r < 0)
-        return r;
-    if (json_array_size(a) != 1)
-        return -ENOENT;
-    *ret = json_incref(json_array_get(a, 0));
-    return 0;
+    return r < 0 ? r : srv_json_single(a, ret);
 }
 
 int srv_webhook_list(struct srv_db *db, json_t **ret) {
@@ -233,7 +221,7 @@ static int attempts_of(struct srv_db *db, int64_t id, json_t **ret) {
         return -ENOMEM;
     while ((r = srv_sql_step(st)) == 1)
         if (json_array_append_new(
-                a, json_pack("{s:o, s:I, s:I, s:s, s:I}", "time", time_json(srv_sql_int(st, 0)),
+                a, json_pack("{s:o, s:I, s:I, s:s, s:I}", "time", srv_time_json(srv_sql_int(st, 0)),
                              "unix_time", (json_int_t)srv_sql_int(st, 0), "status",
                              (json_int_t)srv_sql_int(st, 1), "error", srv_sql_text(st, 2) ?: "",
                              "duration_ms", (json_int_t)srv_sql_int(st, 3))) < 0)
@@ -280,12 +268,13 @@ int srv_delivery_list(struct srv_db *db, const struct srv_delivery_filter *f, js
                 a, json_pack("{s:I, s:I, s:s, s:o, s:o, s:s, s:I, s:o, s:I, s:s, s:o, s:o}", "id",
                              (json_int_t)id, "webhook_id", (json_int_t)srv_sql_int(st, 1), "event",
                              srv_sql_text(st, 2) ?: "", "payload", payload ? payload : json_null(),
-                             "created", time_json(srv_sql_int(st, 4)), "state", state, "attempts",
-                             (json_int_t)srv_sql_int(st, 6), "next_attempt",
-                             strcmp(state, "pending") ? json_null() : time_json(srv_sql_int(st, 7)),
+                             "created", srv_time_json(srv_sql_int(st, 4)), "state", state,
+                             "attempts", (json_int_t)srv_sql_int(st, 6), "next_attempt",
+                             strcmp(state, "pending") ? json_null()
+                                                      : srv_time_json(srv_sql_int(st, 7)),
                              "last_status", (json_int_t)srv_sql_int(st, 8), "last_error",
-                             srv_sql_text(st, 9) ?: "", "finished", time_json(srv_sql_int(st, 10)),
-                             "attempt_log", attempts)) < 0)
+                             srv_sql_text(st, 9) ?: "", "finished",
+                             srv_time_json(srv_sql_int(st, 10)), "attempt_log", attempts)) < 0)
             return -ENOMEM;
     }
     if (r < 0)

@@ -1302,6 +1302,24 @@ static long long scalar_id(struct srv_db *db, const char *sql, int64_t id) {
     return srv_sql_scalar(db, sql, &v, 1, id) == 0 ? (long long)v : -1;
 }
 
+/* A database just migrated: every table (tables_sql: the backend's query
+ * counting those named after it), a license that will be kept, and an
+ * audit log that is append-only whoever writes to the database. */
+static void fresh_schema(struct srv_db *db, const char *tables_sql) {
+    char sql[300];
+    snprintf(sql, sizeof(sql),
+             "%s('licenses', 'activations', 'flags', 'audit', 'tokens', "
+             "'webhooks', 'deliveries')",
+             tables_sql);
+    assert_int_equal(scalar(db, sql), 7);
+    make_license(db, "KEEP-ME", CERT_PERPETUAL, 0, 3600, 1);
+    assert_int_equal(srv_db_exec(db, "INSERT INTO audit (time, actor, action, target) VALUES "
+                                     "(1, 'test', 'test', 'x')"),
+                     0);
+    assert_int_equal(srv_db_exec(db, "UPDATE audit SET actor = 'someone else'"), -EPERM);
+    assert_int_equal(srv_db_exec(db, "DELETE FROM audit"), -EPERM);
+}
+
 /* PostgreSQL: a new database gets every step, re-opening runs nothing
  * twice, a newer schema is refused untouched, the append-only audit log is
  * enforced, and a server that does not answer is named. (There is no
@@ -1315,16 +1333,7 @@ static void pg_migrations(void) {
     assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), 0);
     assert_int_equal(srv_db_version(db), SRV_SCHEMA_VERSION);
     assert_int_equal(scalar(db, "SELECT COUNT(*) FROM schema_migrations"), SRV_SCHEMA_VERSION);
-    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM information_schema.tables WHERE "
-                                "table_name IN ('licenses', 'activations', 'flags', 'audit', "
-                                "'tokens', 'webhooks', 'deliveries')"),
-                     7);
-    make_license(db, "KEEP-ME", CERT_PERPETUAL, 0, 3600, 1);
-    assert_int_equal(srv_db_exec(db, "INSERT INTO audit (time, actor, action, target) VALUES "
-                                     "(1, 'test', 'test', 'x')"),
-                     0);
-    assert_int_equal(srv_db_exec(db, "UPDATE audit SET actor = 'someone else'"), -EPERM);
-    assert_int_equal(srv_db_exec(db, "DELETE FROM audit"), -EPERM);
+    fresh_schema(db, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name IN ");
     srv_db_close(db);
 
     assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), 0);
@@ -1364,18 +1373,8 @@ static void schema_migrations_and_reopening(void **state) {
     fclose(f);
     assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), 0);
     assert_int_equal(srv_db_version(db), SRV_SCHEMA_VERSION);
-    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
-                                "name IN ('licenses', 'activations', 'flags', 'audit', 'tokens', "
-                                "'webhooks', 'deliveries')"),
-                     7);
+    fresh_schema(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ");
     assert_int_equal(scalar(db, "PRAGMA foreign_keys"), 1);
-    make_license(db, "KEEP-ME", CERT_PERPETUAL, 0, 3600, 1);
-    /* the audit log is append-only, whoever writes to the file */
-    assert_int_equal(srv_db_exec(db, "INSERT INTO audit (time, actor, action, target) VALUES "
-                                     "(1, 'test', 'test', 'x')"),
-                     0);
-    assert_int_equal(srv_db_exec(db, "UPDATE audit SET actor = 'someone else'"), -EPERM);
-    assert_int_equal(srv_db_exec(db, "DELETE FROM audit"), -EPERM);
     srv_db_close(db);
 
     /* re-opening keeps the data, runs nothing twice */
