@@ -102,9 +102,10 @@ uniq_last = $(if $(1),$(call uniq_last,$(filter-out $(lastword $(1)),$(1))) $(la
 link_libs = $(call uniq_last,$(call lib_closure,$(1)))
 
 define LIB_template
-$(B)/lib$(1).a: $(call objs,$($(1)_SRCS))
+$(B)/lib$(1).a: $(call objs,$($(1)_SRCS)) $(wildcard */*.mk)
 	@mkdir -p $$(@D)
-	$$(AR) rcs $$@ $$^
+	@rm -f $$@ # ar keeps members it is not given: an object moved away would stay
+	$$(AR) rcs $$@ $$(filter %.o,$$^)
 $(call objs,$($(1)_SRCS)): EXTRA_CFLAGS = $$(call pc_cflags,$$(sort $$(call lib_pkgs,$(1)))) $($(1)_CFLAGS)
 endef
 

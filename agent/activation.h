@@ -1,34 +1,44 @@
-/* Applying a license certificate (verify, bind to this machine and this
- * TPM's counter, store in NV, take into memory) and the offline activation
- * endpoints that use it (activation.c). */
+/* Activation requests (SPEC section 5, seed 000): the activation
+ * certificate an appliance sends to the vendor, offline by mail or online
+ * to the license server. It carries this machine's component digests, its
+ * EK (certificate when present), the usage counter's index, name and value
+ * now (the vendor signs that value back as the base), a nonce and what the
+ * operator gave. Pure: no TPM, no HTTP; the ledger supplies the counter. */
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-#include <jansson.h>
+#include "agent/outcome.h"
+#include "cert/cert.h"
+#include "common/licensecode.h"
 
-struct agent;
-struct http_request;
-struct http_response;
+/* What the operator gives (POST /v1/management/license and
+ * .../offlineactivation). */
+struct activation_fields {
+    char license[LICENSE_CODE_MAX + 1];
+    char username[129];
+    char email_address[129];
+    char company_name[129];
+};
 
-/* Verifies cert against the vendor key, this machine's digests and this
- * TPM's usage counter; with expect_code, that it is for that license code.
- * With store, writes it to the TPM first. Only then does the in-memory
- * license change. Returns 0, or -EINVAL (refused: reason says why), or
- * another negative errno (TPM failure: reason says why). */
-int agent_license_apply(struct agent *a, const char *cert, size_t len, const char *expect_code,
-                        bool store, char *reason, size_t reasonlen);
+/* What the agent knows of this machine and its TPM. Pointers are borrowed. */
+struct activation_machine {
+    const char *computer_id;
+    const struct hwid_digests *digests;
+    const uint8_t *ek_spki;
+    size_t ek_spki_len;
+    const uint8_t *ek_cert; /* NULL when the TPM has none */
+    size_t ek_cert_len;
+    bool tpm_software;
+    uint32_t counter_index;
+    const uint8_t *counter_name;
+    size_t counter_name_len;
+    uint64_t counter_value;
+};
 
-/* Builds an activation certificate (malloc'ed text) from a request body
- * {"license", "username"?, "email_address"?, "company_name"?}: this
- * machine's digests, its EK, and the usage counter's value now; ret_nonce
- * gets its nonce. On failure the response is set (messages start with
- * what) and a negative errno returned. */
-int agent_activation_make(struct agent *a, json_t *body, const char *what, char **ret_text,
-                          char ret_nonce[33], struct http_response *resp);
-
-void agent_post_offlineactivation(void *ud, const struct http_request *req,
-                                  struct http_response *resp);
-void agent_put_offlineactivation(void *ud, const struct http_request *req,
-                                 struct http_response *resp);
+/* Builds the activation certificate: *ret_text is malloc'ed; ret_nonce gets
+ * its nonce (32 hex digits). false with *o set on failure. */
+bool activation_build(const struct activation_machine *m, const struct activation_fields *f,
+                      char **ret_text, char ret_nonce[33], struct outcome *o);

@@ -1,6 +1,11 @@
-# agent/: tpmlicd.
+# agent/: tpmlicd. docs/agent.md says which file owns what and which way
+# calls go (routes, validator -> ledger -> leases, grace, license, store ->
+# tpmio -> tpm/).
 LIBS_ALL += agent
-agent_SRCS := agent/clock.c agent/grace.c agent/online.c agent/licensing.c agent/tpminfo.c agent/config.c agent/store.c agent/privs.c agent/license.c agent/identity.c agent/api.c agent/activation.c agent/netconf.c agent/run.c agent/usage.c
+agent_SRCS := agent/clock.c agent/grace.c agent/leases.c agent/license.c agent/snapshot.c \
+              agent/store.c agent/tpmio.c agent/activation.c agent/ledger.c agent/online.c \
+              agent/validator.c agent/render.c agent/routes.c agent/netconf.c agent/config.c \
+              agent/privs.c agent/identity.c agent/tpminfo.c agent/run.c
 agent_PKGS := openssl inih jansson libsystemd libcurl
 agent_DEPS := agenthttp cert hwid hwidid tpm common
 

@@ -6,14 +6,16 @@
 
 #include <jansson.h>
 
+#include "agent/tpmio.h"
 #include "common/macro.h"
 #include "hwid/hwid.h"
-#include "tpm/tpm.h"
 
-int agent_identity(const char *tcti, bool allow_no_tpm, struct tpm_ctx **ret_tpm,
+DEFINE_PTR_CLEANUP(struct tpmio, tpmio_free)
+
+int agent_identity(const char *tcti, bool allow_no_tpm, struct tpmio **ret_tpm,
                    struct hwid_info **ret_info, struct tpm_ek *ret_ek, char *err, size_t errlen) {
     _cleanup_(hwid_info_freep) struct hwid_info *info = NULL;
-    _cleanup_(tpm_closep) struct tpm_ctx *tpm = NULL;
+    _cleanup_(tpmio_freep) struct tpmio *tpm = NULL;
     struct tpm_ek ek = {0};
     char terr[256];
     int r;
@@ -30,7 +32,7 @@ int agent_identity(const char *tcti, bool allow_no_tpm, struct tpm_ctx **ret_tpm
     if (r < 0)
         goto fail_hwid;
 
-    r = tpm_open(tcti, 0, &tpm, terr, sizeof(terr));
+    r = tpmio_open(tcti, &tpm, terr, sizeof(terr));
     if (r < 0) {
         if (!allow_no_tpm) {
             snprintf(err, errlen,
@@ -39,13 +41,16 @@ int agent_identity(const char *tcti, bool allow_no_tpm, struct tpm_ctx **ret_tpm
                      terr);
             return r;
         }
-        r = hwid_set_no_tpm(info, terr);
+        r = tpmio_new_absent("no TPM (started with --allow-no-tpm)", &tpm);
+        if (r == 0)
+            r = hwid_set_no_tpm(info, terr);
         if (r < 0)
             goto fail_hwid;
     } else {
-        r = tpm_ek_rsa(tpm, 0, &ek);
+        char why[TPMIO_WHY_LEN] = "";
+        r = tpmio_ek(tpm, &ek, why);
         if (r < 0) {
-            snprintf(err, errlen, "reading the TPM endorsement key: %s", tpm_last_error(tpm));
+            snprintf(err, errlen, "%s", why);
             return r;
         }
         r = hwid_set_ek(info, ek.spki_der, ek.spki_len, ek.origin);
@@ -62,10 +67,7 @@ int agent_identity(const char *tcti, bool allow_no_tpm, struct tpm_ctx **ret_tpm
                  "and no physical NIC");
         return r;
     }
-    if (ret_ek)
-        *ret_ek = ek;
-    else
-        tpm_ek_clear(&ek);
+    *ret_ek = ek;
     *ret_tpm = TAKE_PTR(tpm);
     *ret_info = TAKE_PTR(info);
     return 0;
@@ -78,13 +80,15 @@ fail_hwid:
 int agent_print_computer_id(const char *tcti, bool allow_no_tpm, bool explain, bool json, char *err,
                             size_t errlen) {
     _cleanup_(hwid_info_freep) struct hwid_info *info = NULL;
-    _cleanup_(tpm_closep) struct tpm_ctx *tpm = NULL;
+    _cleanup_(tpmio_freep) struct tpmio *tpm = NULL;
     _cleanup_(json_decrefp) json_t *j = NULL;
+    struct tpm_ek ek;
     int r;
 
-    r = agent_identity(tcti, allow_no_tpm, &tpm, &info, NULL, err, errlen);
+    r = agent_identity(tcti, allow_no_tpm, &tpm, &info, &ek, err, errlen);
     if (r < 0)
         return r;
+    tpm_ek_clear(&ek);
     if (json) {
         r = explain ? hwid_explain_json(info, HWID_POLICY_DEFAULT, &j) : hwid_id_json(info, &j);
         if (r < 0 || json_dumpf(j, stdout, JSON_INDENT(2) | JSON_SORT_KEYS) < 0) {

@@ -5,18 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
-void license_format_time(time_t t, char *buf, size_t len) {
-    struct tm tm;
-    if (t == 0 || !gmtime_r(&t, &tm)) {
-        snprintf(buf, len, "%s", "");
-        return;
-    }
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
+#include "common/timefmt.h"
 
 enum license_verdict license_decide(const struct license_view *l, const char *feature, time_t now,
                                     char *reason, size_t reasonlen) {
-    char when[32];
+    char when[RFC3339_BUFLEN];
 
     if (!l->present) {
         snprintf(reason, reasonlen, "License is invalid");
@@ -28,7 +21,7 @@ enum license_verdict license_decide(const struct license_view *l, const char *fe
         return VERDICT_REFUSED;
     }
     if (l->online.grace_over || (l->online.grace_end && now >= l->online.grace_end)) {
-        license_format_time(l->online.grace_end, when, sizeof(when));
+        rfc3339_format(l->online.grace_end, when);
         snprintf(reason, reasonlen,
                  "License could not be validated with the license server and the grace period "
                  "is over%s%s",
@@ -36,12 +29,12 @@ enum license_verdict license_decide(const struct license_view *l, const char *fe
         return VERDICT_NOT_VALIDATED;
     }
     if (l->not_before && now < l->not_before) {
-        license_format_time(l->not_before, when, sizeof(when));
+        rfc3339_format(l->not_before, when);
         snprintf(reason, reasonlen, "License is not valid before %s", when);
         return VERDICT_NOT_YET_VALID;
     }
     if (l->expiry && now >= l->expiry) {
-        license_format_time(l->expiry, when, sizeof(when));
+        rfc3339_format(l->expiry, when);
         snprintf(reason, reasonlen, "License expired on %s", when);
         return VERDICT_EXPIRED;
     }
@@ -57,9 +50,4 @@ enum license_verdict license_decide(const struct license_view *l, const char *fe
     }
     snprintf(reason, reasonlen, "License is valid");
     return VERDICT_ALLOWED;
-}
-
-const char *license_code_tail(const char *code) {
-    size_t n = strlen(code);
-    return n > 4 ? code + n - 4 : code;
 }

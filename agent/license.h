@@ -54,9 +54,3 @@ enum license_verdict {
  * feature? Writes a one-line reason (no prefix) into reason. */
 enum license_verdict license_decide(const struct license_view *l, const char *feature, time_t now,
                                     char *reason, size_t reasonlen);
-
-/* RFC 3339 UTC "2026-11-23T06:59:32Z"; "" for 0. */
-void license_format_time(time_t t, char *buf, size_t len);
-
-/* What logs show of a license code: never all of it ("...1001"). */
-const char *license_code_tail(const char *code);

@@ -1,6 +1,5 @@
-/* tpmlicd: the licensing agent (SPEC section 9). This build answers the
- * diagnostic modes (--tpm-info); the UNIX-socket service comes with the
- * agent itself. */
+/* tpmlicd: the licensing agent (SPEC section 9): the diagnostic modes
+ * (--tpm-info, --print-computer-id) and the daemon. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,5 +43,5 @@ int main(int argc, char **argv) {
     }
     r = agent_run(&cfg);
     agent_config_free(&cfg);
-    return r < 0 ? 1 : 0;
+    return r != 0 ? 1 : 0;
 }

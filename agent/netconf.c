@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/json.h"
 #include "common/macro.h"
 
 static bool host_ok(const char *s) {
@@ -46,26 +47,24 @@ static int parse_port(json_t *p, long *ret) {
 
 int agent_netconf_set(const char *state_dir, json_t *body, json_t **ret_shown, char *err,
                       size_t errlen) {
+    static const char *const top[] = {"http_configuration", NULL};
+    static const char *const keys[] = {"ip", "port", "user", "password", NULL};
     json_t *hc = json_object_get(body, "http_configuration");
     json_t *ip, *port, *user, *pass, *stored = NULL, *shown = NULL;
-    const char *key;
-    json_t *v;
-    char path[4096], tmp[4200];
+    char path[4096], tmp[4200], msg[200], text[257];
+    struct cj c = {.msg = msg, .msglen = sizeof(msg)};
     long portnum = 0;
     int fd, r;
 
-    if (!json_is_object(hc) || json_object_size(body) != 1) {
+    if (!json_is_object(hc) || !cj_only_keys(&c, body, "", top)) {
         snprintf(err, errlen,
                  "the body must be {\"http_configuration\": {\"ip\": ..., \"port\": "
                  "..., \"user\": ..., \"password\": ...}}");
         return -EINVAL;
     }
-    json_object_foreach(hc, key, v) {
-        if (strcmp(key, "ip") && strcmp(key, "port") && strcmp(key, "user") &&
-            strcmp(key, "password")) {
-            snprintf(err, errlen, "http_configuration: unknown field '%.40s'", key);
-            return -EINVAL;
-        }
+    if (!cj_only_keys(&c, hc, "http_configuration: ", keys)) {
+        snprintf(err, errlen, "%s", msg);
+        return -EINVAL;
     }
     ip = json_object_get(hc, "ip");
     port = json_object_get(hc, "port");
@@ -75,10 +74,13 @@ int agent_netconf_set(const char *state_dir, json_t *body, json_t **ret_shown, c
         snprintf(err, errlen, "http_configuration.ip must be a string (\"\" for no proxy)");
         return -EINVAL;
     }
-    if ((user && !json_is_string(user)) || (pass && !json_is_string(pass))) {
-        snprintf(err, errlen, "http_configuration.user and .password must be strings");
+    if (!cj_string(&c, hc, "user", CJ_OPTIONAL, CJ_TEXT, 128, text, sizeof(text)) ||
+        !cj_string(&c, hc, "password", CJ_OPTIONAL, CJ_TEXT, 256, text, sizeof(text))) {
+        secure_wipe(text, sizeof(text));
+        snprintf(err, errlen, "http_configuration: %s", msg);
         return -EINVAL;
     }
+    secure_wipe(text, sizeof(text));
     if (json_string_length(ip) == 0) {
         stored = json_pack("{s:s}", "ip", "");
     } else {

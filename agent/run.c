@@ -1,9 +1,11 @@
 /* tpmlicd's daemon: start-up in the order SPEC section 9 and STYLE habit 9
  * ask for (root-only inputs, TPM, computer ID, license from NV, socket,
- * privilege drop, serve), READY=1 to systemd, a TPM health watch, and an
- * orderly stop on SIGTERM/SIGINT. */
+ * privilege drop, serve), READY=1 to systemd, housekeeping on the main
+ * thread between signals, and a stop in reverse order that joins every
+ * thread before freeing what it uses. */
 #include "agent/run.h"
 
+#include <errno.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -15,251 +17,142 @@
 #include <openssl/pem.h>
 #include <systemd/sd-daemon.h>
 
-#include "agent/activation.h"
-#include "agent/agent.h"
-#include "agent/api.h"
+#include "agent/clock.h"
+#include "agent/config.h"
 #include "agent/http.h"
 #include "agent/identity.h"
-#include "agent/licensing.h"
+#include "agent/ledger.h"
 #include "agent/online.h"
-#include "agent/nvlayout.h"
 #include "agent/privs.h"
+#include "agent/routes.h"
+#include "agent/tpmio.h"
+#include "agent/validator.h"
 #include "common/log.h"
 #include "hwid/hwid.h"
-#include "tpm/tpm.h"
 
-void agent_tpm_failed(struct agent *a, int err, const char *what) {
-    atomic_fetch_add(&a->tpm_errors, 1);
-    snprintf(a->tpm_error, sizeof(a->tpm_error), "%s: %s", what,
-             a->tpm ? tpm_last_error(a->tpm) : strerror(-err));
-    log_error("%s", a->tpm_error);
-    if (err == -ENODEV && a->tpm) {
-        /* the connection is gone: the watch reopens it when the TPM is back */
-        tpm_close(a->tpm);
-        a->tpm = NULL;
-    }
-}
+/* Everything the daemon holds; freed in reverse order of creation. */
+struct daemon {
+    struct agent_config *cfg;
+    EVP_PKEY *vendor_key;
+    struct tpmio *tpm;
+    struct hwid_info *hwid;
+    struct tpm_ek ek;
+    struct ledger *ledger;
+    struct validator *validator;
+    struct routes_ctx routes;
+    struct http_server *http;
+    int listen_fd;
+    bool curl;
+};
 
-/* The counter our certificates are bound to: its TPM name and value. */
-static int read_counter(struct agent *a) {
-    uint32_t index = agent_nv_index(a->cfg->nv_base, AGENT_NV_COUNTER);
-    struct tpm_nv_public pub;
-    int r;
-
-    r = tpm_nv_public(a->tpm, index, &pub);
-    if (r == 0)
-        r = tpm_counter_read(a->tpm, index, &a->counter_value);
-    if (r < 0)
-        return r;
-    a->counter.index = index;
-    a->counter.name_len = pub.name_len;
-    memcpy(a->counter.name, pub.name, pub.name_len);
-    return 0;
-}
-
-/* Watches the TPM: a failing ReadClock marks it lost (status, metrics);
- * a lost TPM is reopened when it answers again. Checks keep being answered
- * from memory either way. */
-static void *tpm_watch(void *arg) {
-    struct agent *a = arg;
-    struct tpm_clock clk;
-    char err[256];
-
-    for (;;) {
-        sleep(a->cfg->tpm_watch_secs);
-        pthread_mutex_lock(&a->usage.lock); /* read_counter sets counter_value */
-        pthread_mutex_lock(&a->tpm_lock);
-        if (a->tpm && tpm_read_clock(a->tpm, &clk) < 0) {
-            agent_tpm_failed(a, -ENODEV, "TPM lost");
-            tpm_close(a->tpm);
-            a->tpm = NULL;
-        }
-        if (!a->tpm && a->tpm_present) {
-            struct tpm_ctx *t = NULL;
-            if (tpm_open(a->cfg->tcti, 0, &t, err, sizeof(err)) == 0) {
-                a->tpm = t;
-                if (read_counter(a) == 0) {
-                    a->tpm_error[0] = '\0';
-                    log_info("TPM answers again at %s", a->cfg->tcti);
-                }
-            }
-        }
-        pthread_mutex_unlock(&a->tpm_lock);
-        pthread_mutex_unlock(&a->usage.lock);
-    }
-    return NULL;
-}
-
-static int load_vendor_key(struct agent *a, char *err, size_t errlen) {
-    FILE *f = fopen(a->cfg->vendor_key, "re");
+static int load_vendor_key(struct daemon *d, char *err, size_t errlen) {
+    FILE *f = fopen(d->cfg->vendor_key, "re");
     if (!f) {
         int r = -errno;
-        snprintf(err, errlen, "cannot read the vendor public key %s: %s", a->cfg->vendor_key,
+        snprintf(err, errlen, "cannot read the vendor public key %s: %s", d->cfg->vendor_key,
                  strerror(errno));
         return r;
     }
-    a->vendor_key = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+    d->vendor_key = PEM_read_PUBKEY(f, NULL, NULL, NULL);
     fclose(f);
-    if (!a->vendor_key || EVP_PKEY_get_base_id(a->vendor_key) != EVP_PKEY_ED25519) {
-        snprintf(err, errlen, "%s is not an Ed25519 public key in PEM", a->cfg->vendor_key);
+    if (!d->vendor_key || EVP_PKEY_get_base_id(d->vendor_key) != EVP_PKEY_ED25519) {
+        snprintf(err, errlen, "%s is not an Ed25519 public key in PEM", d->cfg->vendor_key);
         return -EINVAL;
     }
     return 0;
 }
 
-/* Reads the license from NV and verifies it; a stored license that does not
- * verify leaves the agent unlicensed with the reason in license_problem. */
-static void load_license(struct agent *a) {
-    _cleanup_free_ char *cert = NULL;
-    size_t len = 0;
-    int r;
-
-    r = agent_store_read_state(a->tpm, a->cfg->nv_base, &a->state);
-    if (r < 0) {
-        log_warn("agent state in NV is unreadable (%s); starting from defaults",
-                 r == -EBADMSG ? "damaged record" : tpm_last_error(a->tpm));
-        memset(&a->state, 0, sizeof(a->state));
-    }
-    r = agent_store_read_license(a->tpm, a->cfg->nv_base, &cert, &len);
-    if (r == -EBADMSG) {
-        snprintf(a->license_problem, sizeof(a->license_problem),
-                 "the license record in the TPM is damaged (interrupted write): apply the license "
-                 "certificate again");
-        log_error("%s", a->license_problem);
-        return;
-    }
-    if (r < 0) {
-        snprintf(a->license_problem, sizeof(a->license_problem),
-                 "the license record in the TPM is unreadable: %s", tpm_last_error(a->tpm));
-        log_error("%s", a->license_problem);
-        return;
-    }
-    if (!cert) {
-        log_info("no license applied");
-        return;
-    }
-    r = agent_license_apply(a, cert, len, NULL, false, a->license_problem,
-                            sizeof(a->license_problem));
-    if (r < 0)
-        log_error("the stored license is not accepted: %s", a->license_problem);
-    else
-        log_info("license ...%s for product %s loaded from the TPM", license_code_tail(a->lic.code),
-                 a->lic.product);
-}
-
-static int open_socket(struct agent *a, gid_t gid, bool have_gid, int *ret_fd, char *err,
-                       size_t errlen) {
-    int r = http_listen_systemd(ret_fd);
+static int open_socket(struct daemon *d, gid_t gid, bool have_gid, char *err, size_t errlen) {
+    int r = http_listen_systemd(&d->listen_fd);
     if (r == 0) {
         log_info("serving on the socket passed by systemd");
         return 0;
     }
     if (r != -ENOENT) {
         snprintf(err, errlen,
-                 "the socket passed by systemd is not one listening AF_UNIX stream "
-                 "socket");
+                 "the socket passed by systemd is not one listening AF_UNIX stream socket");
         return r;
     }
-    r = http_listen_unix(a->cfg->socket_path, (mode_t)a->cfg->socket_mode,
-                         have_gid ? gid : (gid_t)-1, ret_fd);
+    r = http_listen_unix(d->cfg->socket_path, (mode_t)d->cfg->socket_mode,
+                         have_gid ? gid : (gid_t)-1, &d->listen_fd);
     if (r < 0)
-        snprintf(err, errlen, "cannot listen on %s: %s", a->cfg->socket_path,
+        snprintf(err, errlen, "cannot listen on %s: %s", d->cfg->socket_path,
                  r == -EADDRINUSE ? "another agent is serving there" : strerror(-r));
     return r;
 }
 
 /* The state directory belongs to the service user, so the agent can still
  * write it after dropping root. */
-static int prepare_state_dir(struct agent *a, char *err, size_t errlen) {
+static int prepare_state_dir(struct daemon *d, char *err, size_t errlen) {
     struct passwd pw, *res = NULL;
     char buf[4096];
 
-    if (mkdir(a->cfg->state_dir, 0750) < 0 && errno != EEXIST) {
+    if (mkdir(d->cfg->state_dir, 0750) < 0 && errno != EEXIST) {
         int r = -errno;
-        snprintf(err, errlen, "cannot create state directory %s: %s", a->cfg->state_dir,
+        snprintf(err, errlen, "cannot create state directory %s: %s", d->cfg->state_dir,
                  strerror(errno));
         return r;
     }
-    if (a->cfg->user && getpwnam_r(a->cfg->user, &pw, buf, sizeof(buf), &res) == 0 && res &&
-        chown(a->cfg->state_dir, pw.pw_uid, pw.pw_gid) < 0) {
+    if (d->cfg->user && getpwnam_r(d->cfg->user, &pw, buf, sizeof(buf), &res) == 0 && res &&
+        chown(d->cfg->state_dir, pw.pw_uid, pw.pw_gid) < 0) {
         int r = -errno;
-        snprintf(err, errlen, "cannot give %s to user %s: %s", a->cfg->state_dir, a->cfg->user,
+        snprintf(err, errlen, "cannot give %s to user %s: %s", d->cfg->state_dir, d->cfg->user,
                  strerror(errno));
         return r;
     }
     return 0;
 }
 
-int agent_run(struct agent_config *cfg) {
-    struct agent a = {.cfg = cfg};
+static int start(struct daemon *d, char *err, size_t errlen) {
+    struct agent_config *cfg = d->cfg;
     struct http_server_config hc = {0};
-    struct tpm_ek ek = {0};
     gid_t service_gid = 0, admin_gid = 0;
     bool have_service, have_admin;
-    pthread_t watch;
-    sigset_t sigs;
-    char err[512];
-    int fd = -1, sig, r;
+    struct tpmio_health h;
+    int r;
 
-    pthread_mutex_init(&a.tpm_lock, NULL);
-    pthread_rwlock_init(&a.lock, NULL);
-    agent_usage_init(&a.usage);
-    a.started = time(NULL);
     if (online_global_init() < 0) {
-        log_error("cannot initialise libcurl");
-        return 1;
+        snprintf(err, errlen, "cannot initialise libcurl");
+        return -EIO;
     }
-
-    /* Signals are taken by sigwait below; block them before any thread. */
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    d->curl = true;
 
     /* 1. root-only inputs, the TPM, the computer ID */
-    r = load_vendor_key(&a, err, sizeof(err));
+    r = load_vendor_key(d, err, errlen);
     if (r < 0)
-        goto fail;
-    r = agent_identity(cfg->tcti, cfg->allow_no_tpm, &a.tpm, &a.hwid, &ek, err, sizeof(err));
+        return r;
+    r = agent_identity(cfg->tcti, cfg->allow_no_tpm, &d->tpm, &d->hwid, &d->ek, err, errlen);
     if (r < 0)
-        goto fail;
-    a.ek_spki = ek.spki_der;
-    a.ek_spki_len = ek.spki_len;
-    a.ek_cert = ek.cert_der;
-    a.ek_cert_len = ek.cert_len;
-    if (a.tpm) {
-        struct tpm_info info;
-        tpm_get_info(a.tpm, &info);
-        a.tpm_software = info.is_software;
-    }
-    a.tpm_present = a.tpm != NULL;
-    snprintf(a.computer_id, sizeof(a.computer_id), "%s", a.hwid->computer_id);
-    log_info("computer ID %s%s", a.computer_id, a.tpm ? "" : " (no TPM: development only)");
+        return r;
+    tpmio_health(d->tpm, &h);
+    log_info("computer ID %s%s", d->hwid->computer_id,
+             h.present ? "" : " (no TPM: development only)");
 
-    /* 2. our NV indices, then the license from NV */
-    if (a.tpm) {
-        unsigned created = 0;
-        r = agent_store_ensure(a.tpm, cfg->nv_base, &created);
+    /* 2. the license from NV */
+    {
+        struct tpm_info info = {0};
+        struct ledger_config lc = {
+            .nv_base = cfg->nv_base,
+            .vendor_key = d->vendor_key,
+            .server_configured = cfg->server && *cfg->server,
+            .computer_id = d->hwid->computer_id,
+            .digests = &d->hwid->digests,
+            .ek_spki = d->ek.spki_der,
+            .ek_spki_len = d->ek.spki_len,
+            .ek_cert = d->ek.cert_der,
+            .ek_cert_len = d->ek.cert_len,
+        };
+        if (h.present && tpmio_info(d->tpm, &info) == 0)
+            lc.tpm_software = info.is_software;
+        r = ledger_new(&lc, d->tpm, &d->ledger);
         if (r < 0) {
-            snprintf(err, sizeof(err), "the agent's NV indices at 0x%08x: %s", cfg->nv_base,
-                     tpm_last_error(a.tpm));
-            goto fail;
+            snprintf(err, errlen, "out of memory");
+            return r;
         }
-        if (created)
-            log_info("defined the agent's NV indices at 0x%08x", cfg->nv_base);
-        r = read_counter(&a);
-        if (r < 0) {
-            snprintf(err, sizeof(err), "reading the usage counter: %s", tpm_last_error(a.tpm));
-            goto fail;
-        }
-        load_license(&a);
-    } else {
-        snprintf(a.tpm_error, sizeof(a.tpm_error), "no TPM (started with --allow-no-tpm)");
-        snprintf(a.license_problem, sizeof(a.license_problem),
-                 "no TPM: a license cannot be kept without one");
     }
+    r = ledger_load(d->ledger, h.present, err, errlen);
+    if (r < 0)
+        return r;
 
     /* 3. the socket, owned by the service group */
     have_service = http_resolve_group(cfg->service_group, &service_gid) == 0;
@@ -270,25 +163,39 @@ int agent_run(struct agent_config *cfg) {
     if (!have_admin)
         log_warn("group %s does not exist: only root may use the management endpoints",
                  cfg->admin_group);
-    r = prepare_state_dir(&a, err, sizeof(err));
+    r = prepare_state_dir(d, err, errlen);
     if (r < 0)
-        goto fail;
-    r = open_socket(&a, service_gid, have_service, &fd, err, sizeof(err));
+        return r;
+    r = open_socket(d, service_gid, have_service, err, errlen);
     if (r < 0)
-        goto fail;
+        return r;
 
     /* 4. root is no longer needed */
     if (cfg->user) {
-        r = agent_drop_privileges(cfg->user, err, sizeof(err));
+        r = agent_drop_privileges(cfg->user, err, errlen);
         if (r < 0)
-            goto fail;
+            return r;
         log_info("running as user %s", cfg->user);
     }
 
     /* 5. serve */
-    hc.listen_fd = fd;
+    r = validator_new(&(struct validator_config){.server = cfg->server,
+                                                 .server_ca = cfg->server_ca,
+                                                 .state_dir = cfg->state_dir,
+                                                 .timeout_secs = cfg->server_timeout_secs,
+                                                 .vendor_key = d->vendor_key},
+                      d->ledger, &d->validator);
+    if (r < 0) {
+        snprintf(err, errlen, "out of memory");
+        return r;
+    }
+    d->routes.ledger = d->ledger;
+    d->routes.validator = d->validator;
+    d->routes.tpm = d->tpm;
+    d->routes.state_dir = cfg->state_dir;
+    hc.listen_fd = d->listen_fd;
     hc.routes = agent_routes(&hc.nroutes);
-    hc.userdata = &a;
+    hc.userdata = &d->routes;
     hc.service_gid = service_gid;
     hc.admin_gid = admin_gid;
     hc.have_service_gid = have_service;
@@ -298,55 +205,84 @@ int agent_run(struct agent_config *cfg) {
     hc.max_connections = cfg->max_connections;
     hc.timeout_secs = cfg->timeout_secs;
     hc.threads = cfg->threads;
-    /* reservations run aside (they may write the TPM); as many may wait
-     * for their turn as there can be connections, rather than get 503 */
+    /* changes run aside (they may wait on the TPM); as many may wait for
+     * their turn as there can be connections, rather than get 503 */
     hc.max_blocking = cfg->max_connections;
-    r = agent_online_start(&a);
+    r = validator_start(d->validator);
     if (r < 0) {
-        snprintf(err, sizeof(err), "cannot start the validation thread: %s", strerror(-r));
-        goto fail;
+        snprintf(err, errlen, "cannot start the validation thread: %s", strerror(-r));
+        return r;
     }
-    r = http_server_start(&hc, &a.http);
+    r = http_server_start(&hc, &d->http);
     if (r < 0) {
-        snprintf(err, sizeof(err), "cannot start the API server: %s", strerror(-r));
-        goto fail;
+        snprintf(err, errlen, "cannot start the API server: %s", strerror(-r));
+        return r;
     }
-    if (pthread_create(&watch, NULL, tpm_watch, &a) == 0)
-        pthread_detach(watch);
+    d->routes.http = d->http;
+    r = tpmio_start_watch(d->tpm, cfg->tpm_watch_secs);
+    if (r < 0) {
+        snprintf(err, errlen, "cannot start the TPM watch: %s", strerror(-r));
+        return r;
+    }
+    return 0;
+}
+
+static void stop(struct daemon *d) {
+    /* handlers first (they use everything), then the validator's thread
+     * (it uses the ledger), then the ledger, then the TPM */
+    http_server_stop(d->http);
+    validator_free(d->validator);
+    ledger_free(d->ledger);
+    tpmio_free(d->tpm);
+    if (d->listen_fd >= 0)
+        close(d->listen_fd);
+    hwid_info_free(d->hwid);
+    tpm_ek_clear(&d->ek);
+    EVP_PKEY_free(d->vendor_key);
+    if (d->curl)
+        online_global_cleanup();
+}
+
+/* Waits for SIGTERM or SIGINT, doing the ledger's housekeeping about once
+ * a second meanwhile. */
+static int serve(struct daemon *d, const sigset_t *sigs) {
+    for (;;) {
+        long cap = agent_clock_wait_cap_ms(), ms = cap > 0 && cap < 1000 ? cap : 1000;
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+        int sig = sigtimedwait(sigs, NULL, &ts);
+
+        if (sig == SIGTERM || sig == SIGINT)
+            return sig;
+        ledger_tick(d->ledger);
+    }
+}
+
+int agent_run(struct agent_config *cfg) {
+    struct daemon d = {.cfg = cfg, .listen_fd = -1};
+    sigset_t sigs;
+    char err[512];
+    int r, sig;
+
+    /* Signals are taken by sigtimedwait; block them before any thread. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    r = start(&d, err, sizeof(err));
+    if (r < 0) {
+        log_error("%s", err);
+        stop(&d);
+        return r;
+    }
     sd_notify(0, "READY=1\nSTATUS=serving");
     log_info("ready on %s (start-up took %lu TPM commands)", cfg->socket_path,
-             a.tpm ? tpm_command_count(a.tpm) : 0ul);
-
-    for (;;) {
-        if (sigwait(&sigs, &sig) != 0)
-            continue;
-        if (sig != SIGHUP)
-            break;
-    }
+             tpmio_command_count(d.tpm));
+    sig = serve(&d, &sigs);
     sd_notify(0, "STOPPING=1");
     log_info("stopping on signal %d", sig);
-    http_server_stop(a.http);
-    agent_online_stop(&a);
-    close(fd);
-    pthread_mutex_lock(&a.tpm_lock);
-    tpm_close(a.tpm);
-    a.tpm = NULL;
-    pthread_mutex_unlock(&a.tpm_lock);
-    hwid_info_free(a.hwid);
-    EVP_PKEY_free(a.vendor_key);
-    tpm_ek_clear(&ek);
-    online_global_cleanup();
+    stop(&d);
     return 0;
-
-fail:
-    log_error("%s", err);
-    agent_online_stop(&a);
-    online_global_cleanup();
-    if (fd >= 0)
-        close(fd);
-    tpm_close(a.tpm);
-    hwid_info_free(a.hwid);
-    EVP_PKEY_free(a.vendor_key);
-    tpm_ek_clear(&ek);
-    return r;
 }

@@ -7,7 +7,7 @@
 
 #include "agent/nvlayout.h"
 #include "common/macro.h"
-#include "tpm/tpm.h"
+#include "agent/tpmio.h"
 
 static const uint8_t license_magic[4] = {'T', 'L', 'I', 'C'};
 static const uint8_t state_magic[4] = {'T', 'L', 'S', 'T'};
@@ -109,15 +109,15 @@ int store_state_decode(const uint8_t *buf, size_t buflen, struct store_state *re
     return 0;
 }
 
-static int ensure_one(struct tpm_ctx *tpm, uint32_t index, enum tpm_nv_type type, size_t size,
-                      bool *ret_created) {
+static int ensure_one(struct tpmio *tpm, uint32_t index, enum tpm_nv_type type, size_t size,
+                      bool *ret_created, char *why) {
     struct tpm_nv_public pub;
-    int r = tpm_nv_public(tpm, index, &pub);
+    int r = tpmio_nv_public(tpm, index, &pub, why);
 
     *ret_created = false;
     if (r == -ENOENT) {
-        r = type == TPM_NV_COUNTER ? tpm_counter_define(tpm, index)
-                                   : tpm_nv_define(tpm, index, size);
+        r = type == TPM_NV_COUNTER ? tpmio_counter_define(tpm, index, why)
+                                   : tpmio_nv_define(tpm, index, size, why);
         if (r < 0)
             return r;
         *ret_created = true;
@@ -125,10 +125,10 @@ static int ensure_one(struct tpm_ctx *tpm, uint32_t index, enum tpm_nv_type type
     }
     if (r < 0)
         return r;
-    return tpm_nv_check(tpm, &pub, type, type == TPM_NV_COUNTER ? 0 : size);
+    return tpmio_nv_check(tpm, &pub, type, type == TPM_NV_COUNTER ? 0 : size, why);
 }
 
-int agent_store_ensure(struct tpm_ctx *tpm, uint32_t base, unsigned *ret_created) {
+int agent_store_ensure(struct tpmio *tpm, uint32_t base, unsigned *ret_created, char *why) {
     static const struct {
         enum agent_nv_slot slot;
         enum tpm_nv_type type;
@@ -142,8 +142,8 @@ int agent_store_ensure(struct tpm_ctx *tpm, uint32_t base, unsigned *ret_created
 
     for (size_t i = 0; i < ARRAY_SIZE(slots); i++) {
         bool c;
-        int r =
-            ensure_one(tpm, agent_nv_index(base, slots[i].slot), slots[i].type, slots[i].size, &c);
+        int r = ensure_one(tpm, agent_nv_index(base, slots[i].slot), slots[i].type, slots[i].size,
+                           &c, why);
         if (r < 0)
             return r;
         if (c)
@@ -154,14 +154,15 @@ int agent_store_ensure(struct tpm_ctx *tpm, uint32_t base, unsigned *ret_created
     return 0;
 }
 
-int agent_store_read_license(struct tpm_ctx *tpm, uint32_t base, char **ret_data, size_t *ret_len) {
+int agent_store_read_license(struct tpmio *tpm, uint32_t base, char **ret_data, size_t *ret_len,
+                             char *why) {
     _cleanup_free_ uint8_t *buf = NULL;
     const uint8_t *data;
     size_t buflen, len;
     char *out;
     int r;
 
-    r = tpm_nv_read(tpm, agent_nv_index(base, AGENT_NV_LICENSE), &buf, &buflen);
+    r = tpmio_nv_read(tpm, agent_nv_index(base, AGENT_NV_LICENSE), &buf, &buflen, why);
     if (r == -ENODATA) { /* defined, never written: no license */
         *ret_data = NULL;
         *ret_len = 0;
@@ -172,34 +173,38 @@ int agent_store_read_license(struct tpm_ctx *tpm, uint32_t base, char **ret_data
     r = store_license_decode(buf, buflen, &data, &len);
     if (r < 0)
         return r;
+    if (!len) {
+        *ret_data = NULL;
+        *ret_len = 0;
+        return 0;
+    }
     out = malloc(len + 1);
     if (!out)
         return -ENOMEM;
     memcpy(out, data, len);
     out[len] = '\0';
-    *ret_data = len ? out : NULL;
-    if (!len)
-        free(out);
+    *ret_data = out;
     *ret_len = len;
     return 0;
 }
 
-int agent_store_write_license(struct tpm_ctx *tpm, uint32_t base, const char *data, size_t len) {
+int agent_store_write_license(struct tpmio *tpm, uint32_t base, const char *data, size_t len,
+                              char *why) {
     uint8_t rec[STORE_LICENSE_INDEX_SIZE];
     int r = store_license_encode(data, len, rec);
     if (r < 0)
         return r;
     /* Only the bytes in use: header plus certificate. */
-    return tpm_nv_write(tpm, agent_nv_index(base, AGENT_NV_LICENSE), rec,
-                        STORE_LICENSE_HEADER + len);
+    return tpmio_nv_write(tpm, agent_nv_index(base, AGENT_NV_LICENSE), rec,
+                          STORE_LICENSE_HEADER + len, "storing the license certificate", why);
 }
 
-int agent_store_read_state(struct tpm_ctx *tpm, uint32_t base, struct store_state *ret) {
+int agent_store_read_state(struct tpmio *tpm, uint32_t base, struct store_state *ret, char *why) {
     _cleanup_free_ uint8_t *buf = NULL;
     size_t len;
     int r;
 
-    r = tpm_nv_read(tpm, agent_nv_index(base, AGENT_NV_STATE), &buf, &len);
+    r = tpmio_nv_read(tpm, agent_nv_index(base, AGENT_NV_STATE), &buf, &len, why);
     if (r == -ENODATA) {
         memset(ret, 0, sizeof(*ret));
         return 0;
@@ -209,8 +214,10 @@ int agent_store_read_state(struct tpm_ctx *tpm, uint32_t base, struct store_stat
     return store_state_decode(buf, len, ret);
 }
 
-int agent_store_write_state(struct tpm_ctx *tpm, uint32_t base, const struct store_state *s) {
+int agent_store_write_state(struct tpmio *tpm, uint32_t base, const struct store_state *s,
+                            char *why) {
     uint8_t rec[STORE_STATE_INDEX_SIZE];
     store_state_encode(s, rec);
-    return tpm_nv_write(tpm, agent_nv_index(base, AGENT_NV_STATE), rec, sizeof(rec));
+    return tpmio_nv_write(tpm, agent_nv_index(base, AGENT_NV_STATE), rec, sizeof(rec),
+                          "writing the agent state", why);
 }

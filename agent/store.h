@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct tpm_ctx;
+struct tpmio;
 
 #define STORE_LICENSE_MAX        1536 /* SPEC section 5 */
 #define STORE_LICENSE_HEADER     40   /* magic 4, version 1, pad 1, len 2, sha256 32 */
@@ -51,12 +51,15 @@ int store_state_decode(const uint8_t *buf, size_t buflen, struct store_state *re
 /* Makes sure the three indices exist with the right type, size and
  * attributes, defining the missing ones (a new counter starts above any
  * value this TPM's counters ever had). ret_created: bitmask of slots created.
- * -EMEDIUMTYPE (reason in tpm_last_error) when an index exists but is not
- * ours to use. */
-int agent_store_ensure(struct tpm_ctx *tpm, uint32_t base, unsigned *ret_created);
+ * -EMEDIUMTYPE when an index exists but is not ours to use. On failure
+ * *why (TPMIO_WHY_LEN) says why. */
+int agent_store_ensure(struct tpmio *tpm, uint32_t base, unsigned *ret_created, char *why);
 /* Reads the license certificate: 0 with *ret_len 0 when none is stored;
  * -EBADMSG when the record is damaged. *ret_data is malloc'ed. */
-int agent_store_read_license(struct tpm_ctx *tpm, uint32_t base, char **ret_data, size_t *ret_len);
-int agent_store_write_license(struct tpm_ctx *tpm, uint32_t base, const char *data, size_t len);
-int agent_store_read_state(struct tpm_ctx *tpm, uint32_t base, struct store_state *ret);
-int agent_store_write_state(struct tpm_ctx *tpm, uint32_t base, const struct store_state *s);
+int agent_store_read_license(struct tpmio *tpm, uint32_t base, char **ret_data, size_t *ret_len,
+                             char *why);
+int agent_store_write_license(struct tpmio *tpm, uint32_t base, const char *data, size_t len,
+                              char *why);
+int agent_store_read_state(struct tpmio *tpm, uint32_t base, struct store_state *ret, char *why);
+int agent_store_write_state(struct tpmio *tpm, uint32_t base, const struct store_state *s,
+                            char *why);

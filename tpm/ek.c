@@ -178,9 +178,13 @@ static int from_persistent(struct tpm_ctx *ctx, struct tpm_ek *ek) {
     if (r < 0)
         return r;
     r = from_public(ctx, &pub.publicArea, ek);
-    if (r < 0)
+    if (r < 0) {
+        char why[sizeof(ctx->error)];
+        /* tpm_fail formats into ctx->error: the reason is copied out first */
+        snprintf(why, sizeof(why), "%s", ctx->error);
         return tpm_fail(ctx, r, "persistent key 0x%08x is not the default RSA EK: %s",
-                        TPM_EK_RSA_PERSISTENT, ctx->error);
+                        TPM_EK_RSA_PERSISTENT, why);
+    }
     ek->source = TPM_EK_FROM_PERSISTENT;
     snprintf(ek->origin, sizeof(ek->origin), "persistent EK 0x%08x (template L-1 checked)",
              TPM_EK_RSA_PERSISTENT);

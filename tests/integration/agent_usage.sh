@@ -45,7 +45,7 @@ test_reserve_commit_write_ahead() {
     assert_contains "$m" 'tpmlic_usage_seconds_total{kind="charged"} 5'
     assert_contains "$m" 'tpmlic_usage_seconds_total{kind="returned"} 20'
     assert_contains "$m" 'tpmlic_usage_pool_seconds 25'
-    assert_contains "$m" 'tpmlic_usage_counter_writes_total 3'
+    assert_contains "$m" 'tpmlic_usage_tpm_increments_total 3'
     # the returned seconds are used again without a TPM write
     out=$(api a POST /v1/usage/reserve '{"seconds": 20}')
     assert_eq $((c0 + 3)) "$(counter_value "$tcti")" "counter after reserving covered seconds"

@@ -14,6 +14,7 @@
 
 #include "agent/nvlayout.h"
 #include "agent/store.h"
+#include "agent/tpmio.h"
 #include "tests/lib/swtpm.h"
 #include "tpm/tpm.h"
 
@@ -74,16 +75,22 @@ static void record_encoding(void **state) {
     assert_int_equal(store_state_decode(srec, sizeof(srec), &back), -EBADMSG);
 }
 
+/* The store talks to the TPM through the daemon's TPM access (io); the
+ * tests also use a context of their own (ctx) to do what another TPM user
+ * would. */
 struct fixture {
     struct swtpm tpm;
+    struct tpmio *io;
     struct tpm_ctx *ctx;
+    char why[TPMIO_WHY_LEN];
 };
 
 static int setup(void **state) {
     struct fixture *f = calloc(1, sizeof(*f));
     char err[256];
     if (!f || swtpm_new(&f->tpm, NULL) < 0 ||
-        tpm_open(f->tpm.tcti, 0, &f->ctx, err, sizeof(err)) < 0)
+        tpm_open(f->tpm.tcti, 0, &f->ctx, err, sizeof(err)) < 0 ||
+        tpmio_open(f->tpm.tcti, &f->io, err, sizeof(err)) < 0)
         return -1;
     *state = f;
     return 0;
@@ -92,6 +99,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     struct fixture *f = *state;
     tpm_close(f->ctx);
+    tpmio_free(f->io);
     swtpm_destroy(&f->tpm);
     free(f);
     return 0;
@@ -100,10 +108,13 @@ static int teardown(void **state) {
 static void power_cycle(struct fixture *f) {
     char err[256];
     tpm_close(f->ctx);
+    tpmio_free(f->io);
     f->ctx = NULL;
+    f->io = NULL;
     assert_int_equal(swtpm_ctl(&f->tpm, "poweroff", NULL), 0);
     assert_int_equal(swtpm_ctl(&f->tpm, "start", NULL), 0);
     assert_int_equal(tpm_open(f->tpm.tcti, 0, &f->ctx, err, sizeof(err)), 0);
+    assert_int_equal(tpmio_open(f->tpm.tcti, &f->io, err, sizeof(err)), 0);
 }
 
 static void ensure_then_roundtrip(void **state) {
@@ -114,33 +125,33 @@ static void ensure_then_roundtrip(void **state) {
     struct store_state s = {.flags = STORE_OFFLINE_MODE, .granted_secs = 1800000}, back;
     uint64_t counter;
 
-    assert_int_equal(agent_store_ensure(f->ctx, BASE, &created), 0);
+    assert_int_equal(agent_store_ensure(f->io, BASE, &created, f->why), 0);
     assert_int_equal(created, 7);
-    assert_int_equal(agent_store_ensure(f->ctx, BASE, &created), 0);
+    assert_int_equal(agent_store_ensure(f->io, BASE, &created, f->why), 0);
     assert_int_equal(created, 0);
     assert_int_equal(tpm_counter_read(f->ctx, BASE + AGENT_NV_COUNTER, &counter), 0);
 
-    assert_int_equal(agent_store_read_license(f->ctx, BASE, &lic, &len), 0);
+    assert_int_equal(agent_store_read_license(f->io, BASE, &lic, &len, f->why), 0);
     assert_null(lic);
     assert_int_equal(len, 0);
-    assert_int_equal(agent_store_read_state(f->ctx, BASE, &back), 0);
+    assert_int_equal(agent_store_read_state(f->io, BASE, &back, f->why), 0);
     assert_int_equal(back.flags, 0);
 
     memset(cert, 'x', sizeof(cert)); /* the largest certificate: two NV chunks */
-    assert_int_equal(agent_store_write_license(f->ctx, BASE, cert, sizeof(cert)), 0);
-    assert_int_equal(agent_store_write_state(f->ctx, BASE, &s), 0);
+    assert_int_equal(agent_store_write_license(f->io, BASE, cert, sizeof(cert), f->why), 0);
+    assert_int_equal(agent_store_write_state(f->io, BASE, &s, f->why), 0);
     power_cycle(f);
-    assert_int_equal(agent_store_read_license(f->ctx, BASE, &lic, &len), 0);
+    assert_int_equal(agent_store_read_license(f->io, BASE, &lic, &len, f->why), 0);
     assert_int_equal(len, sizeof(cert));
     assert_memory_equal(lic, cert, sizeof(cert));
     free(lic);
-    assert_int_equal(agent_store_read_state(f->ctx, BASE, &back), 0);
+    assert_int_equal(agent_store_read_state(f->io, BASE, &back, f->why), 0);
     assert_int_equal(back.granted_secs, 1800000);
     assert_int_equal(back.flags, STORE_OFFLINE_MODE);
 
     /* removing the license: an empty record */
-    assert_int_equal(agent_store_write_license(f->ctx, BASE, NULL, 0), 0);
-    assert_int_equal(agent_store_read_license(f->ctx, BASE, &lic, &len), 0);
+    assert_int_equal(agent_store_write_license(f->io, BASE, NULL, 0, f->why), 0);
+    assert_int_equal(agent_store_read_license(f->io, BASE, &lic, &len, f->why), 0);
     assert_null(lic);
 }
 
@@ -154,15 +165,15 @@ static void interrupted_write_detected(void **state) {
     struct tpm_info info;
 
     tpm_get_info(f->ctx, &info);
-    assert_int_equal(agent_store_ensure(f->ctx, BASE, NULL), 0);
+    assert_int_equal(agent_store_ensure(f->io, BASE, NULL, f->why), 0);
     memset(cert, 'a', sizeof(cert));
-    assert_int_equal(agent_store_write_license(f->ctx, BASE, cert, sizeof(cert)), 0);
+    assert_int_equal(agent_store_write_license(f->io, BASE, cert, sizeof(cert), f->why), 0);
     memset(cert, 'b', sizeof(cert));
     assert_int_equal(store_license_encode(cert, sizeof(cert), rec), 0);
     /* only the first chunk reaches the TPM */
     assert_int_equal(tpm_nv_write(f->ctx, BASE, rec, info.nv_buffer_max), 0);
     power_cycle(f);
-    assert_int_equal(agent_store_read_license(f->ctx, BASE, &lic, &len), -EBADMSG);
+    assert_int_equal(agent_store_read_license(f->io, BASE, &lic, &len, f->why), -EBADMSG);
 }
 
 static void foreign_indices_refused(void **state) {
@@ -170,13 +181,13 @@ static void foreign_indices_refused(void **state) {
 
     /* someone else's counter where our license index belongs */
     assert_int_equal(tpm_counter_define(f->ctx, BASE + AGENT_NV_LICENSE), 0);
-    assert_int_equal(agent_store_ensure(f->ctx, BASE, NULL), -EMEDIUMTYPE);
-    assert_non_null(strstr(tpm_last_error(f->ctx), "is a counter, expected an ordinary index"));
+    assert_int_equal(agent_store_ensure(f->io, BASE, NULL, f->why), -EMEDIUMTYPE);
+    assert_non_null(strstr(f->why, "is a counter, expected an ordinary index"));
     assert_int_equal(tpm_nv_undefine(f->ctx, BASE + AGENT_NV_LICENSE), 0);
     /* an ordinary index of the wrong size */
     assert_int_equal(tpm_nv_define(f->ctx, BASE + AGENT_NV_STATE, 32), 0);
-    assert_int_equal(agent_store_ensure(f->ctx, BASE, NULL), -EMEDIUMTYPE);
-    assert_non_null(strstr(tpm_last_error(f->ctx), "holds 32 bytes, expected 128"));
+    assert_int_equal(agent_store_ensure(f->io, BASE, NULL, f->why), -EMEDIUMTYPE);
+    assert_non_null(strstr(f->why, "holds 32 bytes, expected 128"));
 }
 
 int main(void) {

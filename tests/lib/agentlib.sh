@@ -93,3 +93,45 @@ licensed_agent() {
     apply_license "$name" L-1 >/dev/null
     [ "$(status)" = 200 ] || fail "applying the license: $(status) $(cat "$T/resp")"
 }
+
+# tpm_proxy NAME TPMDIR: tests/lib/tpmproxy.py between the agent and the
+# swtpm in TPMDIR; prints the TCTI for the agent. Its mode is $T/NAME.mode
+# (tpm_proxy_mode), its log $T/NAME.log.
+TPMPROXY=$TPMLIC_SRCDIR/tests/lib/tpmproxy.py
+tpm_proxy() {
+    local n=$1 dir=$2 i
+    echo pass >"$T/$n.mode"
+    python3 "$TPMPROXY" --listen "$T/$n.sock" --upstream "$dir/tpm.sock" \
+        --mode-file "$T/$n.mode" --log "$T/$n.log" >"$T/$n.out" 2>&1 &
+    echo $! >"$T/$n.pid"
+    for i in $(seq 1 100); do
+        grep -q ready "$T/$n.out" 2>/dev/null && break
+        sleep 0.05
+    done
+    grep -q ready "$T/$n.out" || fail "the TPM proxy did not start: $(cat "$T/$n.out")"
+    echo "swtpm:path=$T/$n.sock"
+}
+tpm_proxy_mode() { # NAME MODE [ARGS...]
+    local n=$1
+    shift
+    echo "$*" >"$T/$n.mode.new" && mv "$T/$n.mode.new" "$T/$n.mode"
+}
+
+# wait_until SECS COMMAND...: polls until the command succeeds
+wait_until() {
+    local limit=$1 i
+    shift
+    for i in $(seq 1 $((limit * 10))); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# agent_cert TCTI: the license certificate the agent keeps in the TPM,
+# read as another TPM user would (the record: 40 bytes of header, of which
+# bytes 6-7 are the length, then the certificate)
+agent_cert() {
+    TPM2TOOLS_TCTI=$1 tpm2_nvread 0x01a0c000 -o "$T/nv.lic" >/dev/null 2>&1 || return 1
+    python3 -c 'import sys; b=open(sys.argv[1],"rb").read(); n=b[6]<<8|b[7]; sys.stdout.write(b[40:40+n].decode())' "$T/nv.lic"
+}

@@ -16,9 +16,19 @@ connection:
             same path (its nonce is old), without forwarding
   drop      forward (the server acts on it), then close without answering
   refuse    close the connection before the TLS handshake
+  hold      forward (the server acts on it), then keep the answer back while
+            the mode file still says hold
+  resign K=V ...  forward, then set the fields K to V in the payload of the
+            answer's license certificate (V as JSON, else a string), and sign
+            that certificate and the answer again with --vendor-key: a
+            well-signed answer the server never gave
 
-Each request is logged to --log as "MODE METHOD PATH". Standard library only.
+Mode files are one line: the mode and its arguments.
+
+Each request is logged to --log as "MODE METHOD PATH". Standard library only,
+and for resign the cryptography package.
 """
+import base64
 import argparse
 import http.client
 import http.server
@@ -31,13 +41,58 @@ import threading
 import time
 
 
-def read_mode(path):
+def read_words(path):
     try:
         with open(path) as f:
-            words = f.read().split()
-            return words[0] if words else "pass"
+            return f.read().split() or ["pass"]
     except OSError:
-        return "pass"
+        return ["pass"]
+
+
+def read_mode(path):
+    return read_words(path)[0]
+
+
+def b64d(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def b64e(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def resign_jws(jws, key, change=None):
+    """Changes the JWS payload with change(payload) and signs it again."""
+    head, payload, _ = jws.split(".")
+    if change:
+        p = json.loads(b64d(payload))
+        change(p)
+        payload = b64e(json.dumps(p, separators=(",", ":")).encode())
+    sig = key.sign(f"{head}.{payload}".encode())
+    return f"{head}.{payload}.{b64e(sig)}"
+
+
+def resign(data, key_path, assignments):
+    from cryptography.hazmat.primitives import serialization
+
+    with open(key_path, "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), password=None)
+    fields = {}
+    for a in assignments:
+        k, v = a.split("=", 1)
+        try:
+            fields[k] = json.loads(v)
+        except ValueError:
+            fields[k] = v
+    o = json.loads(data)
+
+    def change_answer(p):
+        if "license_certificate" in p:
+            p["license_certificate"] = resign_jws(p["license_certificate"], key,
+                                                  lambda c: c.update(fields))
+
+    o["answer"] = resign_jws(o["answer"], key, change_answer)
+    return json.dumps(o).encode()
 
 
 class Proxy(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -122,6 +177,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.reply(500, '{"error": "nothing recorded to replay", "code": 500}')
             return self.reply(old[0], old[1])
         status, data = self.forward(body)
+        if mode == "hold":
+            while read_mode(self.server.args.mode_file) == "hold":
+                time.sleep(0.02)
+        if mode == "resign":
+            data = resign(data, self.server.args.vendor_key,
+                          read_words(self.server.args.mode_file)[1:])
         if mode == "drop":
             self.close_connection = True
             return
@@ -151,6 +212,7 @@ def main():
     p.add_argument("--mode-file", required=True)
     p.add_argument("--port-file", required=True)
     p.add_argument("--log", required=True)
+    p.add_argument("--vendor-key", help="the vendor's private key, for resign")
     args = p.parse_args()
     srv = Proxy(args)
     with open(args.port_file + ".tmp", "w") as f:

@@ -93,15 +93,18 @@ start_faultproxy() {
     rm -f "$T/$n.port"
     python3 "$FAULTPROXY" --cert "$T/$s.crt" --key "$T/$s.key" --ca "$T/$s-ca.pem" \
         --upstream "127.0.0.1:$(cat "$T/$s.port")" --mode-file "$T/$n.mode" \
-        --port-file "$T/$n.port" --log "$T/$n.requests" >>"$T/$n.log" 2>&1 &
+        --port-file "$T/$n.port" --log "$T/$n.requests" --vendor-key "$T/vendor.key" \
+        >>"$T/$n.log" 2>&1 &
     echo $! >"$T/$n.pid"
     _wait_port "$T/$n.port" "$(cat "$T/$n.pid")" "fault proxy $n"
     echo "https://127.0.0.1:$(cat "$T/$n.port")" >"$T/$n.url"
 }
 
-# faultproxy_mode NAME MODE: what the proxy does from the next request on
+# faultproxy_mode NAME MODE [ARGS...]: what the proxy does from the next request on
 faultproxy_mode() {
-    echo "$2" >"$T/$1.mode.new" && mv "$T/$1.mode.new" "$T/$1.mode"
+    local n=$1
+    shift
+    echo "$*" >"$T/$n.mode.new" && mv "$T/$n.mode.new" "$T/$n.mode"
 }
 
 # ---- requests and answers -------------------------------------------------------

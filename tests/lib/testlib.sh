@@ -26,11 +26,13 @@ assert_contains() {
 }
 
 # Each test runs in a subshell with its own scratch directory in $T;
-# swtpm instances started under $T are powered off afterwards.
+# swtpm instances started under $T are powered off afterwards. TEST_ONLY=RE
+# runs only the tests whose names match; TEST_KEEP=1 keeps $T of a failed
+# test (its path is printed).
 run_tests() {
     local t
     local tests
-    tests=$(declare -F | awk '{print $3}' | grep '^test_' )
+    tests=$(declare -F | awk '{print $3}' | grep '^test_' | grep -e "${TEST_ONLY:-.}")
     echo "[==========] Running $(echo "$tests" | wc -w) test(s)."
     for t in $tests; do
         echo "[ RUN      ] $t"
@@ -43,7 +45,11 @@ run_tests() {
         for d in "$T"/*/ "$T"/; do
             [ -f "$d/swtpm.pid" ] && "$SWTPM_CTL" poweroff "$d" >/dev/null 2>&1
         done
-        rm -rf "$T"
+        if [ $rc -ne 0 ] && [ -n "${TEST_KEEP-}" ]; then
+            echo "    kept $T"
+        else
+            rm -rf "$T"
+        fi
         if [ $rc -eq 0 ]; then
             echo "[       OK ] $t"
             _t_pass=$((_t_pass + 1))

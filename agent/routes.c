@@ -1,0 +1,365 @@
+/* The socket API's routes (routes.h). Service endpoints that only read
+ * answer from a snapshot: no lock that a TPM write or the network holds,
+ * no TPM command, no disk I/O. Every route that changes something may wait
+ * on the ledger's lock (held across TPM writes) and so is marked blocking:
+ * it runs off the polling threads and stalls no other connection. */
+#include "agent/routes.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "agent/clock.h"
+#include "agent/http.h"
+#include "agent/ledger.h"
+#include "agent/netconf.h"
+#include "agent/render.h"
+#include "agent/tpmio.h"
+#include "agent/validator.h"
+#include "common/json.h"
+#include "common/macro.h"
+
+#define NOT_AUTHORISED "You are not authorised to perform this action: "
+
+static int status_of(enum outcome_kind k) {
+    static const int codes[] = {
+        [OUTCOME_OK] = 200,        [OUTCOME_INVALID] = 400,  [OUTCOME_REFUSED] = 403,
+        [OUTCOME_NOT_FOUND] = 404, [OUTCOME_CONFLICT] = 409, [OUTCOME_LIMIT] = 429,
+        [OUTCOME_INTERNAL] = 500,  [OUTCOME_UPSTREAM] = 502, [OUTCOME_UNAVAILABLE] = 503,
+    };
+    return (unsigned)k < ARRAY_SIZE(codes) && codes[k] ? codes[k] : 500;
+}
+
+static void respond_outcome(struct http_response *resp, const struct outcome *o) {
+    http_respond_error(resp, status_of(o->kind), "%s", o->msg);
+}
+
+/* The body as one JSON object whose keys are all in keys; a 400 saying
+ * what is wrong otherwise. */
+static json_t *read_body(const struct http_request *req, bool allow_empty, const char *const *keys,
+                         struct http_response *resp) {
+    json_t *body = NULL;
+    char msg[300];
+    struct cj c = {.msg = msg, .msglen = sizeof(msg)};
+
+    if (http_parse_json_object(req, allow_empty, &body, resp) < 0)
+        return NULL;
+    if (!cj_only_keys(&c, body, "", keys)) {
+        http_respond_error(resp, 400, "%s", msg);
+        json_decref(body);
+        return NULL;
+    }
+    return body;
+}
+
+static void respond_cj(struct http_response *resp, const struct cj *c) {
+    http_respond_error(resp, 400, "%s", c->msg);
+}
+
+/* ---- service endpoints: snapshots only -------------------------------------- */
+
+static void get_status(void *ud, const struct http_request *req, struct http_response *resp) {
+    struct routes_ctx *x = ud;
+    _cleanup_(snapshot_putp) const struct snapshot *s = ledger_snapshot(x->ledger);
+    struct tpmio_health h;
+
+    tpmio_health(x->tpm, &h);
+    http_respond_json(resp, 200, render_status(s, &h, agent_now()));
+}
+
+static void post_check(void *ud, const struct http_request *req, struct http_response *resp) {
+    static const char *const keys[] = {"feature", NULL};
+    struct routes_ctx *x = ud;
+    _cleanup_(json_decrefp) json_t *body = read_body(req, true, keys, resp);
+    _cleanup_(snapshot_putp) const struct snapshot *s = NULL;
+    char reason[256], feature[LICENSE_FEATURE_LEN] = "", msg[200];
+    struct cj c = {.msg = msg, .msglen = sizeof(msg)};
+
+    if (!body)
+        return;
+    if (!cj_string(&c, body, "feature", CJ_NULLABLE, CJ_IDENTIFIER, LICENSE_FEATURE_LEN - 1,
+                   feature, sizeof(feature)))
+        return respond_cj(resp, &c);
+    s = ledger_snapshot(x->ledger);
+    if (license_decide(&s->lic, feature[0] ? feature : NULL, agent_now(), reason, sizeof(reason)) ==
+        VERDICT_ALLOWED) {
+        atomic_fetch_add(&x->checks_allowed, 1);
+        http_respond_json(
+            resp, 200,
+            json_pack("{s:b, s:s?}", "allowed", true, "feature", feature[0] ? feature : NULL));
+    } else {
+        atomic_fetch_add(&x->checks_denied, 1);
+        http_respond_json(resp, 403,
+                          json_pack("{s:b, s:s+, s:i}", "allowed", false, "error", NOT_AUTHORISED,
+                                    reason, "code", 403));
+    }
+}
+
+static void get_licensing(void *ud, const struct http_request *req, struct http_response *resp) {
+    struct routes_ctx *x = ud;
+    _cleanup_(snapshot_putp) const struct snapshot *s = ledger_snapshot(x->ledger);
+    struct validator_status v;
+
+    validator_status(x->validator, &v);
+    http_respond_json(resp, 200, render_licensing(s, &v, agent_now()));
+}
+
+static void get_metrics(void *ud, const struct http_request *req, struct http_response *resp) {
+    struct routes_ctx *x = ud;
+    _cleanup_(snapshot_putp) const struct snapshot *s = ledger_snapshot(x->ledger);
+    struct render_counters c = {
+        .checks_allowed = atomic_load(&x->checks_allowed),
+        .checks_denied = atomic_load(&x->checks_denied),
+    };
+    struct validator_status v;
+    struct tpmio_health h;
+    struct http_stats hs = {0};
+    char *text;
+
+    tpmio_health(x->tpm, &h);
+    validator_status(x->validator, &v);
+    if (x->http)
+        http_server_stats(x->http, &hs);
+    c.http_requests = hs.requests;
+    c.http_connections_open = hs.connections_open;
+    text = render_metrics(s, &h, &v, &c, agent_now());
+    if (!text)
+        return http_respond_error(resp, 500, "out of memory");
+    http_respond_text(resp, 200, HTTP_CONTENT_TYPE_PROMETHEUS, text);
+}
+
+/* ---- service endpoints: usage seconds -------------------------------------- */
+
+static void post_reserve(void *ud, const struct http_request *req, struct http_response *resp) {
+    static const char *const keys[] = {"seconds", "feature", NULL};
+    struct routes_ctx *x = ud;
+    _cleanup_(json_decrefp) json_t *body = read_body(req, false, keys, resp);
+    char feature[LICENSE_FEATURE_LEN] = "", msg[200];
+    struct cj c = {.msg = msg, .msglen = sizeof(msg)};
+    struct lease_grant g;
+    struct outcome o;
+    uint64_t secs = 0;
+
+    if (!body)
+        return;
+    if (!cj_uint(&c, body, "seconds", true, 1, LEASE_RESERVE_MAX, &secs))
+        return http_respond_error(resp, 400, "'seconds' must be a whole number from 1 to %d",
+                                  LEASE_RESERVE_MAX);
+    if (!cj_string(&c, body, "feature", CJ_OPTIONAL, CJ_IDENTIFIER, LICENSE_FEATURE_LEN - 1,
+                   feature, sizeof(feature)))
+        return respond_cj(resp, &c);
+    if (!ledger_reserve(x->ledger, req->peer->uid, secs, feature[0] ? feature : NULL, &g, &o))
+        return respond_outcome(resp, &o);
+    http_respond_json(resp, 200,
+                      json_pack("{s:s, s:I, s:I}", "lease", g.id, "seconds", (json_int_t)g.secs,
+                                "expires_in", (json_int_t)g.expires_in));
+    if (g.refill)
+        validator_poke(x->validator);
+}
+
+static void post_commit(void *ud, const struct http_request *req, struct http_response *resp) {
+    static const char *const keys[] = {"lease", "used", NULL};
+    struct routes_ctx *x = ud;
+    _cleanup_(json_decrefp) json_t *body = read_body(req, false, keys, resp);
+    char lease[LEASE_ID_LEN + 1], msg[200];
+    struct cj c = {.msg = msg, .msglen = sizeof(msg)};
+    uint64_t used = 0, charged = 0, returned = 0;
+    struct outcome o;
+
+    if (!body)
+        return;
+    if (!cj_string(&c, body, "lease", CJ_REQUIRED, CJ_IDENTIFIER, LEASE_ID_LEN, lease,
+                   sizeof(lease)) ||
+        !cj_uint(&c, body, "used", true, 0, LEASE_RESERVE_MAX, &used))
+        return http_respond_error(resp, 400,
+                                  "the body must be {\"lease\": ID, \"used\": SECONDS}: %s", msg);
+    if (!ledger_commit(x->ledger, req->peer->uid, req->peer->uid == 0, lease, used, &charged,
+                       &returned, &o))
+        return respond_outcome(resp, &o);
+    http_respond_json(
+        resp, 200,
+        json_pack("{s:I, s:I}", "charged", (json_int_t)charged, "returned", (json_int_t)returned));
+}
+
+/* ---- management endpoints ------------------------------------------------------------- */
+
+static void respond_license(struct routes_ctx *x, struct http_response *resp) {
+    _cleanup_(snapshot_putp) const struct snapshot *s = ledger_snapshot(x->ledger);
+    struct validator_status v;
+
+    validator_status(x->validator, &v);
+    http_respond_json(resp, 200, render_license(s, &v, agent_now()));
+}
+
+static void get_license(void *ud, const struct http_request *req, struct http_response *resp) {
+    respond_license(ud, resp);
+}
+
+/* {"license": CODE, "username"?, "email_address"?, "company_name"?} */
+static bool read_activation_fields(json_t *body, struct activation_fields *f,
+                                   struct http_response *resp) {
+    char msg[200];
+    struct cj c = {.msg = msg, .msglen = sizeof(msg)};
+
+    memset(f, 0, sizeof(*f));
+    if (!cj_license_code(&c, body, "license", true, f->license, sizeof(f->license)) ||
+        !cj_string(&c, body, "username", CJ_OPTIONAL, CJ_TEXT, 128, f->username,
+                   sizeof(f->username)) ||
+        !cj_string(&c, body, "email_address", CJ_OPTIONAL, CJ_TEXT, 128, f->email_address,
+                   sizeof(f->email_address)) ||
+        !cj_string(&c, body, "company_name", CJ_OPTIONAL, CJ_TEXT, 128, f->company_name,
+                   sizeof(f->company_name))) {
+        respond_cj(resp, &c);
+        return false;
+    }
+    return true;
+}
+
+static void post_license(void *ud, const struct http_request *req, struct http_response *resp) {
+    static const char *const keys[] = {"license", "username", "email_address", "company_name",
+                                       NULL};
+    struct routes_ctx *x = ud;
+    _cleanup_(json_decrefp) json_t *body = read_body(req, false, keys, resp);
+    struct activation_fields f;
+    struct outcome o;
+
+    if (!body || !read_activation_fields(body, &f, resp))
+        return;
+    if (!validator_activate(x->validator, &f, &o))
+        return respond_outcome(resp, &o);
+    respond_license(x, resp);
+}
+
+static void delete_license(void *ud, const struct http_request *req, struct http_response *resp) {
+    struct routes_ctx *x = ud;
+    uint64_t returned = 0;
+    struct outcome o;
+
+    if (!validator_deactivate(x->validator, &returned, &o))
+        return respond_outcome(resp, &o);
+    http_respond_json(resp, 200,
+                      json_pack("{s:I}", "transcription_secs_returned", (json_int_t)returned));
+}
+
+static void post_offlineactivation(void *ud, const struct http_request *req,
+                                   struct http_response *resp) {
+    static const char *const keys[] = {"license", "username", "email_address", "company_name",
+                                       NULL};
+    struct routes_ctx *x = ud;
+    _cleanup_(json_decrefp) json_t *body = NULL;
+    _cleanup_free_ char *text = NULL;
+    struct activation_fields f;
+    struct outcome o;
+    char nonce[33];
+
+    if (http_parse_json_object(req, false, &body, resp) < 0)
+        return;
+    if (json_object_get(body, "certificate"))
+        return http_respond_error(
+            resp, 400,
+            "Unable to request activation certificate: this request carries a license "
+            "certificate. To apply it, send the same body with PUT "
+            "/v1/management/license/offlineactivation");
+    json_decref(TAKE_PTR(body));
+    body = read_body(req, false, keys, resp);
+    if (!body || !read_activation_fields(body, &f, resp))
+        return;
+    if (!ledger_activation_request(x->ledger, &f, &text, nonce, &o)) {
+        o.kind = o.kind == OUTCOME_OK ? OUTCOME_INTERNAL : o.kind;
+        return http_respond_error(resp, status_of(o.kind),
+                                  "Unable to request activation certificate: %s", o.msg);
+    }
+    http_respond_json(resp, 200, json_pack("{s:s}", "activation_certificate", text));
+}
+
+static void put_offlineactivation(void *ud, const struct http_request *req,
+                                  struct http_response *resp) {
+    static const char *const keys[] = {"license", "certificate", NULL};
+    struct routes_ctx *x = ud;
+    _cleanup_(json_decrefp) json_t *body = read_body(req, false, keys, resp);
+    char code[LICENSE_CODE_MAX + 1], msg[200];
+    struct cj c = {.msg = msg, .msglen = sizeof(msg)};
+    json_t *cert;
+    const char *p;
+    struct outcome o;
+    size_t n;
+
+    if (!body)
+        return;
+    cert = json_object_get(body, "certificate");
+    if (!cj_license_code(&c, body, "license", true, code, sizeof(code)) || !json_is_string(cert))
+        return http_respond_error(resp, 400,
+                                  "the body must be {\"license\": CODE, \"certificate\": "
+                                  "LICENSE_CERTIFICATE}%s%s",
+                                  c.failed ? ": " : "", c.failed ? msg : "");
+    /* a certificate pasted from an e-mail may carry white space around it */
+    p = json_string_value(cert);
+    n = json_string_length(cert);
+    while (n && strchr(" \n\r\t", *p))
+        p++, n--;
+    while (n && strchr(" \n\r\t", p[n - 1]))
+        n--;
+    if (!ledger_apply_offline(x->ledger, code, p, n, &o)) {
+        if (o.kind == OUTCOME_INVALID)
+            return http_respond_error(resp, 400, "License certificate refused: %s", o.msg);
+        return http_respond_error(resp, status_of(o.kind), "License certificate not applied: %s",
+                                  o.msg);
+    }
+    respond_license(x, resp);
+}
+
+static void post_offlinemode(void *ud, const struct http_request *req, struct http_response *resp) {
+    struct routes_ctx *x = ud;
+    _cleanup_(json_decrefp) json_t *body = NULL;
+    struct outcome o;
+    bool back_online;
+    json_t *off;
+
+    if (http_parse_json_object(req, false, &body, resp) < 0)
+        return;
+    off = json_object_get(body, "offline");
+    if (!json_is_boolean(off) || json_object_size(body) != 1)
+        return http_respond_error(resp, 400,
+                                  "the body must be {\"offline\": true} or {\"offline\": false}");
+    if (!ledger_set_offline_mode(x->ledger, json_is_true(off), &back_online, &o))
+        return respond_outcome(resp, &o);
+    respond_license(x, resp);
+    if (back_online)
+        validator_poke(x->validator);
+}
+
+static void post_network(void *ud, const struct http_request *req, struct http_response *resp) {
+    struct routes_ctx *x = ud;
+    _cleanup_(json_decrefp) json_t *body = NULL;
+    json_t *shown = NULL;
+    char err[256];
+
+    if (http_parse_json_object(req, false, &body, resp) < 0)
+        return;
+    if (agent_netconf_set(x->state_dir, body, &shown, err, sizeof(err)) < 0)
+        return http_respond_error(resp, 400, "%s", err);
+    http_respond_json(resp, 200, shown);
+}
+
+#define BLOCKING HTTP_ROUTE_BLOCKING
+static const struct http_route routes[] = {
+    {"GET", "/v1/status", HTTP_PERM_SERVICE, get_status, 0},
+    {"POST", "/v1/check", HTTP_PERM_SERVICE, post_check, 0},
+    {"POST", "/v1/usage/reserve", HTTP_PERM_SERVICE, post_reserve, BLOCKING},
+    {"POST", "/v1/usage/commit", HTTP_PERM_SERVICE, post_commit, BLOCKING},
+    {"GET", "/licensing", HTTP_PERM_SERVICE, get_licensing, 0},
+    {"GET", "/metrics", HTTP_PERM_SERVICE, get_metrics, 0},
+    {"GET", "/v1/management/license", HTTP_PERM_ADMIN, get_license, 0},
+    {"POST", "/v1/management/license", HTTP_PERM_ADMIN, post_license, BLOCKING},
+    {"DELETE", "/v1/management/license", HTTP_PERM_ADMIN, delete_license, BLOCKING},
+    {"POST", "/v1/management/license/network", HTTP_PERM_ADMIN, post_network, BLOCKING},
+    {"POST", "/v1/management/license/offlineactivation", HTTP_PERM_ADMIN, post_offlineactivation,
+     BLOCKING},
+    {"PUT", "/v1/management/license/offlineactivation", HTTP_PERM_ADMIN, put_offlineactivation,
+     BLOCKING},
+    {"POST", "/v1/management/license/offlinemode", HTTP_PERM_ADMIN, post_offlinemode, BLOCKING},
+};
+
+const struct http_route *agent_routes(size_t *ret_n) {
+    *ret_n = ARRAY_SIZE(routes);
+    return routes;
+}

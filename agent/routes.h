@@ -1,0 +1,28 @@
+/* The socket API's routes (SPEC section 6, docs/api.md): the one table of
+ * (method, path, permission, handler) and a thin handler per route that
+ * reads the body strictly, makes one domain call and renders the answer.
+ * With http.c, the only agent files that see HTTP types. */
+#pragma once
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+struct http_route;
+struct http_server;
+struct ledger;
+struct tpmio;
+struct validator;
+
+/* What the handlers reach (http_server_config.userdata). The pointers are
+ * borrowed and outlive the HTTP server. */
+struct routes_ctx {
+    struct ledger *ledger;
+    struct validator *validator;
+    struct tpmio *tpm;
+    struct http_server *http; /* for the request counters on /metrics; may be NULL */
+    const char *state_dir;    /* the proxy settings */
+    atomic_uint_fast64_t checks_allowed;
+    atomic_uint_fast64_t checks_denied;
+};
+
+const struct http_route *agent_routes(size_t *ret_n);
