@@ -199,7 +199,7 @@ install: build-all
 	install -m 0644 packaging/systemd/tpmlic.sysusers $(DESTDIR)$(SYSUSERSDIR)/tpmlic.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/tpmlic/tpmlicd.conf || \
 		install -m 0644 packaging/tpmlicd.conf $(DESTDIR)$(SYSCONFDIR)/tpmlic/tpmlicd.conf
-	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/*.md docs/openapi.yaml $(DESTDIR)$(DOCDIR)/
 	$(foreach p,$(INSTALL_BIN),install -m 0755 $(B)/$(p) $(DESTDIR)$(BINDIR)/$(p);)
 	$(foreach p,$(INSTALL_SBIN),install -m 0755 $(B)/$(p) $(DESTDIR)$(SBINDIR)/$(p);)
 	$(if $(INSTALL_SHLIBS),install -d $(DESTDIR)$(LIBDIR))

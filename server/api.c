@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "common/json.h"
+#include "common/licensecode.h"
 #include "common/macro.h"
 #include "common/timefmt.h"
 #include "server/ops.h"
@@ -172,28 +173,55 @@ static const char *const license_keys[] = {
     NULL,
 };
 
-/* A license body into in (strings borrowed from o). */
-static int parse_license(json_t *o, bool create, struct srv_license_input *in, char *msg,
-                         size_t msglen) {
-    struct cj c = {.msg = msg, .msglen = msglen};
-    json_t *v;
+/* A license body, read into in; the strings live in the struct (features
+ * point into o). */
+struct license_body {
+    struct srv_license_input in;
+    char code[LICENSE_CODE_MAX + 1], product[CERT_TEXT_MAX + 1], type[20], expiry[RFC3339_BUFLEN];
+};
 
-    memset(in, 0, sizeof(*in));
+static bool has(json_t *o, const char *key) {
+    return json_object_get(o, key) != NULL;
+}
+
+static int parse_license(json_t *o, bool create, struct license_body *b, char *msg, size_t msglen) {
+    struct srv_license_input *in = &b->in;
+    struct cj c = {.msg = msg, .msglen = msglen};
+    json_t *v, *f;
+    size_t i;
+
+    memset(b, 0, sizeof(*b));
     if (!cj_only_keys(&c, o, "", license_keys))
         return -EINVAL;
-    v = json_object_get(o, "code");
-    if (v && !json_is_string(v))
-        return cj_fail(&c, "field 'code' must be a string"), -EINVAL;
-    in->code = json_string_value(v);
-    if (!create && v)
-        return cj_fail(&c, "field 'code' cannot be changed"), -EINVAL;
-    v = json_object_get(o, "product");
-    if (v && !json_is_string(v))
-        return cj_fail(&c, "field 'product' must be a string"), -EINVAL;
-    in->product = json_string_value(v);
+    if (has(o, "code")) {
+        if (!create)
+            return cj_fail(&c, "field 'code' cannot be changed"), -EINVAL;
+        if (!cj_license_code(&c, o, "code", true, b->code, sizeof(b->code)))
+            return -EINVAL;
+        in->code = b->code;
+    }
+    if (!cj_string(&c, o, "product", CJ_OPTIONAL, CJ_TEXT, CERT_TEXT_MAX, b->product,
+                   sizeof(b->product)) ||
+        !cj_string(&c, o, "license_type", CJ_OPTIONAL, CJ_IDENTIFIER, sizeof(b->type) - 1, b->type,
+                   sizeof(b->type)) ||
+        !cj_string(&c, o, "expiry", CJ_NULLABLE, CJ_TEXT, RFC3339_BUFLEN - 1, b->expiry,
+                   sizeof(b->expiry)))
+        return -EINVAL;
+    if (has(o, "product"))
+        in->product = b->product;
+    if ((in->has_type = has(o, "license_type")) &&
+        cert_license_type_from_name(b->type, &in->type) < 0)
+        return cj_fail(&c, "field 'license_type' must be perpetual, time-limited, subscription "
+                           "or consumption"),
+               -EINVAL;
+    if ((in->has_expiry = has(o, "expiry")) && b->expiry[0] &&
+        (rfc3339_parse(b->expiry, &in->expiry) < 0 || in->expiry == 0))
+        return cj_fail(&c, "field 'expiry' must be an RFC 3339 UTC time like "
+                           "2027-01-31T00:00:00Z, or null"),
+               -EINVAL;
 #define UINT_FIELD(name)                                                                           \
     do {                                                                                           \
-        in->has_##name = json_object_get(o, #name) != NULL;                                        \
+        in->has_##name = has(o, #name);                                                            \
         if (!cj_uint(&c, o, #name, false, 0, UINT64_MAX, &in->name))                               \
             return -EINVAL;                                                                        \
     } while (0)
@@ -206,44 +234,23 @@ static int parse_license(json_t *o, bool create, struct srv_license_input *in, c
     UINT_FIELD(cull_days);
     UINT_FIELD(pool_alert_secs);
 #undef UINT_FIELD
-    v = json_object_get(o, "license_type");
-    if (v) {
-        if (!json_is_string(v) || cert_license_type_from_name(json_string_value(v), &in->type) < 0)
-            return cj_fail(&c, "field 'license_type' must be perpetual, time-limited, "
-                               "subscription or consumption"),
-                   -EINVAL;
-        in->has_type = true;
-    }
-    v = json_object_get(o, "expiry");
-    if (v) {
-        in->has_expiry = true;
-        if (json_is_null(v))
-            in->expiry = 0;
-        else if (!json_is_string(v) || rfc3339_parse(json_string_value(v), &in->expiry) < 0 ||
-                 in->expiry == 0)
-            return cj_fail(&c, "field 'expiry' must be an RFC 3339 UTC time like "
-                               "2027-01-31T00:00:00Z, or null"),
-                   -EINVAL;
-    }
-    v = json_object_get(o, "features");
-    if (v) {
-        size_t i;
-        json_t *f;
-        if (!json_is_array(v) || json_array_size(v) > CERT_FEATURES_MAX)
-            return cj_fail(&c, "field 'features' must be an array of at most %d names",
-                           CERT_FEATURES_MAX),
-                   -EINVAL;
-        json_array_foreach(v, i, f) {
-            if (!json_is_string(f))
-                return cj_fail(&c, "field 'features' must hold strings"), -EINVAL;
-            in->features[i] = json_string_value(f);
-        }
-        in->nfeatures = json_array_size(v);
-        in->has_features = true;
-    }
-    in->has_offline_allowed = json_object_get(o, "offline_allowed") != NULL;
+    in->has_offline_allowed = has(o, "offline_allowed");
     if (!cj_bool(&c, o, "offline_allowed", false, &in->offline_allowed))
         return -EINVAL;
+    /* an array of names (their rule is ops.c's) */
+    if (!(in->has_features = has(o, "features")))
+        return 0;
+    v = json_object_get(o, "features");
+    if (!json_is_array(v) || json_array_size(v) > CERT_FEATURES_MAX)
+        return cj_fail(&c, "field 'features' must be an array of at most %d names",
+                       CERT_FEATURES_MAX),
+               -EINVAL;
+    json_array_foreach(v, i, f) {
+        if (!json_is_string(f))
+            return cj_fail(&c, "field 'features' must hold strings"), -EINVAL;
+        in->features[i] = json_string_value(f);
+    }
+    in->nfeatures = json_array_size(v);
     return 0;
 }
 
@@ -419,14 +426,14 @@ HANDLER(licenses_list) {
 
 HANDLER(licenses_create) {
     _cleanup_(json_decrefp) json_t *o = body_object(req, ret);
-    struct srv_license_input in;
+    struct license_body b;
     char msg[400];
     OP_BEGIN;
     if (!o)
         return 0;
-    if (parse_license(o, true, &in, msg, sizeof(msg)) < 0)
+    if (parse_license(o, true, &b, msg, sizeof(msg)) < 0)
         return bad_request(ret, NULL, "%s", msg);
-    r = srv_op_license_create(&ao.op, &in, &doc, &err);
+    r = srv_op_license_create(&ao.op, &b.in, &doc, &err);
     return op_answer(ret, r, doc, 201, &err);
 }
 
@@ -440,15 +447,15 @@ HANDLER(license_show) {
 
 HANDLER(license_update) {
     _cleanup_(json_decrefp) json_t *o = body_object(req, ret);
-    struct srv_license_input in;
+    struct license_body b;
     bool changed = false;
     char msg[400];
     OP_BEGIN;
     if (!o)
         return 0;
-    if (parse_license(o, false, &in, msg, sizeof(msg)) < 0)
+    if (parse_license(o, false, &b, msg, sizeof(msg)) < 0)
         return bad_request(ret, NULL, "%s", msg);
-    r = srv_op_license_update(&ao.op, params[0], &in, &doc, &changed, &err);
+    r = srv_op_license_update(&ao.op, params[0], &b.in, &doc, &changed, &err);
     if (r == 0)
         json_object_set_new(doc, "terms_changed", json_boolean(changed));
     return op_answer(ret, r, doc, 200, &err);
@@ -827,8 +834,8 @@ int srv_api_parse_body(const char *route_path, const char *method, const char *b
         return r;
     if (!strcmp(route_path, SRV_API_PREFIX "/licenses") ||
         !strcmp(route_path, SRV_API_PREFIX "/licenses/{code}")) {
-        struct srv_license_input in;
-        return parse_license(o, !strcmp(method, "POST"), &in, msg, msglen);
+        struct license_body b;
+        return parse_license(o, !strcmp(method, "POST"), &b, msg, msglen);
     }
     if (!strcmp(route_path, SRV_API_PREFIX "/offline-activations")) {
         struct sign_body b;

@@ -31,17 +31,6 @@ expect_status() { # WANT WHAT
     assert_eq "$1" "$(status)" "$2: $(cat "$T/resp")"
 }
 
-# wait_for SECS COMMAND...: until COMMAND succeeds
-wait_for() {
-    local secs=$1 i
-    shift
-    for i in $(seq 1 $((secs * 10))); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 # set_last_seen NAME ACTIVATION UNIX: an appliance that was last seen long ago
 set_last_seen() {
     python3 - "$T/$1.db" "$2" "$3" <<'EOF'
@@ -306,7 +295,7 @@ test_cull_by_policy() {
     admin s "$w" POST /admin/v1/licenses/C-2/cull >/dev/null
     expect_status 409 "no policy"
     # the server's policy: A goes within a few seconds, B (seen now) stays
-    wait_for 10 sh -c "'$S' activation show $ida --db '$T/s.db' --json | jq -e '.state == \"closed\"' >/dev/null" ||
+    wait_until 10 sh -c "'$S' activation show $ida --db '$T/s.db' --json | jq -e '.state == \"closed\"' >/dev/null" ||
         fail "A was not culled"
     server_cli s activation show "$ida" --json | jq -e '.closed_reason == "culled"' >/dev/null ||
         fail "closed_reason"
@@ -399,7 +388,7 @@ test_webhooks_signed_retried_and_logged() {
     cid=$(computer_id_of a.txt)
     # the activation: refused twice (500), delivered at the third attempt,
     # one delivery ID throughout, every body signed
-    wait_for 20 sh -c "[ \"\$(jq -s '[.[] | select(.event == \"activation\")] | length' '$T/r.hook.log' 2>/dev/null)\" = 3 ]" ||
+    wait_until 20 sh -c "[ \"\$(jq -s '[.[] | select(.event == \"activation\")] | length' '$T/r.hook.log' 2>/dev/null)\" = 3 ]" ||
         fail "activation attempts: $(cat "$T/r.hook.log" 2>/dev/null)"
     jq -s -e --arg a "$id" '[.[] | select(.event == "activation")] as $d |
         ($d | map(.status)) == [500, 500, 200] and ($d | map(.verified) | all) and
@@ -409,7 +398,7 @@ test_webhooks_signed_retried_and_logged() {
         ($d[2].time - $d[1].time) >= 1.5 and ($d[1].time - $d[0].time) >= 0.5' "$T/r.hook.log" \
         >/dev/null || fail "the attempts: $(cat "$T/r.hook.log")"
     # pool_low: 5000 - 3600 is below 2000
-    wait_for 10 sh -c "[ \"\$(jq -s '[.[] | select(.event == \"pool_low\" and .status == 200)] | length' '$T/r.hook.log')\" = 1 ]" ||
+    wait_until 10 sh -c "[ \"\$(jq -s '[.[] | select(.event == \"pool_low\" and .status == 200)] | length' '$T/r.hook.log')\" = 1 ]" ||
         fail "pool_low: $(cat "$T/r.hook.log")"
     # a clone: validation_refused and clone_flagged; then a deactivation
     srv_check s validate W-1 "$id" "$cid" "$ep" 11111111111111111111111111111111 1000 60
@@ -417,7 +406,7 @@ test_webhooks_signed_retried_and_logged() {
     expect_status 403 "stale"
     srv_check s deactivate W-1 "$id" "$cid" 11111111111111111111111111111111 "" 1001 120
     expect_status 200 "deactivate"
-    wait_for 15 sh -c "[ \"\$(jq -s '[.[] | select(.status == 200 and .verified)] | length' '$T/r.hook.log')\" = 5 ]" ||
+    wait_until 15 sh -c "[ \"\$(jq -s '[.[] | select(.status == 200 and .verified)] | length' '$T/r.hook.log')\" = 5 ]" ||
         fail "events: $(jq -c '{event, status}' "$T/r.hook.log")"
     assert_eq 1 "$(received r validation_refused)" "validation_refused"
     assert_eq 1 "$(received r clone_flagged)" "clone_flagged"
@@ -436,14 +425,14 @@ test_webhooks_signed_retried_and_logged() {
     srv_activate s b.txt
     srv_check s deactivate W-1 "$(jq -r .activation "$T/payload.json")" "$(computer_id_of b.txt)" \
         "$(jq -r .epoch "$T/payload.json")" "" 1000 0
-    wait_for 20 sh -c "'$S' webhook deliveries --db '$T/s.db' --state failed --json | jq -e 'length == 1' >/dev/null" ||
+    wait_until 20 sh -c "'$S' webhook deliveries --db '$T/s.db' --state failed --json | jq -e 'length == 1' >/dev/null" ||
         fail "never failed: $(server_cli s webhook deliveries)"
     server_cli s webhook deliveries --state failed --json | jq -e '.[0].attempts == 3 and
         .[0].last_status == 0' >/dev/null || fail "failed delivery: $(server_cli s webhook deliveries --json)"
     # a receiver with another secret sees signatures that do not verify
     echo 0000 >"$T/r.secret"
     srv_activate s b.txt
-    wait_for 10 sh -c "jq -s -e '[.[] | select(.verified == false)] | length >= 1' '$T/r.hook.log' >/dev/null" ||
+    wait_until 10 sh -c "jq -s -e '[.[] | select(.verified == false)] | length >= 1' '$T/r.hook.log' >/dev/null" ||
         fail "a wrong secret verified"
     admin s "$a" DELETE "/admin/v1/webhooks/$(jq -r .id hook.json)" >/dev/null
     expect_status 200 "delete webhook"
@@ -661,7 +650,7 @@ os.rename(out + ".tmp", out)
 time.sleep(30)
 EOF
     echo $! >"$T/hostile.pid"
-    wait_for 30 test -s "$T/held" || fail "the hostile caller did not report"
+    wait_until 30 test -s "$T/held" || fail "the hostile caller did not report"
     t0=$(date +%s%N)
     srv_check s validate H-1 "$id" "$cid" "$ep" 11111111111111111111111111111111 1000 0 \
         --interface 127.0.0.2 --max-time 5

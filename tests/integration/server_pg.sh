@@ -219,8 +219,7 @@ test_a_webhook_delivery_is_sent_once_by_two_instances() {
         n=$([ $((i % 2)) = 0 ] && echo a || echo b)
         srv_activate "$n" "a$i.txt"
     done
-    wait_for() { local i; for i in $(seq 1 200); do "$@" && return 0; sleep 0.1; done; return 1; }
-    wait_for sh -c "[ \"\$(wc -l <'$T/hook.log' 2>/dev/null)\" -ge 20 ]" ||
+    wait_until 20 sh -c "[ \"\$(wc -l <'$T/hook.log' 2>/dev/null)\" -ge 20 ]" ||
         fail "deliveries: $(wc -l <"$T/hook.log" 2>/dev/null)"
     sleep 2 # a second copy would come now
     assert_eq 20 "$(wc -l <"$T/hook.log")" "deliveries received"
