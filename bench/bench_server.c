@@ -19,6 +19,9 @@
  *   validate     POST /v1/validate on activations made first (one per
  *                client): epoch check and rotation, counter, update, sign
  *                the answer, commit
+ *   activate, 16 licenses   the same activations spread over 16 licenses
+ *                (one license's activations queue on its row; a fleet
+ *                has a license per customer)
  *
  * with 1 and 64 clients, BENCH_SECS seconds per case (default 1.5); the
  * last columns compare each row with the baseline of its setup and with
@@ -64,6 +67,7 @@
 #include "server/server.h"
 
 #define CODE           "BENCH-0001"
+#define SPREAD         16 /* licenses the spread activation case uses */
 #define MAX_CLIENTS    64
 #define MAX_INSTANCES  2
 #define BODIES_PER_SEC 6000 /* activation certificates made ahead per second of a case */
@@ -144,7 +148,8 @@ static void make_tls(void) {
     EVP_PKEY_free(k);
 }
 
-/* The one license every activation goes to, room for all of them. */
+/* The license the activations go to, room for all of them; and SPREAD
+ * more for activations spread over several licenses. */
 static void make_db(const char *spec) {
     struct srv_license l = {.customer_id = 1,
                             .type = CERT_PERPETUAL,
@@ -158,13 +163,18 @@ static void make_db(const char *spec) {
 
     if (srv_db_open(spec, true, &db, err, sizeof(err)) < 0)
         die(err);
-    snprintf(l.code, sizeof(l.code), CODE);
     snprintf(l.product, sizeof(l.product), "bench");
     snprintf(l.features[0], sizeof(l.features[0]), "standard");
     l.nfeatures = 1;
     l.created = l.updated = time(NULL);
-    if (srv_license_insert(db, &l) < 0)
-        die("cannot create the license");
+    for (int i = 0; i <= SPREAD; i++) {
+        if (i)
+            snprintf(l.code, sizeof(l.code), "BENCH-S%02d", i);
+        else
+            snprintf(l.code, sizeof(l.code), CODE);
+        if (srv_license_insert(db, &l) < 0)
+            die("cannot create the licenses");
+    }
     srv_db_close(db);
 }
 
@@ -248,9 +258,10 @@ static bool pgtest(const char *args, char *out, size_t outlen) {
 
 /* ---- appliances --------------------------------------------------------------------- */
 
-/* The activate request body of appliance number n (its computer ID into
- * computer_id when not NULL). */
-static char *activation_body(unsigned n, char *computer_id) {
+/* The activate request body of appliance number n for license number lic
+ * (0: CODE, 1..SPREAD: BENCH-Snn), its computer ID into computer_id when not
+ * NULL. */
+static char *activation_body(unsigned n, unsigned lic, char *computer_id) {
     static const uint8_t macs[1][HWID_MAC_LEN] = {{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}};
     struct cert_activation a = {.is_vm = -1};
     char sn[32], err[256], *text = NULL, *body = NULL;
@@ -258,7 +269,10 @@ static char *activation_body(unsigned n, char *computer_id) {
                                            "Standard PC (Q35 + ICH9, 2009)", sn};
 
     snprintf(sn, sizeof(sn), "BENCH-%08u", n);
-    snprintf(a.license, sizeof(a.license), CODE);
+    if (lic)
+        snprintf(a.license, sizeof(a.license), "BENCH-S%02u", lic);
+    else
+        snprintf(a.license, sizeof(a.license), CODE);
     if (hwid_digest_ek(ek_der, ek_der_len, a.hwid.digest[HWID_EK]) < 0 ||
         hwid_digest_dmi(dmi, a.hwid.digest[HWID_DMI]) < 0 ||
         hwid_digest_nic(macs, 1, a.hwid.digest[HWID_NIC]) < 0)
@@ -288,10 +302,11 @@ static char *activation_body(unsigned n, char *computer_id) {
     return body;
 }
 
-static void fresh_bodies(void) {
+/* spread: each body to one of the SPREAD licenses in turn */
+static void fresh_bodies(bool spread) {
     for (size_t k = 0; k < nbodies; k++) {
         free(bodies[k]);
-        bodies[k] = activation_body(serial++, NULL);
+        bodies[k] = activation_body(serial++, spread ? 1 + (unsigned)(k % SPREAD) : 0, NULL);
     }
     atomic_store(&next_body, 0);
 }
@@ -390,7 +405,7 @@ static json_t *answer_payload(const struct buf *b) {
 
 /* Activates this client's appliance for the validation case. */
 static void activate_own(struct client *c) {
-    char *body = activation_body(serial++, c->computer_id);
+    char *body = activation_body(serial++, 0, c->computer_id);
     json_t *p;
     long st = post(c, "/v1/activate", body);
 
@@ -540,9 +555,10 @@ static void row(const char *setup, const char *what, int n, struct result r, dou
 
 static const int conc[] = {1, 64};
 
-/* rates: activate 1, 64, validate 1, 64 (for the "vs SQLite" column) */
+/* rates: activate 1, 64, validate 1, 64, activate spread (for the "vs
+ * SQLite" column) */
 static void run_setup(const char *name, const char *db, int instances, struct client *cs,
-                      double rates[4], const double *lite) {
+                      double rates[5], const double *lite) {
     char urls[MAX_INSTANCES][64];
     double base[2];
 
@@ -564,10 +580,17 @@ static void run_setup(const char *name, const char *db, int instances, struct cl
     }
     for (int i = 0; i < 2; i++) {
         struct result r;
-        fresh_bodies();
+        fresh_bodies(false);
         r = run(cs, conc[i], ACTIVATE);
         rates[i] = r.rate;
         row(name, "activate (new each)", conc[i], r, base[i], lite ? lite[i] : 0);
+    }
+    {
+        struct result r;
+        fresh_bodies(true);
+        r = run(cs, 64, ACTIVATE);
+        rates[4] = r.rate;
+        row(name, "activate, 16 licenses", 64, r, base[1], lite ? lite[4] : 0);
     }
     for (int i = 0; i < MAX_CLIENTS; i++)
         activate_own(&cs[i]);
@@ -654,7 +677,7 @@ static void hostile(const char *db, struct client *cs) {
 int main(void) {
     struct client *cs = calloc(MAX_CLIENTS, sizeof(*cs));
     const char *e = getenv("BENCH_SECS"), *bd = getenv("BENCH_DIR"), *nopg = getenv("BENCH_NO_PG");
-    double lite[4], pg1[4], pg2[4];
+    double lite[5], pg1[5], pg2[5];
     unsigned char *der = NULL;
     char dbfile[300], hostile_db[300], uri[512], args[1400], cmd[300];
     bool pg = !(nopg && *nopg && strcmp(nopg, "0"));
