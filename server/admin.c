@@ -504,17 +504,18 @@ static int group(int argc, char **argv, const char *path, const char *noun,
 /* ---- licenses ---------------------------------------------------------------------- */
 
 static const char create_help[] =
-    "Usage: " P "license create --db FILE|URL --code CODE --product NAME --customer-id N\n"
-    "        --type perpetual|time-limited|subscription|consumption [--expiry RFC3339]\n"
-    "        [--features a,b] [--secs-allocated N] [--cache-secs N] [--tick-secs N]\n"
-    "        [--max-activations N] [--offline-allowed] [--max-transfers N]\n"
-    "        [--cull-days N] [--pool-alert-secs N] [--json]\n"
+    "Usage: " P "license create --db FILE|URL --code CODE --product NAME\n"
+    "        --customer-id N --type perpetual|time-limited|subscription|consumption\n"
+    "        [--expiry RFC3339] [--features a,b] [--secs-allocated N]\n"
+    "        [--cache-secs N] [--tick-secs N] [--max-activations N]\n"
+    "        [--offline-allowed] [--max-transfers N] [--cull-days N]\n"
+    "        [--pool-alert-secs N] [--json]\n"
     "\n"
     "Adds a license to the database (a SQLite file is created when missing) and\n"
     "shows it.\n"
     "\n"
-    "  --code CODE           the license code customers enter: 1 to 64 letters, digits,\n"
-    "                        '.', '-' or '_'; unique\n"
+    "  --code CODE           the license code customers enter: 1 to 64 letters,\n"
+    "                        digits, '.', '-' or '_'; unique\n"
     "  --product NAME        product name, at most 64 characters\n"
     "  --customer-id N       the customer's number\n"
     "  --type TYPE           perpetual, time-limited, subscription or consumption\n"
@@ -525,8 +526,10 @@ static const char create_help[] =
     "                        (default 0; a consumption license needs some)\n"
     "  --cache-secs N        seconds granted to an appliance at a time (default 3600)\n"
     "  --tick-secs N         seconds per tick of the appliance's counter (default 60)\n"
-    "  --max-activations N   appliances active at once, online and offline (default 1)\n"
-    "  --offline-allowed     appliances may go offline, and 'offline sign' may be used\n"
+    "  --max-activations N   appliances active at once, online and offline\n"
+    "                        (default 1)\n"
+    "  --offline-allowed     appliances may go offline, and 'offline sign' may be\n"
+    "                        used\n"
     "  --max-transfers N     activations that may be moved to a new computer in the\n"
     "                        license's life ('activation transfer'; default 0)\n"
     "  --cull-days N         close online activations not seen for N days (their seat\n"
@@ -578,8 +581,9 @@ COMMAND(license_create, .path = P "license create", .help = create_help, .opts =
         .check = create_check, .op = create_op, .print = create_print)
 
 static const char update_help[] =
-    "Usage: " P "license update CODE --db FILE|URL [--product NAME] [--expiry TIME|none]\n"
-    "        [--features a,b] [--secs-allocated N] [--cache-secs N] [--max-activations N]\n"
+    "Usage: " P "license update CODE --db FILE|URL [--product NAME]\n"
+    "        [--expiry TIME|none] [--features a,b] [--secs-allocated N]\n"
+    "        [--cache-secs N] [--max-activations N]\n"
     "        [--offline-allowed | --no-offline-allowed] [--max-transfers N]\n"
     "        [--cull-days N] [--pool-alert-secs N] [--json]\n"
     "\n"
@@ -765,7 +769,8 @@ static const struct verb license_verbs[] = {
 /* ---- offline sign ---------------------------------------------------------------- */
 
 static const char offline_help[] =
-    "Usage: " P "offline sign --db FILE|URL --key FILE [--in FILE] [--secs-granted N]\n"
+    "Usage: " P "offline sign --db FILE|URL --key FILE [--in FILE]\n"
+    "        [--secs-granted N]\n"
     "\n"
     "Signs an appliance's activation certificate (from FILE or standard input; line\n"
     "breaks are ignored) into a license certificate with activation_type offline,\n"
@@ -829,9 +834,9 @@ static const struct verb offline_verbs[] = {{.name = "sign", .run = offline_sign
 /* ---- activations ------------------------------------------------------------------ */
 
 static const char activation_list_help[] =
-    "Usage: " P "activation list --db FILE|URL [--license CODE] [--state active|closed]\n"
-    "        [--kind online|offline] [--computer-id ID] [--flagged] [--not-seen-days N]\n"
-    "        [--limit N] [--offset N] [--json]\n"
+    "Usage: " P "activation list --db FILE|URL [--license CODE]\n"
+    "        [--state active|closed] [--kind online|offline] [--computer-id ID]\n"
+    "        [--flagged] [--not-seen-days N] [--limit N] [--offset N] [--json]\n"
     "\n"
     "Lists activations of every license (or one), filtered: --flagged those with a\n"
     "flag not cleared (a possible clone), --not-seen-days those whose appliance has\n"
@@ -953,7 +958,8 @@ COMMAND(activation_clear_flags, .path = P "activation clear-flags", .help = acti
         .op = activation_clear_op, .print = activation_print)
 
 static const char activation_transfer_help[] =
-    "Usage: " P "activation transfer ID --to COMPUTER_ID --db FILE|URL [--json]\n"
+    "Usage: " P "activation transfer ID --to COMPUTER_ID --db FILE|URL\n"
+    "        [--json]\n"
     "\n"
     "Moves an activation's seat to another computer (an appliance replaced): the\n"
     "activation is closed like 'revoke', and its seat is kept for the computer\n"
@@ -986,7 +992,8 @@ COMMAND(activation_transfer, .path = P "activation transfer", .help = activation
         .check = transfer_check, .op = transfer_op, .print = transfer_print)
 
 static const char activation_cull_help[] =
-    "Usage: " P "activation cull --db FILE|URL [--license CODE] [--dry-run] [--json]\n"
+    "Usage: " P "activation cull --db FILE|URL [--license CODE] [--dry-run]\n"
+    "        [--json]\n"
     "\n"
     "Closes the online activations whose appliance has not validated for their\n"
     "license's cull_days (license create/update --cull-days), every license with a\n"
@@ -1042,7 +1049,8 @@ static const struct verb activation_verbs[] = {
 /* ---- tokens ----------------------------------------------------------------------- */
 
 static const char token_create_help[] =
-    "Usage: " P "token create --db FILE|URL --scope read|write|admin [--name NAME] [--json]\n"
+    "Usage: " P "token create --db FILE|URL --scope read|write|admin\n"
+    "        [--name NAME] [--json]\n"
     "\n"
     "Makes a bearer token for the admin REST API and prints it on standard output,\n"
     "once: the database keeps only its SHA-256. read: every GET of licenses and\n"
@@ -1129,8 +1137,8 @@ static const struct verb token_verbs[] = {{.name = "create", .run = token_create
 /* ---- webhooks ---------------------------------------------------------------------- */
 
 static const char webhook_create_help[] =
-    "Usage: " P "webhook create --db FILE|URL --url URL --events a,b [--description TEXT]\n"
-    "        [--json]\n"
+    "Usage: " P "webhook create --db FILE|URL --url URL --events a,b\n"
+    "        [--description TEXT] [--json]\n"
     "\n"
     "Adds a webhook endpoint for the events named: activation, deactivation,\n"
     "validation_refused, clone_flagged, pool_low. URL is https://..., or http:// to\n"
@@ -1227,8 +1235,8 @@ COMMAND(webhook_delete, .path = P "webhook delete", .help = webhook_delete_help,
         .check = webhook_delete_check, .op = webhook_delete_op, .print = webhook_delete_print)
 
 static const char deliveries_help[] =
-    "Usage: " P "webhook deliveries --db FILE|URL [--webhook ID] [--state pending|delivered|\n"
-    "        failed] [--limit N] [--json]\n"
+    "Usage: " P "webhook deliveries --db FILE|URL [--webhook ID]\n"
+    "        [--state pending|delivered|failed] [--limit N] [--json]\n"
     "\n"
     "The delivery log, newest first: each event sent to each endpoint, its state,\n"
     "and every attempt (time, HTTP status, error).\n";
@@ -1284,8 +1292,9 @@ static const struct verb webhook_verbs[] = {{.name = "create", .run = webhook_cr
 /* ---- the audit log --------------------------------------------------------------------- */
 
 static const char audit_list_help[] =
-    "Usage: " P "audit list --db FILE|URL [--since TIME] [--until TIME] [--actor WHO]\n"
-    "        [--action ACTION|PREFIX.] [--target ID] [--before-id N] [--limit N] [--json]\n"
+    "Usage: " P "audit list --db FILE|URL [--since TIME] [--until TIME]\n"
+    "        [--actor WHO] [--action ACTION|PREFIX.] [--target ID] [--before-id N]\n"
+    "        [--limit N] [--json]\n"
     "\n"
     "The audit log of administrative actions, newest first (100 unless --limit):\n"
     "when, who (cli:USER, token:ID (NAME), system:cull-policy), what (license.create,\n"

@@ -31,53 +31,70 @@ static const struct serve_opt {
 #define U(name, arg, field, min, max, def, rule, help)                                             \
     { name, arg, T_UINT, offsetof(struct srv_serve_config, field), min, max, def, rule, help }
     S("db", "FILE|URL", db,
-      "the SQLite database file (created when missing), or a PostgreSQL URI\n"
-      "postgresql://[USER@]HOST/DBNAME?... (the database must exist)"),
+      "the SQLite database file (created when missing),\n"
+      "or a PostgreSQL URI\n"
+      "postgresql://[USER@]HOST/DBNAME?... (the database\n"
+      "must exist)"),
     S("key", "FILE", key, "the vendor's Ed25519 private key (PEM)"),
     S("listen", "HOST:PORT", listen,
-      "address for appliances, e.g. 0.0.0.0:8443 or [::]:8443; port 0 picks a\n"
-      "free port (see --port-file)"),
+      "address for appliances, e.g. 0.0.0.0:8443 or\n"
+      "[::]:8443; port 0 picks a free port (see --port-\n"
+      "file)"),
     S("tls-cert", "FILE", tls_cert, "the server's certificate (PEM, chain after it)"),
     S("tls-key", "FILE", tls_key, "its private key (PEM, not encrypted)"),
-    S("port-file", "FILE", port_file, "write the port listened on into FILE once listening"),
+    S("port-file", "FILE", port_file,
+      "write the port listened on into FILE once\n"
+      "listening"),
     S("admin-listen", "HOST:PORT", admin_listen,
-      "serve the admin API, /metrics and /health on this listener of their own\n"
-      "(TLS with the same certificate); they are then not on --listen"),
+      "serve the admin API, /metrics and /health on this\n"
+      "listener of their own (TLS with the same\n"
+      "certificate); they are then not on --listen"),
     S("admin-port-file", "FILE", admin_port_file, "write the admin listener's port into FILE"),
     U("threads", "N", threads, 1, 256, 8, "must be 1 to 256",
-      "request threads, and as many database connections (default 8)"),
+      "request threads, and as many database connections\n"
+      "(default 8)"),
     U("max-connections", "N", max_connections, 1, 100000, 1024, "must be 1 to 100000",
-      "open connections at most, from all addresses (default 1024)"),
+      "open connections at most, from all addresses\n"
+      "(default 1024)"),
     U("max-connections-per-ip", "N", max_connections_per_ip, 0, 100000, 64, "must be 0 to 100000",
-      "open connections at most from one address (default 64; 0: no limit per\n"
-      "address). Behind a reverse proxy every connection comes from the proxy"),
+      "open connections at most from one address (default\n"
+      "64; 0: no limit per address). Behind a reverse\n"
+      "proxy every connection comes from the proxy"),
     U("timeout", "SECS", timeout, 1, 86400, 30, "must be 1 to 86400 seconds",
-      "close a connection idle for SECS, a TLS handshake included (default 30)"),
+      "close a connection idle for SECS, a TLS handshake\n"
+      "included (default 30)"),
     U("activation-rate", "N", activation_rate, 0, 1000000, 60, "must be 0 to 1000000",
-      "activations a minute from one client address (default 60; 0: no limit);\n"
-      "more get 429 with Retry-After"),
+      "activations a minute from one client address\n"
+      "(default 60; 0: no limit); more get 429 with\n"
+      "Retry-After"),
     U("activation-burst", "N", activation_burst, 1, 1000000, 30, "must be 1 to 1000000",
-      "activations one address may make at once before the rate applies\n"
-      "(default 30)"),
+      "activations one address may make at once before\n"
+      "the rate applies (default 30)"),
     {"trusted-proxy", "CIDR", T_LIST, offsetof(struct srv_serve_config, trusted_proxy), 0, 0, 0,
      NULL,
-     "a reverse proxy whose X-Forwarded-For names the client (an address or a\n"
-     "network, comma-separated or repeated); other callers' X-Forwarded-For is\n"
+     "a reverse proxy whose X-Forwarded-For names the\n"
+     "client (an address or a network, comma-separated\n"
+     "or repeated); other callers' X-Forwarded-For is\n"
      "ignored"},
     S("webhook-ca", "FILE", webhook_ca,
-      "CA certificates for webhook endpoints (default: the system's store)"),
+      "CA certificates for webhook endpoints (default:\n"
+      "the system's store)"),
     U("webhook-timeout", "SECS", webhook_timeout, 1, 300, 10, "must be 1 to 300 seconds",
       "time allowed for one webhook delivery (default 10)"),
     U("webhook-retry-secs", "SECS", webhook_retry_secs, 1, 3600, 30, "must be 1 to 3600 seconds",
-      "a failed delivery is retried after SECS, then twice as long each time, at\n"
-      "most an hour (default 30)"),
+      "a failed delivery is retried after SECS, then\n"
+      "twice as long each time, at most an hour (default\n"
+      "30)"),
     U("webhook-attempts", "N", webhook_attempts, 1, 100, 10, "must be 1 to 100",
-      "attempts before a delivery is given up as failed (default 10)"),
+      "attempts before a delivery is given up as failed\n"
+      "(default 10)"),
     U("cull-interval", "SECS", cull_interval, 0, 604800, 3600, "must be 0 to 604800 seconds",
-      "apply the licenses' cull policies every SECS (default 3600; 0: never)"),
+      "apply the licenses' cull policies every SECS\n"
+      "(default 3600; 0: never)"),
     {"log-level", "LEVEL", T_LEVEL, offsetof(struct srv_serve_config, log_level), 0, 0, 0,
      "must be error, warn, info or debug",
-     "error, warn, info (default: one line per request), debug"},
+     "error, warn, info (default: one line per request),\n"
+     "debug"},
 #undef S
 #undef U
 };
@@ -85,8 +102,8 @@ static const struct serve_opt {
 #define NOPTS ARRAY_SIZE(opts)
 
 static void usage(void) {
-    printf("Usage: " PATH " --db FILE|URL --key FILE --listen HOST:PORT --tls-cert FILE\n"
-           "        --tls-key FILE [--config FILE] [OPTIONS]\n"
+    printf("Usage: " PATH " --db FILE|URL --key FILE --listen HOST:PORT\n"
+           "        --tls-cert FILE --tls-key FILE [--config FILE] [OPTIONS]\n"
            "\n"
            "Runs the license server: HTTPS (TLS 1.2 or 1.3) on HOST:PORT with the appliance\n"
            "endpoints POST /v1/activate, /v1/validate and /v1/deactivate (docs/online.md),\n"
