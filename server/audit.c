@@ -43,9 +43,17 @@ static json_t *stored_json(const char *text) {
     return v ? v : json_null();
 }
 
+static json_t *entry_row(struct srv_stmt *st, void *arg, int *err) {
+    return json_pack("{s:I, s:o, s:s, s:s, s:s, s:o, s:o, s:s}", "id",
+                     (json_int_t)srv_sql_int(st, 0), "time", srv_time_json(srv_sql_int(st, 1)),
+                     "actor", srv_sql_text(st, 2) ?: "", "action", srv_sql_text(st, 3) ?: "",
+                     "target", srv_sql_text(st, 4) ?: "", "before",
+                     stored_json(srv_sql_text(st, 5)), "after", stored_json(srv_sql_text(st, 6)),
+                     "detail", srv_sql_text(st, 7) ?: "");
+}
+
 int srv_audit_list(struct srv_db *db, const struct srv_audit_filter *f, json_t **ret) {
     _cleanup_stmt_ struct srv_stmt *st = NULL;
-    _cleanup_(json_decrefp) json_t *out = json_array();
     bool prefix = f->action && *f->action && f->action[strlen(f->action) - 1] == '.';
     char sql[640], pattern[80];
     size_t o;
@@ -88,25 +96,5 @@ int srv_audit_list(struct srv_db *db, const struct srv_audit_filter *f, json_t *
         r = srv_sql_bind_int(st, ++n, f->before_id);
     if (r == 0)
         r = srv_sql_bind_int(st, ++n, f->limit ? f->limit : 100);
-    if (r < 0)
-        return r;
-    if (!out)
-        return -ENOMEM;
-    while ((r = srv_sql_step(st)) == 1) {
-        char when[RFC3339_BUFLEN];
-        rfc3339_format((time_t)srv_sql_int(st, 1), when);
-        if (json_array_append_new(out, json_pack("{s:I, s:s, s:s, s:s, s:s, s:o, s:o, s:s}", "id",
-                                                 (json_int_t)srv_sql_int(st, 0), "time", when,
-                                                 "actor", srv_sql_text(st, 2) ?: "", "action",
-                                                 srv_sql_text(st, 3) ?: "", "target",
-                                                 srv_sql_text(st, 4) ?: "", "before",
-                                                 stored_json(srv_sql_text(st, 5)), "after",
-                                                 stored_json(srv_sql_text(st, 6)), "detail",
-                                                 srv_sql_text(st, 7) ?: "")) < 0)
-            return -ENOMEM;
-    }
-    if (r < 0)
-        return r;
-    *ret = TAKE_PTR(out);
-    return 0;
+    return r < 0 ? r : srv_sql_json_rows(st, entry_row, NULL, ret);
 }

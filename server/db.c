@@ -956,6 +956,24 @@ int srv_activation_list(struct srv_db *db, const struct srv_activation_filter *f
     return collect_rows(st, sizeof(**ret), activation_row_v, (void **)ret, ret_n);
 }
 
+int srv_sql_json_rows(struct srv_stmt *st, srv_row_json_fn row, void *arg, json_t **ret) {
+    _cleanup_(json_decrefp) json_t *a = json_array();
+    int r;
+
+    if (!a)
+        return -ENOMEM;
+    while ((r = srv_sql_step(st)) == 1) {
+        int err = -ENOMEM;
+        json_t *o = row(st, arg, &err);
+        if (!o || json_array_append_new(a, o) < 0)
+            return o ? -ENOMEM : err;
+    }
+    if (r < 0)
+        return r;
+    *ret = TAKE_PTR(a);
+    return 0;
+}
+
 int srv_json_single(json_t *arr, json_t **ret) {
     int r = json_array_size(arr) == 1 ? 0 : -ENOENT;
     if (r == 0)
@@ -972,31 +990,23 @@ json_t *srv_time_json(time_t t) {
     return json_string(when);
 }
 
+static json_t *flag_row(struct srv_stmt *st, void *arg, int *err) {
+    const char *by = srv_sql_text(st, 4);
+    return json_pack("{s:o, s:s, s:s, s:o, s:o}", "time", srv_time_json(srv_sql_int(st, 0)),
+                     "reason", srv_sql_text(st, 1) ?: "", "detail", srv_sql_text(st, 2) ?: "",
+                     "cleared", srv_time_json(srv_sql_int(st, 3)), "cleared_by",
+                     by && *by ? json_string(by) : json_null());
+}
+
 int srv_flag_list(struct srv_db *db, const char *activation_id, json_t **ret) {
     _cleanup_stmt_ struct srv_stmt *st = NULL;
-    _cleanup_(json_decrefp) json_t *a = json_array();
     int r = srv_sql_prepare(db,
                             "SELECT time, reason, detail, cleared, cleared_by FROM flags WHERE "
                             "activation_id = ? ORDER BY id",
                             &st);
     if (r < 0 || (r = srv_sql_bind_text(st, 1, activation_id)) < 0)
         return r;
-    if (!a)
-        return -ENOMEM;
-    while ((r = srv_sql_step(st)) == 1) {
-        const char *by = srv_sql_text(st, 4);
-        if (json_array_append_new(a, json_pack("{s:o, s:s, s:s, s:o, s:o}", "time",
-                                               srv_time_json(srv_sql_int(st, 0)), "reason",
-                                               srv_sql_text(st, 1) ?: "", "detail",
-                                               srv_sql_text(st, 2) ?: "", "cleared",
-                                               srv_time_json(srv_sql_int(st, 3)), "cleared_by",
-                                               by && *by ? json_string(by) : json_null())) < 0)
-            return -ENOMEM;
-    }
-    if (r < 0)
-        return r;
-    *ret = TAKE_PTR(a);
-    return 0;
+    return srv_sql_json_rows(st, flag_row, NULL, ret);
 }
 
 /* ---- transfers --------------------------------------------------------------------------------
@@ -1043,9 +1053,15 @@ int srv_transfer_use(struct srv_db *db, int64_t license_id, const char *computer
     return r < 0 ? r : srv_sql_run(st);
 }
 
+static json_t *transfer_row(struct srv_stmt *st, void *arg, int *err) {
+    return json_pack("{s:s, s:s, s:o, s:o}", "from_activation", srv_sql_text(st, 0) ?: "",
+                     "to_computer_id", srv_sql_text(st, 1) ?: "", "created",
+                     srv_time_json(srv_sql_int(st, 2)), "expires",
+                     srv_time_json(srv_sql_int(st, 3)));
+}
+
 int srv_transfer_list(struct srv_db *db, int64_t license_id, time_t now, json_t **ret) {
     _cleanup_stmt_ struct srv_stmt *st = NULL;
-    _cleanup_(json_decrefp) json_t *a = json_array();
     int r = srv_sql_prepare(db,
                             "SELECT from_activation, to_computer_id, created, expires FROM "
                             "transfers WHERE license_id = ? AND used_by = '' AND expires > ? "
@@ -1053,20 +1069,6 @@ int srv_transfer_list(struct srv_db *db, int64_t license_id, time_t now, json_t 
                             &st);
     if (r < 0)
         return r;
-    if (!a)
-        return -ENOMEM;
     BIND_ALL(r, srv_sql_bind_int(st, 1, license_id), srv_sql_bind_int(st, 2, (int64_t)now));
-    if (r < 0)
-        return r;
-    while ((r = srv_sql_step(st)) == 1)
-        if (json_array_append_new(a, json_pack("{s:s, s:s, s:o, s:o}", "from_activation",
-                                               srv_sql_text(st, 0) ?: "", "to_computer_id",
-                                               srv_sql_text(st, 1) ?: "", "created",
-                                               srv_time_json(srv_sql_int(st, 2)), "expires",
-                                               srv_time_json(srv_sql_int(st, 3)))) < 0)
-            return -ENOMEM;
-    if (r < 0)
-        return r;
-    *ret = TAKE_PTR(a);
-    return 0;
+    return r < 0 ? r : srv_sql_json_rows(st, transfer_row, NULL, ret);
 }

@@ -149,6 +149,11 @@ int srv_transfer_use(struct srv_db *db, int64_t license_id, const char *computer
  * to_computer_id, created, expires}. */
 int srv_transfer_list(struct srv_db *db, int64_t license_id, time_t now, json_t **ret);
 
+/* The rows of st (prepared and bound) as a JSON array in *ret: row()
+ * makes each element (a new reference), or returns NULL with *err set (a
+ * query it ran failed; -ENOMEM when it sets none). */
+typedef json_t *(*srv_row_json_fn)(struct srv_stmt *st, void *arg, int *err);
+int srv_sql_json_rows(struct srv_stmt *st, srv_row_json_fn row, void *arg, json_t **ret);
 /* The one element of arr (which it takes), -ENOENT when it has not exactly
  * one: a row looked up by its key. */
 int srv_json_single(json_t *arr, json_t **ret);

@@ -121,9 +121,15 @@ int srv_token_check(struct srv_db *db, const char *presented, struct srv_token_i
     return 0;
 }
 
+static json_t *token_row(struct srv_stmt *st, void *arg, int *err) {
+    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:o}", "id", srv_sql_text(st, 0) ?: "", "name",
+                     srv_sql_text(st, 1) ?: "", "scope", srv_sql_text(st, 2) ?: "", "created",
+                     srv_time_json(srv_sql_int(st, 3)), "created_by", srv_sql_text(st, 4) ?: "",
+                     "revoked", srv_time_json(srv_sql_int(st, 5)));
+}
+
 static int tokens_json(struct srv_db *db, const char *only, json_t **ret) {
     _cleanup_stmt_ struct srv_stmt *st = NULL;
-    _cleanup_(json_decrefp) json_t *a = json_array();
     int r = srv_sql_prepare(db,
                             only ? "SELECT id, name, scope, created, created_by, revoked FROM "
                                    "tokens WHERE id = ?"
@@ -132,20 +138,7 @@ static int tokens_json(struct srv_db *db, const char *only, json_t **ret) {
                             &st);
     if (r < 0 || (only && (r = srv_sql_bind_text(st, 1, only)) < 0))
         return r;
-    if (!a)
-        return -ENOMEM;
-    while ((r = srv_sql_step(st)) == 1)
-        if (json_array_append_new(
-                a, json_pack("{s:s, s:s, s:s, s:o, s:s, s:o}", "id", srv_sql_text(st, 0) ?: "",
-                             "name", srv_sql_text(st, 1) ?: "", "scope", srv_sql_text(st, 2) ?: "",
-                             "created", srv_time_json(srv_sql_int(st, 3)), "created_by",
-                             srv_sql_text(st, 4) ?: "", "revoked",
-                             srv_time_json(srv_sql_int(st, 5)))) < 0)
-            return -ENOMEM;
-    if (r < 0)
-        return r;
-    *ret = TAKE_PTR(a);
-    return 0;
+    return srv_sql_json_rows(st, token_row, NULL, ret);
 }
 
 int srv_token_list(struct srv_db *db, json_t **ret) {

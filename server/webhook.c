@@ -137,27 +137,34 @@ fail:
     return r;
 }
 
+static json_t *event_row(struct srv_stmt *st, void *arg, int *err) {
+    return json_string(srv_sql_text(st, 0) ?: "");
+}
+
 static int events_of(struct srv_db *db, int64_t id, json_t **ret) {
     _cleanup_stmt_ struct srv_stmt *st = NULL;
-    _cleanup_(json_decrefp) json_t *a = json_array();
     int r = srv_sql_prepare(
         db, "SELECT event FROM webhook_events WHERE webhook_id = ? ORDER BY event", &st);
     if (r < 0 || (r = srv_sql_bind_int(st, 1, id)) < 0)
         return r;
-    if (!a)
-        return -ENOMEM;
-    while ((r = srv_sql_step(st)) == 1)
-        if (json_array_append_new(a, json_string(srv_sql_text(st, 0) ?: "")) < 0)
-            return -ENOMEM;
-    if (r < 0)
-        return r;
-    *ret = TAKE_PTR(a);
-    return 0;
+    return srv_sql_json_rows(st, event_row, NULL, ret);
+}
+
+static json_t *webhook_row(struct srv_stmt *st, void *arg, int *err) {
+    json_t *ev = NULL;
+    int64_t id = srv_sql_int(st, 0);
+
+    *err = events_of(arg, id, &ev);
+    if (*err < 0)
+        return NULL;
+    return json_pack("{s:I, s:s, s:o, s:s, s:o, s:s}", "id", (json_int_t)id, "url",
+                     srv_sql_text(st, 1) ?: "", "events", ev, "description",
+                     srv_sql_text(st, 2) ?: "", "created", srv_time_json(srv_sql_int(st, 3)),
+                     "created_by", srv_sql_text(st, 4) ?: "");
 }
 
 static int webhooks_json(struct srv_db *db, int64_t only, json_t **ret) {
     _cleanup_stmt_ struct srv_stmt *st = NULL;
-    _cleanup_(json_decrefp) json_t *a = json_array();
     int r = srv_sql_prepare(db,
                             only ? "SELECT id, url, description, created, created_by FROM "
                                    "webhooks WHERE id = ?"
@@ -166,26 +173,7 @@ static int webhooks_json(struct srv_db *db, int64_t only, json_t **ret) {
                             &st);
     if (r < 0 || (only && (r = srv_sql_bind_int(st, 1, only)) < 0))
         return r;
-    if (!a)
-        return -ENOMEM;
-    while ((r = srv_sql_step(st)) == 1) {
-        json_t *ev = NULL;
-        int64_t id = srv_sql_int(st, 0);
-        r = events_of(db, id, &ev);
-        if (r < 0)
-            return r;
-        if (json_array_append_new(a,
-                                  json_pack("{s:I, s:s, s:o, s:s, s:o, s:s}", "id", (json_int_t)id,
-                                            "url", srv_sql_text(st, 1) ?: "", "events", ev,
-                                            "description", srv_sql_text(st, 2) ?: "", "created",
-                                            srv_time_json(srv_sql_int(st, 3)), "created_by",
-                                            srv_sql_text(st, 4) ?: "")) < 0)
-            return -ENOMEM;
-    }
-    if (r < 0)
-        return r;
-    *ret = TAKE_PTR(a);
-    return 0;
+    return srv_sql_json_rows(st, webhook_row, db, ret);
 }
 
 int srv_webhook_get(struct srv_db *db, int64_t id, json_t **ret) {
@@ -208,33 +196,42 @@ int srv_webhook_delete(struct srv_db *db, int64_t id) {
 
 /* ---- the delivery log ------------------------------------------------------------------ */
 
-static int attempts_of(struct srv_db *db, int64_t id, json_t **ret) {
-    _cleanup_stmt_ struct srv_stmt *st = NULL;
-    _cleanup_(json_decrefp) json_t *a = json_array();
-    int r = srv_sql_prepare(db,
-                            "SELECT time, status, error, duration_ms FROM delivery_attempts WHERE "
-                            "delivery_id = ? ORDER BY id",
-                            &st);
-    if (r < 0 || (r = srv_sql_bind_int(st, 1, id)) < 0)
-        return r;
-    if (!a)
-        return -ENOMEM;
-    while ((r = srv_sql_step(st)) == 1)
-        if (json_array_append_new(
-                a, json_pack("{s:o, s:I, s:I, s:s, s:I}", "time", srv_time_json(srv_sql_int(st, 0)),
-                             "unix_time", (json_int_t)srv_sql_int(st, 0), "status",
-                             (json_int_t)srv_sql_int(st, 1), "error", srv_sql_text(st, 2) ?: "",
-                             "duration_ms", (json_int_t)srv_sql_int(st, 3))) < 0)
-            return -ENOMEM;
-    if (r < 0)
-        return r;
-    *ret = TAKE_PTR(a);
-    return 0;
+static json_t *attempt_row(struct srv_stmt *st, void *arg, int *err) {
+    return json_pack("{s:o, s:I, s:I, s:s, s:I}", "time", srv_time_json(srv_sql_int(st, 0)),
+                     "unix_time", (json_int_t)srv_sql_int(st, 0), "status",
+                     (json_int_t)srv_sql_int(st, 1), "error", srv_sql_text(st, 2) ?: "",
+                     "duration_ms", (json_int_t)srv_sql_int(st, 3));
+}
+
+static json_t *delivery_row(struct srv_stmt *st, void *arg, int *err) {
+    _cleanup_stmt_ struct srv_stmt *at = NULL;
+    json_t *attempts = NULL, *payload;
+    const char *state = srv_sql_text(st, 5) ?: "";
+    int64_t id = srv_sql_int(st, 0);
+
+    *err = srv_sql_prepare(arg,
+                           "SELECT time, status, error, duration_ms FROM delivery_attempts "
+                           "WHERE delivery_id = ? ORDER BY id",
+                           &at);
+    if (*err == 0)
+        *err = srv_sql_bind_int(at, 1, id);
+    if (*err == 0)
+        *err = srv_sql_json_rows(at, attempt_row, NULL, &attempts);
+    if (*err < 0)
+        return NULL;
+    payload = json_loads(srv_sql_text(st, 3) ?: "", 0, NULL);
+    return json_pack(
+        "{s:I, s:I, s:s, s:o, s:o, s:s, s:I, s:o, s:I, s:s, s:o, s:o}", "id", (json_int_t)id,
+        "webhook_id", (json_int_t)srv_sql_int(st, 1), "event", srv_sql_text(st, 2) ?: "", "payload",
+        payload ? payload : json_null(), "created", srv_time_json(srv_sql_int(st, 4)), "state",
+        state, "attempts", (json_int_t)srv_sql_int(st, 6), "next_attempt",
+        strcmp(state, "pending") ? json_null() : srv_time_json(srv_sql_int(st, 7)), "last_status",
+        (json_int_t)srv_sql_int(st, 8), "last_error", srv_sql_text(st, 9) ?: "", "finished",
+        srv_time_json(srv_sql_int(st, 10)), "attempt_log", attempts);
 }
 
 int srv_delivery_list(struct srv_db *db, const struct srv_delivery_filter *f, json_t **ret) {
     _cleanup_stmt_ struct srv_stmt *st = NULL;
-    _cleanup_(json_decrefp) json_t *a = json_array();
     char sql[512];
     int r, n = 0;
 
@@ -251,36 +248,7 @@ int srv_delivery_list(struct srv_db *db, const struct srv_delivery_filter *f, js
         r = srv_sql_bind_text(st, ++n, f->state);
     if (r == 0)
         r = srv_sql_bind_int(st, ++n, f->limit ? f->limit : 100);
-    if (r < 0)
-        return r;
-    if (!a)
-        return -ENOMEM;
-    while ((r = srv_sql_step(st)) == 1) {
-        json_t *attempts = NULL, *payload;
-        int64_t id = srv_sql_int(st, 0);
-        const char *state = srv_sql_text(st, 5) ?: "";
-
-        r = attempts_of(db, id, &attempts);
-        if (r < 0)
-            return r;
-        payload = json_loads(srv_sql_text(st, 3) ?: "", 0, NULL);
-        if (json_array_append_new(
-                a, json_pack("{s:I, s:I, s:s, s:o, s:o, s:s, s:I, s:o, s:I, s:s, s:o, s:o}", "id",
-                             (json_int_t)id, "webhook_id", (json_int_t)srv_sql_int(st, 1), "event",
-                             srv_sql_text(st, 2) ?: "", "payload", payload ? payload : json_null(),
-                             "created", srv_time_json(srv_sql_int(st, 4)), "state", state,
-                             "attempts", (json_int_t)srv_sql_int(st, 6), "next_attempt",
-                             strcmp(state, "pending") ? json_null()
-                                                      : srv_time_json(srv_sql_int(st, 7)),
-                             "last_status", (json_int_t)srv_sql_int(st, 8), "last_error",
-                             srv_sql_text(st, 9) ?: "", "finished",
-                             srv_time_json(srv_sql_int(st, 10)), "attempt_log", attempts)) < 0)
-            return -ENOMEM;
-    }
-    if (r < 0)
-        return r;
-    *ret = TAKE_PTR(a);
-    return 0;
+    return r < 0 ? r : srv_sql_json_rows(st, delivery_row, db, ret);
 }
 
 void srv_deliveries_free(struct srv_delivery *d, size_t n) {
