@@ -31,6 +31,20 @@ bool activation_build(const struct activation_machine *m, const struct activatio
     memcpy(act.counter.name, m->counter_name, m->counter_name_len);
     act.counter.name_len = m->counter_name_len;
     act.counter.value = m->counter_value;
+    if (m->floor_index) {
+        if (m->floor_name_len > sizeof(act.time_floor.name))
+            return outcome_set(o, OUTCOME_INTERNAL, "the hour counter's name is too long");
+        act.time_floor.index = m->floor_index;
+        memcpy(act.time_floor.name, m->floor_name, m->floor_name_len);
+        act.time_floor.name_len = m->floor_name_len;
+        act.time_floor.value = m->floor_value;
+    }
+    if (m->supersedes_jti && *m->supersedes_jti) {
+        snprintf(act.supersedes_jti, sizeof(act.supersedes_jti), "%s", m->supersedes_jti);
+        act.supersedes_ceiling = m->supersedes_ceiling;
+    }
+    if (m->ek_issuer)
+        snprintf(act.ek_issuer, sizeof(act.ek_issuer), "%s", m->ek_issuer);
     if (hex_random(act.nonce, 16) < 0)
         return outcome_set(o, OUTCOME_INTERNAL, "no random numbers for the nonce");
     act.date = agent_now();

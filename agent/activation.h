@@ -36,6 +36,15 @@ struct activation_machine {
     const uint8_t *counter_name;
     size_t counter_name_len;
     uint64_t counter_value;
+    /* the hour counter, the vendor signs it back as the time floor's base */
+    uint32_t floor_index;
+    const uint8_t *floor_name;
+    size_t floor_name_len;
+    uint64_t floor_value;
+    /* the certificate in force, which the new one will replace ("": none) */
+    const char *supersedes_jti;
+    uint64_t supersedes_ceiling;
+    const char *ek_issuer; /* NULL when the TPM has no EK certificate */
 };
 
 /* Builds the activation certificate: *ret_text is malloc'ed; ret_nonce gets

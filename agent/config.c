@@ -34,6 +34,10 @@ static const struct option_def defs[] = {
      "vendor public key, PEM (default " AGENT_DEFAULT_VENDOR_KEY ")"},
     {"server", T_STR, O(server), "URL", "license server, https://HOST:PORT (default none)"},
     {"server_ca", T_STR, O(server_ca), "FILE", "CA certificate the license server must chain to"},
+    {"ek_ca_dir", T_STR, O(ek_ca_dir), "DIR",
+     "CA certificates the TPM's EK certificate may chain to (default " AGENT_DEFAULT_EK_CA_DIR ")"},
+    {"owner_auth_file", T_STR, O(owner_auth_file), "FILE",
+     "the TPM owner's authorization, when the image set one (root-only file)"},
     {"server_timeout", T_UINT, O(server_timeout_secs), "SECONDS",
      "longest exchange with the license server, connecting included (default 30)"},
     {"user", T_STR, O(user), "USER", "drop privileges to this user after start-up"},
@@ -45,7 +49,7 @@ static const struct option_def defs[] = {
      "start without a TPM (development only; the computer ID says tpm: false)"},
     {"log_level", T_LEVEL, O(log_level), "LEVEL", "error, warn, info or debug (default info)"},
     {"nv_base", T_NV_BASE, O(nv_base), "INDEX",
-     "first of the agent's 3 NV indices, TCG owner range (default 0x01a0c000)"},
+     "first of the agent's 4 NV indices, TCG owner range (default 0x01a0c000)"},
     {"max_connections", T_UINT, O(max_connections), "N", "API connections at once (default 256)"},
     {"timeout", T_UINT, O(timeout_secs), "SECONDS", "idle API connection timeout (default 30)"},
     {"threads", T_UINT, O(threads), "N", "API worker threads (default 4)"},
@@ -59,6 +63,7 @@ static void set_defaults(struct agent_config *c) {
     c->socket_path = strdup(AGENT_DEFAULT_SOCKET);
     c->state_dir = strdup(AGENT_DEFAULT_STATE_DIR);
     c->vendor_key = strdup(AGENT_DEFAULT_VENDOR_KEY);
+    c->ek_ca_dir = strdup(AGENT_DEFAULT_EK_CA_DIR);
     c->service_group = strdup("tpmlic");
     c->admin_group = strdup("tpmlic-admin");
     c->log_level = LOG_LVL_INFO;

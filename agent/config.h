@@ -14,6 +14,7 @@
 #define AGENT_DEFAULT_SOCKET     "/run/tpmlic/tpmlicd.sock"
 #define AGENT_DEFAULT_STATE_DIR  "/var/lib/tpmlic"
 #define AGENT_DEFAULT_VENDOR_KEY "/etc/tpmlic/vendor.pub"
+#define AGENT_DEFAULT_EK_CA_DIR  "/etc/tpmlic/ek-ca.d"
 
 struct agent_config {
     char *config_file;
@@ -23,6 +24,8 @@ struct agent_config {
     char *vendor_key;
     char *server;
     char *server_ca;
+    char *ek_ca_dir;
+    char *owner_auth_file;
     char *user;
     char *service_group;
     char *admin_group;

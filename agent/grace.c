@@ -1,6 +1,8 @@
 /* Grace periods and back-off (grace.h). */
 #include "agent/grace.h"
 
+#include <string.h>
+
 bool grace_begin(struct store_state *s, enum online_failure f, bool validated_this_boot, time_t now,
                  uint64_t tpm_ms) {
     if (s->grace_start)
@@ -67,4 +69,22 @@ unsigned backoff_minutes(unsigned n) {
     if (n > 11)
         return BACKOFF_MAX_MINUTES;
     return 1u << (n - 1);
+}
+
+void grace_from_record(struct store_state *s) {
+    /* the length comes from the failure class, never from NV as it is */
+    if (!s->grace_start) {
+        s->grace_secs = 0;
+        s->grace_seen_ms = 0;
+        s->clock_anchor_ms = 0;
+        return;
+    }
+    s->grace_secs = s->grace_secs == GRACE_LONG_SECS ? GRACE_LONG_SECS : GRACE_SHORT_SECS;
+}
+
+void grace_least_favourable(struct store_state *s) {
+    memset(s, 0, sizeof(*s));
+    s->grace_start = 1;
+    s->grace_secs = GRACE_SHORT_SECS;
+    s->grace_seen_ms = (uint64_t)GRACE_SHORT_SECS * 1000;
 }

@@ -46,6 +46,13 @@ time_t grace_end(const struct store_state *s, time_t now);
 /* Milliseconds left, 0 when over or none runs. */
 uint64_t grace_left_ms(const struct store_state *s);
 
+/* A record as read from NV: a running grace period gets the length of its
+ * class (2 h or 7 days), whatever number the record holds. */
+void grace_from_record(struct store_state *s);
+/* What a damaged state record counts as: a grace period that is over, so
+ * that an online license is not valid until a validation succeeds. */
+void grace_least_favourable(struct store_state *s);
+
 /* A successful exchange: no grace period, refusal cleared. */
 void grace_succeeded(struct store_state *s, time_t now);
 

@@ -32,7 +32,11 @@ int agent_identity(const char *tcti, bool allow_no_tpm, struct tpmio **ret_tpm,
     if (r < 0)
         goto fail_hwid;
 
-    r = tpmio_open(tcti, &tpm, terr, sizeof(terr));
+    r = tpmio_open(tcti, &tpm, &ek, terr, sizeof(terr));
+    if (r == -EKEYREJECTED) {
+        snprintf(err, errlen, "%s", terr);
+        return r;
+    }
     if (r < 0) {
         if (!allow_no_tpm) {
             snprintf(err, errlen,
@@ -47,12 +51,6 @@ int agent_identity(const char *tcti, bool allow_no_tpm, struct tpmio **ret_tpm,
         if (r < 0)
             goto fail_hwid;
     } else {
-        char why[TPMIO_WHY_LEN] = "";
-        r = tpmio_ek(tpm, &ek, why);
-        if (r < 0) {
-            snprintf(err, errlen, "%s", why);
-            return r;
-        }
         r = hwid_set_ek(info, ek.spki_der, ek.spki_len, ek.origin);
         if (r < 0) {
             tpm_ek_clear(&ek);

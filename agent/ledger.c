@@ -22,6 +22,9 @@
 #include "common/macro.h"
 
 #define TICK_DEFAULT 60
+/* how far the TPM clock may be behind a window's anchor: it steps back by
+ * up to the TPM's clock save interval after a power loss */
+#define WINDOW_CLOCK_SLACK_MS (2 * 3600 * 1000ull)
 
 /* A usage counter: index, TPM name and, for a certificate's, its base. */
 struct counter_ref {
@@ -43,9 +46,18 @@ struct ledger {
     uint64_t counter_value;     /* last value read or written */
     uint64_t counter_writes;
     unsigned long tpm_reopened_seen;
+    /* the time floor: the hour counter, and what the certificate anchors */
+    struct counter_ref floor_counter;
+    uint64_t floor_value;
+    time_t floor_time;        /* decisions never take a time before this */
+    uint64_t floor_inc_clock; /* TPM clock (ms) of this run's last increment; 0: none yet */
+    time_t clock_checked;     /* agent_mono() of the last look at the TPM clock in tick */
 
     struct license_view lic;
     struct counter_ref lic_counter; /* the counter the certificate names, and its base */
+    struct cert_time_floor lic_floor;
+    struct cert_online_window lic_window;
+    time_t lic_iat;
     char license_problem[256];
     struct store_state state;
     uint64_t cache_secs; /* the license server's refill step */
@@ -111,6 +123,25 @@ static uint64_t handable(const struct ledger *l) {
     return l->lic.secs_granted > used ? l->lic.secs_granted - used : 0;
 }
 
+/* The time floor: the certificate's signing time, and the hours the hour
+ * counter counted since the time its anchor names. It only grows. */
+static void update_floor(struct ledger *l) {
+    time_t t = l->lic.present ? l->lic_iat : 0;
+    if (l->lic.present && l->lic_floor.present && l->floor_value >= l->lic_floor.counter.value) {
+        time_t f = l->lic_floor.at + (time_t)((l->floor_value - l->lic_floor.counter.value) * 3600);
+        if (f > t)
+            t = f;
+    }
+    if (t > l->floor_time)
+        l->floor_time = t;
+}
+
+/* The time decisions use: the wall clock, never earlier than the floor. */
+static time_t decision_now(const struct ledger *l) {
+    time_t now = agent_now();
+    return now > l->floor_time ? now : l->floor_time;
+}
+
 /* The grace period and a refusal as the hot path sees them. */
 static void sync_online_view(struct ledger *l, time_t now) {
     struct license_online *o = &l->lic.online;
@@ -135,6 +166,8 @@ static void publish(struct ledger *l) {
         return;
     }
     sync_online_view(l, agent_now());
+    l->lic.dead = l->lic.present && l->counter_value > l->lic.ceiling;
+    l->lic.window_until = l->lic.present && l->lic_window.present ? l->lic_window.until : 0;
     snprintf(s->computer_id, sizeof(s->computer_id), "%s", l->cfg.computer_id);
     s->tpm_present = l->tpm_present;
     s->lic = l->lic;
@@ -151,6 +184,7 @@ static void publish(struct ledger *l) {
     s->returned_total = l->leases.returned_total;
     s->counter_writes = l->counter_writes;
     s->removing = l->removing;
+    s->floor = l->floor_time;
     snapshot_publish(&l->box, s);
 }
 
@@ -201,17 +235,33 @@ static void view_from_cert(const struct cert_license *c, struct license_view *v)
     v->offline_allowed = c->offline_allowed;
     v->activated_offline = c->activated_offline;
     v->tick_secs = c->tick_secs;
+    v->ceiling = cert_license_ceiling(c);
+}
+
+static bool same_counter(const struct cert_counter *c, const struct counter_ref *ours) {
+    return c->index == ours->index && c->name_len == ours->name_len &&
+           memcmp(c->name, ours->name, ours->name_len) == 0;
 }
 
 /* Checks a certificate against everything this agent can check: the vendor's
- * signature and validity period, this machine, the code, and this TPM's
- * counter. Fills *ret. Caller holds lock. */
+ * signature and validity period (on the agent's time), this machine, the
+ * TPM it requires, the code, this TPM's counters, and that the usage
+ * counter is not past its ceiling. *ret_start (may be NULL) gets the
+ * counter value the certificate needs before it is stored: above the
+ * counter now only for a certificate that supersedes the one in force
+ * (its base is that one's ceiling plus one). A certificate the counter is
+ * past is refused unless allow_dead (the one kept in the TPM, loaded at
+ * start, which then serves nothing but can still be validated). Fills
+ * *ret. Caller holds lock. */
 static bool verify(struct ledger *l, const char *cert, size_t len, const char *expect_code,
-                   struct cert_license *ret, struct outcome *o) {
+                   bool allow_dead, struct cert_license *ret, uint64_t *ret_start,
+                   struct outcome *o) {
     struct hwid_match m;
     char msg[300];
+    uint64_t start = l->counter_value;
+    bool supersedes;
 
-    if (cert_license_verify(cert, len, l->cfg.vendor_key, agent_now(), ret, msg, sizeof(msg)) !=
+    if (cert_license_verify(cert, len, l->cfg.vendor_key, decision_now(l), ret, msg, sizeof(msg)) !=
         CERT_OK)
         return outcome_set(o, OUTCOME_INVALID, "%s", msg);
     if (!l->cfg.digests || cert_license_match(ret, l->cfg.digests, &m, msg, sizeof(msg)) != CERT_OK)
@@ -219,20 +269,79 @@ static bool verify(struct ledger *l, const char *cert, size_t len, const char *e
     if (expect_code && strcmp(expect_code, ret->license) != 0)
         return outcome_set(o, OUTCOME_INVALID, "the certificate is for license %s, not %s",
                            ret->license, expect_code);
-    if (ret->counter.index != l->counter.index || ret->counter.name_len != l->counter.name_len ||
-        memcmp(ret->counter.name, l->counter.name, l->counter.name_len) != 0)
+    if (l->cfg.ek_trust && !cert_tpm_trust_met(ret, l->cfg.ek_trust, msg, sizeof(msg)))
+        return outcome_set(o, OUTCOME_INVALID, "%s", msg);
+    if (!same_counter(&ret->counter, &l->counter))
         return outcome_set(o, OUTCOME_INVALID,
                            "the certificate is bound to usage counter 0x%08x of another TPM (or "
                            "one defined anew since the activation request); request a new "
                            "activation",
                            ret->counter.index);
-    if (ret->counter.value > l->counter_value)
+    supersedes = l->lic.present && strcmp(ret->jti, l->lic.jti) != 0;
+    if (ret->counter.value > l->counter_value) {
+        if (!supersedes || ret->counter.value != l->lic.ceiling + 1)
+            return outcome_set(o, OUTCOME_INVALID,
+                               "the certificate's usage counter base %llu is ahead of this TPM's "
+                               "counter (%llu): it was not made from this appliance's request",
+                               (unsigned long long)ret->counter.value,
+                               (unsigned long long)l->counter_value);
+        start = ret->counter.value;
+    }
+    /* a certificate that replaces the one in force ends it first */
+    if (supersedes && !l->lic.dead && start <= l->lic.ceiling)
+        start = l->lic.ceiling + 1;
+    if (start > cert_license_ceiling(ret) && !allow_dead)
         return outcome_set(o, OUTCOME_INVALID,
-                           "the certificate's usage counter base %llu is ahead of this TPM's "
-                           "counter (%llu): it was not made from this appliance's request",
-                           (unsigned long long)ret->counter.value,
-                           (unsigned long long)l->counter_value);
+                           "the certificate is no longer in force: this TPM's usage counter (%llu) "
+                           "is past its ceiling (%llu): it was removed, refused by the license "
+                           "server or replaced by a later certificate",
+                           (unsigned long long)start,
+                           (unsigned long long)cert_license_ceiling(ret));
+    if (ret->time_floor.present) {
+        if (!same_counter(&ret->time_floor.counter, &l->floor_counter))
+            return outcome_set(o, OUTCOME_INVALID,
+                               "the certificate's time floor is bound to counter 0x%08x of "
+                               "another TPM (or one defined anew); request a new activation",
+                               ret->time_floor.counter.index);
+        if (ret->time_floor.counter.value > l->floor_value)
+            return outcome_set(o, OUTCOME_INVALID,
+                               "the certificate's time floor base %llu is ahead of this TPM's "
+                               "hour counter (%llu): it was not made from this appliance's "
+                               "request",
+                               (unsigned long long)ret->time_floor.counter.value,
+                               (unsigned long long)l->floor_value);
+    }
+    if (ret_start)
+        *ret_start = start;
     return true;
+}
+
+/* Moves the usage counter to target (it never goes back): how a
+ * certificate is ended. Caller holds lock. */
+static bool advance(struct ledger *l, uint64_t target, const char *why, struct outcome *o) {
+    char reason[TPMIO_WHY_LEN] = "";
+    uint64_t from = l->counter_value, v = from;
+    int r;
+
+    if (target <= from)
+        return true;
+    r = tpmio_counter_advance_to(l->tpm, l->counter.index, from, target, &v, reason);
+    l->counter_writes += v - from;
+    l->counter_value = v;
+    if (r < 0)
+        return outcome_set(o, OUTCOME_UNAVAILABLE, "the TPM is not available: %s", reason);
+    log_info("usage counter moved from %llu to %llu (%llu ticks): %s", (unsigned long long)from,
+             (unsigned long long)v, (unsigned long long)(v - from), why);
+    return true;
+}
+
+/* Ends the certificate in force: the counter goes past its ceiling, so no
+ * copy of it (a restored state, the certificate applied again) is valid
+ * again. Caller holds lock. */
+static bool end_certificate(struct ledger *l, const char *why, struct outcome *o) {
+    if (!l->lic.present || l->counter_value > l->lic.ceiling)
+        return true;
+    return advance(l, l->lic.ceiling + 1, why, o);
 }
 
 /* Takes a verified certificate into memory. Caller holds lock. */
@@ -246,7 +355,12 @@ static void take(struct ledger *l, const struct cert_license *c) {
     view_from_cert(c, &l->lic);
     l->lic_counter.index = c->counter.index;
     l->lic_counter.base = c->counter.value;
+    l->lic_floor = c->time_floor;
+    l->lic_window = c->window;
+    l->lic_iat = c->iat;
+    l->lic.window_over = false;
     l->license_problem[0] = '\0';
+    update_floor(l);
 }
 
 /* Writes the certificate (when cert is not NULL) and then the state; on
@@ -266,8 +380,9 @@ static bool store(struct ledger *l, const char *cert, size_t len, const struct s
     return true;
 }
 
-static int read_counter(struct ledger *l, char *why) {
-    uint32_t index = agent_nv_index(l->cfg.nv_base, AGENT_NV_COUNTER);
+static int read_one_counter(struct ledger *l, enum agent_nv_slot slot, struct counter_ref *ref,
+                            uint64_t *value, char *why) {
+    uint32_t index = agent_nv_index(l->cfg.nv_base, slot);
     struct tpm_nv_public pub;
     uint64_t v;
     int r;
@@ -277,11 +392,21 @@ static int read_counter(struct ledger *l, char *why) {
         r = tpmio_counter_read(l->tpm, index, &v, why);
     if (r < 0)
         return r;
-    l->counter.index = index;
-    l->counter.name_len = pub.name_len;
-    memcpy(l->counter.name, pub.name, pub.name_len);
-    l->counter_value = v;
+    ref->index = index;
+    ref->name_len = pub.name_len;
+    memcpy(ref->name, pub.name, pub.name_len);
+    *value = v;
     return 0;
+}
+
+/* The usage counter and the hour counter, as the TPM says now. */
+static int read_counter(struct ledger *l, char *why) {
+    int r = read_one_counter(l, AGENT_NV_COUNTER, &l->counter, &l->counter_value, why);
+    if (r == 0)
+        r = read_one_counter(l, AGENT_NV_FLOOR, &l->floor_counter, &l->floor_value, why);
+    if (r == 0)
+        update_floor(l);
+    return r;
 }
 
 static void load_license(struct ledger *l) {
@@ -295,10 +420,14 @@ static void load_license(struct ledger *l) {
 
     r = agent_store_read_state(l->tpm, l->cfg.nv_base, &l->state, why);
     if (r < 0) {
-        log_warn("agent state in NV is unreadable (%s); starting from defaults",
-                 r == -EBADMSG ? "damaged record" : why);
-        memset(&l->state, 0, sizeof(l->state));
+        /* never the most favourable state: an online license is not valid
+         * until a validation succeeds */
+        log_warn("the agent state in NV is unreadable (%s): an online license needs a "
+                 "successful validation before it is valid again",
+                 r == -EBADMSG || r == -EPROTONOSUPPORT ? "damaged record" : why);
+        grace_least_favourable(&l->state);
     }
+    grace_from_record(&l->state);
     r = agent_store_read_license(l->tpm, l->cfg.nv_base, &cert, &len, why);
     if (r == -EBADMSG) {
         snprintf(l->license_problem, sizeof(l->license_problem),
@@ -317,12 +446,35 @@ static void load_license(struct ledger *l) {
         log_info("no license applied");
         return;
     }
-    if (!verify(l, cert, len, NULL, &c, &o)) {
+    if (!verify(l, cert, len, NULL, true, &c, NULL, &o)) {
         snprintf(l->license_problem, sizeof(l->license_problem), "%.255s", o.msg);
         log_error("the stored license is not accepted: %s", o.msg);
         return;
     }
-    take(l, &c);
+    if (c.window.present) {
+        struct tpm_clock clk;
+        if (tpmio_read_clock(l->tpm, &clk) < 0) {
+            snprintf(l->license_problem, sizeof(l->license_problem),
+                     "the TPM clock cannot be read to check the license's validity window");
+            log_error("%s", l->license_problem);
+            return;
+        }
+        /* anchored at a clock this TPM has not reached: not from one of
+         * this appliance's own validations (allowing for a clock that
+         * stepped back a little after a power loss) */
+        if (c.window.tpm_clock > clk.clock_ms + WINDOW_CLOCK_SLACK_MS) {
+            snprintf(l->license_problem, sizeof(l->license_problem),
+                     "the license certificate's validity starts at TPM clock %llu ms, ahead of "
+                     "this TPM's clock (%llu ms): it did not come from this appliance's own "
+                     "validation",
+                     (unsigned long long)c.window.tpm_clock, (unsigned long long)clk.clock_ms);
+            log_error("%s", l->license_problem);
+            return;
+        }
+        take(l, &c);
+        l->lic.window_over = clk.clock_ms >= c.window.tpm_clock_until;
+    } else
+        take(l, &c);
     log_info("license %s for product %s loaded from the TPM",
              license_code_for_log(l->lic.code, tail), l->lic.product);
 }
@@ -377,6 +529,42 @@ static void note_grace_over(bool was_over, const struct store_state *st, const c
               why && *why ? why : "no answer");
 }
 
+/* The TPM clock, for the time floor and the validity window: looked at
+ * when either may have something to do, and at most every 30 s otherwise.
+ * Caller holds lock. */
+static void tick_clocks(struct ledger *l, bool *changed) {
+    time_t mono = agent_mono(), now = agent_now();
+    bool floor_due = l->lic_floor.present && now >= l->floor_time + 3600;
+    char why[TPMIO_WHY_LEN];
+    struct tpm_clock clk;
+    uint64_t v;
+
+    if (!l->lic.present || (!floor_due && l->clock_checked && mono - l->clock_checked < 30))
+        return;
+    if (tpmio_read_clock(l->tpm, &clk) < 0)
+        return;
+    l->clock_checked = mono;
+    if (l->lic_window.present && !l->lic.window_over &&
+        clk.clock_ms >= l->lic_window.tpm_clock_until) {
+        l->lic.window_over = true;
+        log_error("the license's signed validity is over on the TPM's clock: it is invalid until "
+                  "a validation with the license server succeeds");
+        *changed = true;
+    }
+    /* The hour counter moves when an hour passed on the wall clock beyond
+     * the floor, at most once an hour of the TPM's own clock (which root
+     * cannot set) and once at start: the floor never runs ahead of the wall
+     * clock, and a wall clock set back does not move it back. */
+    if (floor_due && (!l->floor_inc_clock || clk.clock_ms >= l->floor_inc_clock + 3600000ull)) {
+        if (tpmio_counter_increment(l->tpm, l->floor_counter.index, l->floor_value, &v, why) < 0)
+            return;
+        l->floor_value = v;
+        l->floor_inc_clock = clk.clock_ms ? clk.clock_ms : 1;
+        update_floor(l);
+        *changed = true;
+    }
+}
+
 void ledger_tick(struct ledger *l) {
     struct tpmio_health h;
     uint64_t tpm_ms = 0;
@@ -390,12 +578,14 @@ void ledger_tick(struct ledger *l) {
     if (l->tpm_present) {
         tpmio_health(l->tpm, &h);
         if (h.reopened != l->tpm_reopened_seen && h.ok) {
-            /* a new TPM connection: what the counter says now */
+            /* a new TPM connection: what the counters say now */
             if (read_counter(l, why) == 0) {
                 l->tpm_reopened_seen = h.reopened;
                 changed = true;
             }
         }
+        if (h.ok)
+            tick_clocks(l, &changed);
     }
     if (l->state.grace_start && online_applies(l)) {
         struct store_state st = l->state;
@@ -424,10 +614,10 @@ static bool machine_now(struct ledger *l, struct activation_machine *m, struct o
 
     if (!l->tpm_present || !l->cfg.ek_spki)
         return outcome_set(o, OUTCOME_UNAVAILABLE, "no TPM (the agent runs with --allow-no-tpm)");
-    /* the counter's value now: the vendor signs it back as the base */
-    if (tpmio_counter_read(l->tpm, l->counter.index, &v, why) < 0)
+    /* the counters' values now: the vendor signs them back as the bases */
+    if (read_counter(l, why) < 0)
         return outcome_set(o, OUTCOME_UNAVAILABLE, "the TPM is not available: %s", why);
-    l->counter_value = v;
+    v = l->counter_value;
     *m = (struct activation_machine){
         .computer_id = l->cfg.computer_id,
         .digests = l->cfg.digests,
@@ -440,8 +630,28 @@ static bool machine_now(struct ledger *l, struct activation_machine *m, struct o
         .counter_name = l->counter.name,
         .counter_name_len = l->counter.name_len,
         .counter_value = v,
+        .floor_index = l->floor_counter.index,
+        .floor_name = l->floor_counter.name,
+        .floor_name_len = l->floor_counter.name_len,
+        .floor_value = l->floor_value,
+        .supersedes_jti = l->lic.present && !l->lic.dead ? l->lic.jti : NULL,
+        .supersedes_ceiling = l->lic.ceiling,
+        .ek_issuer = l->cfg.ek_trust && l->cfg.ek_trust->has_cert ? l->cfg.ek_trust->issuer : NULL,
     };
     return true;
+}
+
+bool ledger_tpm_clock(struct ledger *l, uint64_t *ret_ms, struct outcome *o) {
+    struct tpm_clock clk;
+    bool ok = true;
+
+    pthread_mutex_lock(&l->lock);
+    if (tpmio_read_clock(l->tpm, &clk) < 0)
+        ok = outcome_set(o, OUTCOME_UNAVAILABLE, "the TPM clock cannot be read");
+    else
+        *ret_ms = clk.clock_ms;
+    pthread_mutex_unlock(&l->lock);
+    return ok;
 }
 
 bool ledger_activation_request(struct ledger *l, const struct activation_fields *f, char **ret_text,
@@ -461,9 +671,10 @@ bool ledger_activation_request(struct ledger *l, const struct activation_fields 
 
 bool ledger_apply_offline(struct ledger *l, const char *code, const char *cert, size_t len,
                           struct outcome *o) {
-    char tail[LICENSE_CODE_LOG_BUFLEN];
+    char tail[LICENSE_CODE_LOG_BUFLEN], why[120];
     struct cert_license c;
     struct store_state st;
+    uint64_t start;
     bool ok = false;
 
     pthread_mutex_lock(&l->lock);
@@ -471,9 +682,14 @@ bool ledger_apply_offline(struct ledger *l, const char *code, const char *cert, 
         outcome_set(o, OUTCOME_UNAVAILABLE, "no TPM: a license cannot be kept without one");
         goto out;
     }
-    if (!verify(l, cert, len, code, &c, o))
+    if (!tpmio_trusted(l->tpm)) {
+        outcome_set(o, OUTCOME_UNAVAILABLE, "the TPM's answers could not be authenticated");
         goto out;
-    if (online_applies(l) && strcmp(c.jti, l->lic.jti) != 0) {
+    }
+    if (!verify(l, cert, len, code, false, &c, &start, o))
+        goto out;
+    if (l->lic.present && !l->lic.activated_offline && !l->lic.dead &&
+        strcmp(c.jti, l->lic.jti) != 0) {
         outcome_set(o, OUTCOME_CONFLICT,
                     "license %s is applied and validated online: remove it first (DELETE "
                     "/v1/management/license) so that its unused seconds return to the license "
@@ -481,6 +697,16 @@ bool ledger_apply_offline(struct ledger *l, const char *code, const char *cert, 
                     license_code_for_log(l->lic.code, tail));
         goto out;
     }
+    if (c.window.present && strcmp(c.jti, l->lic.jti) != 0) {
+        outcome_set(o, OUTCOME_INVALID,
+                    "this certificate comes from online validation: it is taken from the "
+                    "license server's answer, never applied by hand");
+        goto out;
+    }
+    /* the certificate in force ends before its successor is stored */
+    snprintf(why, sizeof(why), "certificate %.16s replaced by %.16s", l->lic.jti, c.jti);
+    if (!advance(l, start, why, o))
+        goto out;
     st = l->state;
     if (c.activated_offline)
         st.flags |= STORE_OFFLINE_MODE;
@@ -549,7 +775,14 @@ bool ledger_reserve(struct ledger *l, uid_t uid, uint64_t want, const char *feat
 
     pthread_mutex_lock(&l->lock);
     leases_expire(&l->leases, now);
-    if (license_decide(&l->lic, feature, now, reason, sizeof(reason)) != VERDICT_ALLOWED) {
+    if (!tpmio_trusted(l->tpm)) {
+        outcome_set(o, OUTCOME_REFUSED,
+                    NOT_AUTHORISED "the TPM's answers could not be authenticated (a proxy "
+                                   "between the agent and the TPM, or another TPM?)");
+        goto out;
+    }
+    if (license_decide(&l->lic, feature, decision_now(l), reason, sizeof(reason)) !=
+        VERDICT_ALLOWED) {
         outcome_set(o, OUTCOME_REFUSED, NOT_AUTHORISED "%s", reason);
         goto out;
     }
@@ -658,6 +891,7 @@ static void fill_request(const struct ledger *l, struct online_request *q) {
     memcpy(q->next_epoch, l->state.next_epoch, STORE_EPOCH_LEN);
     q->counter = l->counter_value;
     q->consumed_secs = consumed(l);
+    q->floor_value = l->floor_value;
 }
 
 int ledger_validation_prepare(struct ledger *l, struct online_request *ret, char *why) {
@@ -689,6 +923,11 @@ int ledger_validation_prepare(struct ledger *l, struct online_request *ret, char
     }
     fill_request(l, ret);
     ret->refill = handable(l) < (l->cache_secs ? l->cache_secs : l->lic.secs_granted) / 4;
+    /* the clock the license server anchors the validity window on */
+    if (!tpm_clock_ms(l, &ret->tpm_clock)) {
+        snprintf(why, TPMIO_WHY_LEN, "the TPM clock cannot be read");
+        r = -ENODEV;
+    }
 out:
     pthread_mutex_unlock(&l->lock);
     return r;
@@ -709,6 +948,8 @@ static void erase(struct ledger *l, const char *problem) {
     l->removing = false;
     memset(&l->lic, 0, sizeof(l->lic));
     memset(&l->lic_counter, 0, sizeof(l->lic_counter));
+    memset(&l->lic_floor, 0, sizeof(l->lic_floor));
+    memset(&l->lic_window, 0, sizeof(l->lic_window));
     l->cache_secs = 0;
     snprintf(l->license_problem, sizeof(l->license_problem), "%s", problem);
 }
@@ -748,9 +989,17 @@ static void record_refusal(struct ledger *l, const char *reason, const char *mes
     struct store_state st = l->state;
     uint8_t code = refusal_code(reason);
     struct outcome o;
+    char why[120];
 
     if (!(st.flags & STORE_REFUSED) || st.refusal != code)
         log_warn("the license server refused the license (%s): %s", reason, message);
+    /* a refused certificate ends: neither a restored state record nor the
+     * certificate applied again brings it back; the server may sign a new
+     * one when it accepts the appliance again */
+    snprintf(why, sizeof(why), "certificate %.16s refused by the license server (%.40s)",
+             l->lic.jti, reason);
+    if (!end_certificate(l, why, &o))
+        log_error("the refused certificate could not be ended in the TPM: %s", o.msg);
     st.flags |= STORE_REFUSED;
     st.refusal = code;
     if (!store(l, NULL, 0, &st, &o))
@@ -759,20 +1008,33 @@ static void record_refusal(struct ledger *l, const char *reason, const char *mes
              message, reason);
 }
 
-/* A certificate in a validation answer: the same activation, counter and
- * base, a ceiling that only grows. Caller holds lock. */
-static bool check_new_certificate(struct ledger *l, const char *cert, size_t len,
-                                  struct cert_license *c, struct outcome *o) {
-    if (!verify(l, cert, len, l->lic.code, c, o))
+/* A certificate in a validation answer: the same activation, its validity
+ * window anchored at the TPM clock this request sent, and either the same
+ * base with a ceiling that only grows, or (when the one in force has ended:
+ * refused, then accepted again) a base at the counter now. Caller holds
+ * lock. */
+static bool check_new_certificate(struct ledger *l, const struct online_request *q,
+                                  const char *cert, size_t len, struct cert_license *c,
+                                  struct outcome *o) {
+    bool same_base;
+
+    if (!verify(l, cert, len, l->lic.code, false, c, NULL, o))
         return false;
-    if (strcmp(c->jti, l->lic.jti) != 0 || c->counter.value != l->lic_counter.base ||
-        c->activated_offline)
+    same_base = c->counter.value == l->lic_counter.base;
+    if (strcmp(c->jti, l->lic.jti) != 0 || c->activated_offline ||
+        !(same_base || (l->lic.dead && c->counter.value <= l->counter_value)))
         return outcome_set(o, OUTCOME_UPSTREAM,
                            "the new certificate is for another activation or counter base");
-    if (c->secs_granted < l->lic.secs_granted)
+    if (same_base && c->secs_granted < l->lic.secs_granted)
         return outcome_set(
             o, OUTCOME_UPSTREAM, "the new certificate lowers the granted seconds (%llu < %llu)",
             (unsigned long long)c->secs_granted, (unsigned long long)l->lic.secs_granted);
+    if (c->window.present && c->window.tpm_clock != q->tpm_clock)
+        return outcome_set(o, OUTCOME_UPSTREAM,
+                           "the new certificate's validity is not anchored at this request's TPM "
+                           "clock (%llu, not %llu)",
+                           (unsigned long long)c->window.tpm_clock,
+                           (unsigned long long)q->tpm_clock);
     return true;
 }
 
@@ -792,7 +1054,7 @@ int ledger_validation_record(struct ledger *l, const struct online_request *q,
         goto out;
     }
     if (kind == ANSWER_OK && a->certificate) {
-        if (!check_new_certificate(l, a->certificate, a->certificate_len, &c, &o)) {
+        if (!check_new_certificate(l, q, a->certificate, a->certificate_len, &c, &o)) {
             kind = ANSWER_FAILED;
             snprintf(ret_message, 400, "the license certificate in the answer is refused: %.300s",
                      o.msg);
@@ -850,7 +1112,7 @@ bool ledger_can_activate(struct ledger *l, struct outcome *o) {
     pthread_mutex_lock(&l->lock);
     if (offline_mode(l))
         ok = outcome_set(o, OUTCOME_CONFLICT, "Cannot activate when offline: offline mode is on");
-    else if (l->lic.present)
+    else if (l->lic.present && !l->lic.dead)
         ok = outcome_set(o, OUTCOME_CONFLICT,
                          "A license is already applied (%s): remove it first with DELETE "
                          "/v1/management/license",
@@ -860,22 +1122,32 @@ bool ledger_can_activate(struct ledger *l, struct outcome *o) {
 }
 
 bool ledger_apply_activation(struct ledger *l, const char *code, const char *activation,
-                             const uint8_t epoch[STORE_EPOCH_LEN], const char *cert, size_t len,
-                             struct outcome *o) {
+                             const uint8_t epoch[STORE_EPOCH_LEN], uint64_t tpm_clock,
+                             const char *cert, size_t len, struct outcome *o) {
     char tail[LICENSE_CODE_LOG_BUFLEN];
     struct cert_license c;
     struct store_state st;
+    uint64_t start;
     bool ok = false;
 
     pthread_mutex_lock(&l->lock);
     /* everything is checked before anything is written */
-    if (l->lic.present) {
+    if (l->lic.present && !l->lic.dead) {
         outcome_set(o, OUTCOME_CONFLICT, "a license was applied meanwhile (%s)",
                     license_code_for_log(l->lic.code, tail));
         goto out;
     }
-    if (!verify(l, cert, len, code, &c, o)) {
+    if (!verify(l, cert, len, code, false, &c, &start, o)) {
         o->kind = OUTCOME_UPSTREAM;
+        goto out;
+    }
+    if (start != l->counter_value) {
+        outcome_set(o, OUTCOME_UPSTREAM, "its usage counter base is not this TPM's counter now");
+        goto out;
+    }
+    if (c.window.present && c.window.tpm_clock != tpm_clock) {
+        outcome_set(o, OUTCOME_UPSTREAM,
+                    "its validity is not anchored at this request's TPM clock");
         goto out;
     }
     if (strcmp(c.jti, activation) != 0) {
@@ -935,7 +1207,15 @@ void ledger_removal_abort(struct ledger *l) {
 }
 
 void ledger_removal_finish(struct ledger *l, const char *problem) {
+    char why[120];
+    struct outcome o;
+
     pthread_mutex_lock(&l->lock);
+    /* the license server took the unused seconds back: this certificate
+     * must never serve again, from a copy or applied anew */
+    snprintf(why, sizeof(why), "certificate %.16s removed", l->lic.jti);
+    if (!end_certificate(l, why, &o))
+        log_error("the removed certificate could not be ended in the TPM: %s", o.msg);
     erase(l, problem);
     publish(l);
     pthread_mutex_unlock(&l->lock);

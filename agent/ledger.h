@@ -41,6 +41,7 @@ struct ledger_config {
     const uint8_t *ek_cert;
     size_t ek_cert_len;
     bool tpm_software;
+    const struct cert_ek_trust *ek_trust; /* the EK certificate against the trust store */
 };
 
 struct ledger;
@@ -70,6 +71,10 @@ void ledger_tick(struct ledger *l);
  * body of an online activation). */
 bool ledger_activation_request(struct ledger *l, const struct activation_fields *f, char **ret_text,
                                char ret_nonce[33], struct outcome *o);
+
+/* The TPM clock (ms, authenticated) for an online activation's request:
+ * the license server anchors the certificate's validity window on it. */
+bool ledger_tpm_clock(struct ledger *l, uint64_t *ret_ms, struct outcome *o);
 
 /* PUT .../offlineactivation: verifies cert (signature, this machine, this
  * TPM's counter, the code) and stores it. */
@@ -104,6 +109,8 @@ struct online_request {
     uint8_t next_epoch[STORE_EPOCH_LEN]; /* all zero: none */
     uint64_t counter;
     uint64_t consumed_secs;
+    uint64_t tpm_clock;   /* ms, read (authenticated) for this request: the window's anchor */
+    uint64_t floor_value; /* the hour counter now: the time floor's anchor */
     bool refill;
 };
 
@@ -136,8 +143,8 @@ int ledger_validation_record(struct ledger *l, const struct online_request *q,
 /* Online activation: the certificate and epoch from the license server's
  * answer; everything is checked before anything is written. */
 bool ledger_apply_activation(struct ledger *l, const char *code, const char *activation,
-                             const uint8_t epoch[STORE_EPOCH_LEN], const char *cert, size_t len,
-                             struct outcome *o);
+                             const uint8_t epoch[STORE_EPOCH_LEN], uint64_t tpm_clock,
+                             const char *cert, size_t len, struct outcome *o);
 /* Is a license applied, in offline mode, validated online? For the
  * validator's refusals before an exchange starts. */
 bool ledger_can_activate(struct ledger *l, struct outcome *o);

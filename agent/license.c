@@ -20,6 +20,13 @@ enum license_verdict license_decide(const struct license_view *l, const char *fe
                  l->online.refused_reason);
         return VERDICT_REFUSED;
     }
+    if (l->dead) {
+        snprintf(reason, reasonlen,
+                 "License certificate is no longer in force: the TPM's usage counter is past its "
+                 "ceiling (the license was removed, refused by the license server, or replaced "
+                 "by another certificate)");
+        return VERDICT_ENDED;
+    }
     if (l->online.grace_over || (l->online.grace_end && now >= l->online.grace_end)) {
         rfc3339_format(l->online.grace_end, when);
         snprintf(reason, reasonlen,
@@ -27,6 +34,14 @@ enum license_verdict license_decide(const struct license_view *l, const char *fe
                  "is over%s%s",
                  l->online.grace_end ? " since " : "", l->online.grace_end ? when : "");
         return VERDICT_NOT_VALIDATED;
+    }
+    if (l->window_over || (l->window_until && now >= l->window_until)) {
+        rfc3339_format(l->window_until, when);
+        snprintf(reason, reasonlen,
+                 "License could not be validated with the license server within its signed "
+                 "validity (until %s)",
+                 when);
+        return VERDICT_WINDOW_OVER;
     }
     if (l->not_before && now < l->not_before) {
         rfc3339_format(l->not_before, when);

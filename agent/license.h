@@ -29,7 +29,12 @@ struct license_view {
     bool offline_allowed;
     bool activated_offline;
     uint32_t tick_secs;
-    char jti[65]; /* the certificate's serial: the activation ID for online licenses */
+    char jti[65];     /* the certificate's serial: the activation ID for online licenses */
+    uint64_t ceiling; /* the usage counter past this: the certificate is dead */
+    bool dead;        /* the counter is past the ceiling: superseded, removed or refused */
+    /* online certificates: the signed validity window */
+    time_t window_until; /* its end, judged on the agent's time floor; 0: none */
+    bool window_over;    /* the TPM clock is past its end */
     /* Online validation (licensing.c); survives a new certificate. */
     struct license_online {
         bool refused; /* the license server refused the license */
@@ -48,9 +53,12 @@ enum license_verdict {
     VERDICT_TPM_LOST,        /* reserved: the ledger cannot be kept */
     VERDICT_REFUSED,         /* the license server refused it (suspended, clone, ...) */
     VERDICT_NOT_VALIDATED,   /* validation failed and the grace period is over */
+    VERDICT_ENDED,           /* the counter is past the certificate's ceiling */
+    VERDICT_WINDOW_OVER,     /* an online license's signed validity is over */
 };
 
-/* Is the license valid at now, and (feature != NULL) does it include
- * feature? Writes a one-line reason (no prefix) into reason. */
+/* Is the license valid at now (the agent's time: never earlier than its
+ * time floor), and (feature != NULL) does it include feature? Writes a
+ * one-line reason (no prefix) into reason. */
 enum license_verdict license_decide(const struct license_view *l, const char *feature, time_t now,
                                     char *reason, size_t reasonlen);

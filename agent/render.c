@@ -26,7 +26,8 @@ static json_t *features_json(const struct license_view *l) {
 /* The verdict now, and the reason: a stored license that was not accepted
  * says why. */
 static bool verdict(const struct snapshot *s, time_t now, char *reason, size_t len) {
-    enum license_verdict v = license_decide(&s->lic, NULL, now, reason, len);
+    enum license_verdict v =
+        license_decide(&s->lic, NULL, snapshot_decision_time(s, now), reason, len);
     if (!s->lic.present && s->license_problem[0])
         snprintf(reason, len, "%s", s->license_problem);
     return v == VERDICT_ALLOWED;
@@ -36,6 +37,11 @@ json_t *render_status(const struct snapshot *s, const struct tpmio_health *tpm, 
     char reason[256];
     bool valid = verdict(s, now, reason, sizeof(reason));
 
+    if (valid && tpm->untrusted) {
+        valid = false;
+        snprintf(reason, sizeof(reason), "the TPM's answers could not be authenticated: %.180s",
+                 tpm->error);
+    }
     return json_pack("{s:b, s:b, s:s, s:s, s:o, s:o, s:I, s:o, s:b, s:s, s:{s:b, s:b, s:s?}}",
                      "licensed", s->lic.present, "valid", valid, "reason", reason, "license_type",
                      cert_license_type_name(s->lic.type), "features", features_json(&s->lic),

@@ -23,6 +23,7 @@
 #include "agent/identity.h"
 #include "agent/ledger.h"
 #include "agent/online.h"
+#include "agent/paths.h"
 #include "agent/privs.h"
 #include "agent/routes.h"
 #include "agent/tpmio.h"
@@ -39,11 +40,77 @@ struct daemon {
     struct tpm_ek ek;
     struct ledger *ledger;
     struct validator *validator;
+    struct cert_ek_trust ek_trust;
     struct routes_ctx routes;
     struct http_server *http;
     int listen_fd;
+    int state_fd;
     bool curl;
 };
+
+/* What decides trust is root's alone, or the agent does not start. */
+static int check_trusted_files(struct daemon *d, char *err, size_t errlen) {
+    const struct agent_config *c = d->cfg;
+    struct stat st;
+    int r;
+
+    if (access(c->config_file, F_OK) == 0 &&
+        (r = agent_path_trusted(c->config_file, "the config file", err, errlen)) < 0)
+        return r;
+    if ((r = agent_path_trusted(c->vendor_key, "the vendor key", err, errlen)) < 0) {
+        if (r == -ENOENT)
+            snprintf(err, errlen, "cannot read the vendor public key %s: %s", c->vendor_key,
+                     strerror(ENOENT));
+        return r;
+    }
+    if (c->server_ca && *c->server_ca &&
+        (r = agent_path_trusted(c->server_ca, "the license server's CA", err, errlen)) < 0)
+        return r;
+    if (c->ek_ca_dir && *c->ek_ca_dir && stat(c->ek_ca_dir, &st) == 0 &&
+        (r = agent_dir_trusted(c->ek_ca_dir, "the EK trust store", err, errlen)) < 0)
+        return r;
+    return 0;
+}
+
+/* The state directory, the auth value of the NV indices kept there, and the
+ * owner authorization when one is configured: all before the ledger uses
+ * the TPM. */
+static int prepare_tpm_secrets(struct daemon *d, char *err, size_t errlen) {
+    struct passwd pw, *res = NULL;
+    uint8_t auth[AGENT_NV_AUTH_LEN], owner[64];
+    size_t owner_len = 0;
+    char buf[4096];
+    bool created;
+    int r;
+
+    if (d->cfg->user && (getpwnam_r(d->cfg->user, &pw, buf, sizeof(buf), &res) != 0 || !res)) {
+        snprintf(err, errlen, "user '%s' does not exist", d->cfg->user);
+        return -ESRCH;
+    }
+    r = agent_state_dir_open(d->cfg->state_dir, res ? res->pw_uid : (uid_t)-1,
+                             res ? res->pw_gid : (gid_t)-1, &d->state_fd, err, errlen);
+    if (r < 0)
+        return r;
+    r = agent_nv_auth_load(d->state_fd, auth, &created, err, errlen);
+    if (r < 0)
+        return r;
+    if (created)
+        log_info("made the auth value for the agent's NV indices (%s/nv.auth)", d->cfg->state_dir);
+    r = tpmio_set_nv_auth(d->tpm, auth, sizeof(auth));
+    secure_wipe(auth, sizeof(auth));
+    if (r < 0) {
+        snprintf(err, errlen, "setting the NV auth value failed");
+        return r;
+    }
+    if (!d->cfg->owner_auth_file || !*d->cfg->owner_auth_file)
+        return 0;
+    r = agent_secret_file_read(d->cfg->owner_auth_file, "the owner authorization file", owner,
+                               sizeof(owner), &owner_len, err, errlen);
+    if (r == 0 && (r = tpmio_set_owner_auth(d->tpm, owner, owner_len)) < 0)
+        snprintf(err, errlen, "setting the owner authorization failed");
+    secure_wipe(owner, sizeof(owner));
+    return r;
+}
 
 static int load_vendor_key(struct daemon *d, char *err, size_t errlen) {
     FILE *f = fopen(d->cfg->vendor_key, "re");
@@ -81,28 +148,6 @@ static int open_socket(struct daemon *d, gid_t gid, bool have_gid, char *err, si
     return r;
 }
 
-/* The state directory belongs to the service user, so the agent can still
- * write it after dropping root. */
-static int prepare_state_dir(struct daemon *d, char *err, size_t errlen) {
-    struct passwd pw, *res = NULL;
-    char buf[4096];
-
-    if (mkdir(d->cfg->state_dir, 0750) < 0 && errno != EEXIST) {
-        int r = -errno;
-        snprintf(err, errlen, "cannot create state directory %s: %s", d->cfg->state_dir,
-                 strerror(errno));
-        return r;
-    }
-    if (d->cfg->user && getpwnam_r(d->cfg->user, &pw, buf, sizeof(buf), &res) == 0 && res &&
-        chown(d->cfg->state_dir, pw.pw_uid, pw.pw_gid) < 0) {
-        int r = -errno;
-        snprintf(err, errlen, "cannot give %s to user %s: %s", d->cfg->state_dir, d->cfg->user,
-                 strerror(errno));
-        return r;
-    }
-    return 0;
-}
-
 static int start(struct daemon *d, char *err, size_t errlen) {
     struct agent_config *cfg = d->cfg;
     struct http_server_config hc = {0};
@@ -117,7 +162,10 @@ static int start(struct daemon *d, char *err, size_t errlen) {
     }
     d->curl = true;
 
-    /* 1. root-only inputs, the TPM, the computer ID */
+    /* 1. root-only inputs, the TPM (which proves its EK), the computer ID */
+    r = check_trusted_files(d, err, errlen);
+    if (r < 0)
+        return r;
     r = load_vendor_key(d, err, errlen);
     if (r < 0)
         return r;
@@ -127,6 +175,19 @@ static int start(struct daemon *d, char *err, size_t errlen) {
     tpmio_health(d->tpm, &h);
     log_info("computer ID %s%s", d->hwid->computer_id,
              h.present ? "" : " (no TPM: development only)");
+    r = cert_ek_trust(d->ek.cert_der, d->ek.cert_len, cfg->ek_ca_dir, &d->ek_trust);
+    if (r < 0) {
+        snprintf(err, errlen, "out of memory");
+        return r;
+    }
+    if (h.present)
+        log_info("EK certificate: %s",
+                 d->ek_trust.certified ? "chains to the EK trust store" : d->ek_trust.why);
+    if (h.present) {
+        r = prepare_tpm_secrets(d, err, errlen);
+        if (r < 0)
+            return r;
+    }
 
     /* 2. the license from NV */
     {
@@ -141,6 +202,7 @@ static int start(struct daemon *d, char *err, size_t errlen) {
             .ek_spki_len = d->ek.spki_len,
             .ek_cert = d->ek.cert_der,
             .ek_cert_len = d->ek.cert_len,
+            .ek_trust = &d->ek_trust,
         };
         if (h.present && tpmio_info(d->tpm, &info) == 0)
             lc.tpm_software = info.is_software;
@@ -163,9 +225,11 @@ static int start(struct daemon *d, char *err, size_t errlen) {
     if (!have_admin)
         log_warn("group %s does not exist: only root may use the management endpoints",
                  cfg->admin_group);
-    r = prepare_state_dir(d, err, errlen);
-    if (r < 0)
-        return r;
+    if (!h.present) {
+        r = agent_state_dir_open(cfg->state_dir, (uid_t)-1, (gid_t)-1, &d->state_fd, err, errlen);
+        if (r < 0)
+            return r;
+    }
     r = open_socket(d, service_gid, have_service, err, errlen);
     if (r < 0)
         return r;
@@ -236,6 +300,8 @@ static void stop(struct daemon *d) {
     tpmio_free(d->tpm);
     if (d->listen_fd >= 0)
         close(d->listen_fd);
+    if (d->state_fd >= 0)
+        close(d->state_fd);
     hwid_info_free(d->hwid);
     tpm_ek_clear(&d->ek);
     EVP_PKEY_free(d->vendor_key);
@@ -258,7 +324,7 @@ static int serve(struct daemon *d, const sigset_t *sigs) {
 }
 
 int agent_run(struct agent_config *cfg) {
-    struct daemon d = {.cfg = cfg, .listen_fd = -1};
+    struct daemon d = {.cfg = cfg, .listen_fd = -1, .state_fd = -1};
     sigset_t sigs;
     char err[512];
     int r, sig;

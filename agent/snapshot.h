@@ -36,7 +36,13 @@ struct snapshot {
     size_t leases_open;
     uint64_t reserved_total, charged_total, returned_total, counter_writes;
     bool removing; /* a removal is under way: no new leases */
+    time_t floor;  /* the time floor: decisions never take a time before it */
 };
+
+/* The time licensing decisions use: the wall clock, never before the floor. */
+static inline time_t snapshot_decision_time(const struct snapshot *s, time_t wall) {
+    return wall > s->floor ? wall : s->floor;
+}
 
 struct snapshot_box {
     pthread_mutex_t lock; /* only around cur: never held across I/O */

@@ -1,11 +1,13 @@
 /* The agent's records in TPM NV (store.h). */
 #include "agent/store.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/sha.h>
 
 #include "agent/nvlayout.h"
+#include "common/log.h"
 #include "common/macro.h"
 #include "agent/tpmio.h"
 
@@ -109,6 +111,23 @@ int store_state_decode(const uint8_t *buf, size_t buflen, struct store_state *re
     return 0;
 }
 
+static int define_one(struct tpmio *tpm, uint32_t index, enum tpm_nv_type type, size_t size,
+                      char *why) {
+    int r = type == TPM_NV_COUNTER ? tpmio_counter_define(tpm, index, why)
+                                   : tpmio_nv_define(tpm, index, size, why);
+    if (r == -EACCES)
+        snprintf(why, TPMIO_WHY_LEN,
+                 "defining NV index 0x%08x needs the TPM owner's authorization, and it is not the "
+                 "one this agent has (set owner_auth_file, see docs/tpm.md)",
+                 index);
+    return r;
+}
+
+/* Defines an index that is missing; one whose type or size is not ours is
+ * refused; one of ours whose attributes would let others write it (an older
+ * tpmlic's, or one planted before the agent's first start) is defined anew:
+ * what it held is lost, and a counter defined anew starts above every value
+ * it had. */
 static int ensure_one(struct tpmio *tpm, uint32_t index, enum tpm_nv_type type, size_t size,
                       bool *ret_created, char *why) {
     struct tpm_nv_public pub;
@@ -116,16 +135,30 @@ static int ensure_one(struct tpmio *tpm, uint32_t index, enum tpm_nv_type type, 
 
     *ret_created = false;
     if (r == -ENOENT) {
-        r = type == TPM_NV_COUNTER ? tpmio_counter_define(tpm, index, why)
-                                   : tpmio_nv_define(tpm, index, size, why);
-        if (r < 0)
-            return r;
-        *ret_created = true;
-        return 0;
+        r = define_one(tpm, index, type, size, why);
+        *ret_created = r == 0;
+        return r;
     }
     if (r < 0)
         return r;
-    return tpmio_nv_check(tpm, &pub, type, type == TPM_NV_COUNTER ? 0 : size, why);
+    r = tpmio_nv_check(tpm, &pub, type, type == TPM_NV_COUNTER ? 0 : size, why);
+    if (r != -EPERM)
+        return r;
+    log_warn("%s: defining it anew", why);
+    r = tpmio_nv_undefine(tpm, index, why);
+    if (r == 0)
+        r = define_one(tpm, index, type, size, why);
+    *ret_created = r == 0;
+    return r;
+}
+
+/* The counters are always written: reading one tells whether the indices
+ * take this agent's auth value. When they do not (the auth file was lost or
+ * replaced), they are all defined anew. */
+static int auth_matches(struct tpmio *tpm, uint32_t base, char *why) {
+    uint64_t v;
+    int r = tpmio_counter_read(tpm, agent_nv_index(base, AGENT_NV_COUNTER), &v, why);
+    return r == -EACCES ? 0 : r < 0 ? r : 1;
 }
 
 int agent_store_ensure(struct tpmio *tpm, uint32_t base, unsigned *ret_created, char *why) {
@@ -137,13 +170,29 @@ int agent_store_ensure(struct tpmio *tpm, uint32_t base, unsigned *ret_created, 
         {AGENT_NV_LICENSE, TPM_NV_ORDINARY, STORE_LICENSE_INDEX_SIZE},
         {AGENT_NV_COUNTER, TPM_NV_COUNTER, 8},
         {AGENT_NV_STATE, TPM_NV_ORDINARY, STORE_STATE_INDEX_SIZE},
+        {AGENT_NV_FLOOR, TPM_NV_COUNTER, 8},
     };
     unsigned created = 0;
+    int r;
 
+    r = tpmio_nv_public(tpm, agent_nv_index(base, AGENT_NV_COUNTER), &(struct tpm_nv_public){0},
+                        why);
+    if (r == 0 && (r = auth_matches(tpm, base, why)) == 0) {
+        log_warn("the agent's NV indices at 0x%08x do not take this agent's auth value (was "
+                 "nv.auth in the state directory lost or replaced?): defining them anew; the "
+                 "license must be applied again",
+                 base);
+        for (size_t i = 0; i < ARRAY_SIZE(slots); i++) {
+            r = tpmio_nv_undefine(tpm, agent_nv_index(base, slots[i].slot), why);
+            if (r < 0 && r != -ENOENT)
+                return r;
+        }
+    } else if (r < 0 && r != -ENOENT)
+        return r;
     for (size_t i = 0; i < ARRAY_SIZE(slots); i++) {
         bool c;
-        int r = ensure_one(tpm, agent_nv_index(base, slots[i].slot), slots[i].type, slots[i].size,
-                           &c, why);
+        r = ensure_one(tpm, agent_nv_index(base, slots[i].slot), slots[i].type, slots[i].size, &c,
+                       why);
         if (r < 0)
             return r;
         if (c)

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +17,10 @@ struct tpmio {
     struct tpm_ctx *ctx;           /* NULL: no TPM, or lost (the watch reopens it) */
     char *tcti;                    /* NULL without a TPM */
     unsigned long commands_before; /* sent through contexts closed since */
+    struct tpm_ek ek;              /* the proven EK (public key only), to prove it again */
+    uint8_t nv_auth[64], owner_auth[64];
+    size_t nv_auth_len, owner_auth_len;
+    atomic_bool untrusted; /* mirrors health.untrusted for the hot path */
 
     pthread_mutex_t health_lock; /* only around health, never across a command */
     struct tpmio_health health;
@@ -44,22 +49,91 @@ static int alloc(struct tpmio **ret) {
     return 0;
 }
 
-int tpmio_open(const char *tcti, struct tpmio **ret, char *err, size_t errlen) {
+/* Opens the TPM and has it prove the EK (ek: the one to prove, or NULL to
+ * read it first into *ret_ek). Caller holds io_lock, or is alone. */
+static int open_proven(struct tpmio *t, const struct tpm_ek *ek, struct tpm_ek *ret_ek, char *err,
+                       size_t errlen) {
+    struct tpm_ek_proof proof;
+    struct tpm_ctx *c = NULL;
+    int r;
+
+    r = tpm_open(t->tcti, 0, &c, err, errlen);
+    if (r < 0)
+        return r;
+    if (!ek) {
+        r = tpm_ek_rsa(c, TPM_EK_PERSIST, ret_ek);
+        if (r < 0) {
+            snprintf(err, errlen, "reading the TPM endorsement key: %s", tpm_last_error(c));
+            tpm_close(c);
+            return r;
+        }
+        ek = ret_ek;
+    }
+    r = tpm_prove_ek(c, ek, TPM_EK_PERSIST, &proof);
+    if (r == 0 && t->nv_auth_len)
+        r = tpm_set_nv_auth(c, t->nv_auth, t->nv_auth_len);
+    if (r == 0 && t->owner_auth_len)
+        r = tpm_set_owner_auth(c, t->owner_auth, t->owner_auth_len);
+    if (r < 0) {
+        snprintf(err, errlen, "%s", tpm_last_error(c));
+        tpm_close(c);
+        return r;
+    }
+    log_info("the TPM proved it holds its endorsement key (%s, %lu TPM commands)%s", proof.how,
+             proof.commands, proof.persisted ? "; it is persistent from now on" : "");
+    t->ctx = c;
+    return 0;
+}
+
+int tpmio_open(const char *tcti, struct tpmio **ret, struct tpm_ek *ret_ek, char *err,
+               size_t errlen) {
     struct tpmio *t;
     int r = alloc(&t);
 
     if (r < 0)
         return r;
-    r = tpm_open(tcti, 0, &t->ctx, err, errlen);
-    if (r == 0 && !(t->tcti = strdup(tcti)))
-        r = -ENOMEM;
+    memset(ret_ek, 0, sizeof(*ret_ek));
+    t->tcti = strdup(tcti);
+    r = t->tcti ? open_proven(t, NULL, ret_ek, err, errlen) : -ENOMEM;
     if (r < 0) {
+        tpm_ek_clear(ret_ek);
         tpmio_free(t);
         return r;
     }
+    /* what proving it again needs: the public key */
+    t->ek = *ret_ek;
+    t->ek.spki_der = t->ek.cert_der = NULL;
+    t->ek.spki_len = t->ek.cert_len = 0;
     t->health.present = t->health.ok = true;
     *ret = t;
     return 0;
+}
+
+static int set_auth(struct tpmio *t, uint8_t *buf, size_t *len, const uint8_t *auth, size_t n,
+                    int (*apply)(struct tpm_ctx *, const uint8_t *, size_t)) {
+    int r = 0;
+    if (n > 64)
+        return -EINVAL;
+    pthread_mutex_lock(&t->io_lock);
+    secure_wipe(buf, 64);
+    memcpy(buf, auth, n);
+    *len = n;
+    if (t->ctx)
+        r = apply(t->ctx, auth, n);
+    pthread_mutex_unlock(&t->io_lock);
+    return r;
+}
+
+int tpmio_set_nv_auth(struct tpmio *t, const uint8_t *auth, size_t len) {
+    return set_auth(t, t->nv_auth, &t->nv_auth_len, auth, len, tpm_set_nv_auth);
+}
+
+int tpmio_set_owner_auth(struct tpmio *t, const uint8_t *auth, size_t len) {
+    return set_auth(t, t->owner_auth, &t->owner_auth_len, auth, len, tpm_set_owner_auth);
+}
+
+bool tpmio_trusted(struct tpmio *t) {
+    return !atomic_load(&t->untrusted);
 }
 
 int tpmio_new_absent(const char *why, struct tpmio **ret) {
@@ -85,6 +159,8 @@ void tpmio_free(struct tpmio *t) {
     }
     tpm_close(t->ctx);
     free(t->tcti);
+    secure_wipe(t->nv_auth, sizeof(t->nv_auth));
+    secure_wipe(t->owner_auth, sizeof(t->owner_auth));
     pthread_cond_destroy(&t->wake);
     pthread_mutex_destroy(&t->health_lock);
     pthread_mutex_destroy(&t->io_lock);
@@ -110,19 +186,24 @@ unsigned long tpmio_command_count(struct tpmio *t) {
 static int failed(struct tpmio *t, int r, const char *what, char *why) {
     char msg[sizeof(t->health.error)];
 
-    snprintf(msg, sizeof(msg), "%s: %s", what,
+    snprintf(msg, sizeof(msg), "%s%s: %s", r == -ENODEV ? "TPM lost: " : "", what,
              t->ctx ? tpm_last_error(t->ctx) : "the TPM is not available");
     if (why)
         snprintf(why, TPMIO_WHY_LEN, "%s", msg);
     pthread_mutex_lock(&t->health_lock);
     t->health.errors++;
-    if (r == -ENODEV || !t->ctx) {
+    if (r == -ENODEV || r == -EBADE || !t->ctx) {
         t->health.ok = false;
         snprintf(t->health.error, sizeof(t->health.error), "%s", msg);
     }
+    if (r == -EBADE) {
+        /* fail closed until the TPM proves its EK again */
+        t->health.untrusted = true;
+        atomic_store(&t->untrusted, true);
+    }
     pthread_mutex_unlock(&t->health_lock);
     log_error("%s", msg);
-    if (r == -ENODEV && t->ctx) {
+    if ((r == -ENODEV || r == -EBADE) && t->ctx) {
         t->commands_before += tpm_command_count(t->ctx);
         tpm_close(t->ctx);
         t->ctx = NULL;
@@ -146,10 +227,6 @@ int tpmio_info(struct tpmio *t, struct tpm_info *ret) {
     return IO(t, "reading the TPM's properties", NULL, (tpm_get_info(t->ctx, ret), 0));
 }
 
-int tpmio_ek(struct tpmio *t, struct tpm_ek *ret, char *why) {
-    return IO(t, "reading the TPM endorsement key", why, tpm_ek_rsa(t->ctx, 0, ret));
-}
-
 int tpmio_nv_public(struct tpmio *t, uint32_t index, struct tpm_nv_public *ret, char *why) {
     int r;
     /* an undefined index is an answer, not a failure */
@@ -165,6 +242,10 @@ int tpmio_nv_public(struct tpmio *t, uint32_t index, struct tpm_nv_public *ret, 
 
 int tpmio_nv_define(struct tpmio *t, uint32_t index, size_t size, char *why) {
     return IO(t, "defining an NV index", why, tpm_nv_define(t->ctx, index, size));
+}
+
+int tpmio_nv_undefine(struct tpmio *t, uint32_t index, char *why) {
+    return IO(t, "undefining an NV index", why, tpm_nv_undefine(t->ctx, index));
 }
 
 int tpmio_nv_check(struct tpmio *t, const struct tpm_nv_public *pub, enum tpm_nv_type type,
@@ -228,6 +309,17 @@ out:
     return r;
 }
 
+int tpmio_counter_advance_to(struct tpmio *t, uint32_t index, uint64_t from, uint64_t target,
+                             uint64_t *ret_value, char *why) {
+    uint64_t v = from;
+    int r = 0;
+
+    while (r == 0 && v < target)
+        r = tpmio_counter_increment(t, index, v, &v, why);
+    *ret_value = v;
+    return r;
+}
+
 int tpmio_read_clock(struct tpmio *t, struct tpm_clock *ret) {
     return IO(t, "reading the TPM clock", NULL, tpm_read_clock(t->ctx, ret));
 }
@@ -248,20 +340,27 @@ static void watch_once(struct tpmio *t) {
             failed(t, -ENODEV, "TPM lost", NULL);
     }
     if (!t->ctx && t->tcti) {
-        struct tpm_ctx *c = NULL;
-        if (tpm_open(t->tcti, 0, &c, err, sizeof(err)) == 0) {
-            t->ctx = c;
+        int r = open_proven(t, &t->ek, NULL, err, sizeof(err));
+        if (r == 0)
             back = true;
+        else if (r == -EKEYREJECTED) {
+            pthread_mutex_lock(&t->health_lock);
+            if (strcmp(t->health.error, err) != 0)
+                log_error("the TPM at %s answers, but: %s", t->tcti, err);
+            snprintf(t->health.error, sizeof(t->health.error), "%s", err);
+            pthread_mutex_unlock(&t->health_lock);
         }
     }
     pthread_mutex_unlock(&t->io_lock);
     if (back) {
         pthread_mutex_lock(&t->health_lock);
         t->health.ok = true;
+        t->health.untrusted = false;
+        atomic_store(&t->untrusted, false);
         t->health.error[0] = '\0';
         t->health.reopened++;
         pthread_mutex_unlock(&t->health_lock);
-        log_info("TPM answers again at %s", t->tcti);
+        log_info("TPM answers again at %s and proved its endorsement key", t->tcti);
     }
 }
 

@@ -23,13 +23,19 @@ struct tpmio;
 struct tpmio_health {
     bool present;           /* a TPM was found at start */
     bool ok;                /* it answers now */
+    bool untrusted;         /* an answer failed its authentication: fail closed */
     char error[256];        /* why not ("" while ok) */
     uint64_t errors;        /* failed commands since start */
     unsigned long reopened; /* times the TPM was reopened after a loss */
 };
 
-/* Opens the TPM at tcti. -errno with a one-line reason in err on failure. */
-int tpmio_open(const char *tcti, struct tpmio **ret, char *err, size_t errlen);
+/* Opens the TPM at tcti, reads its RSA EK and makes the TPM prove that it
+ * holds that EK's private key (tpm_prove_ek): every later command runs in
+ * the session salted to it, so the TPM's answers are authenticated. *ret_ek
+ * gets the EK (free with tpm_ek_clear). -errno with a one-line reason in
+ * err on failure; -EKEYREJECTED when the TPM cannot prove its EK. */
+int tpmio_open(const char *tcti, struct tpmio **ret, struct tpm_ek *ret_ek, char *err,
+               size_t errlen);
 /* A tpmio without a TPM (--allow-no-tpm): every command fails -ENODEV. */
 int tpmio_new_absent(const char *why, struct tpmio **ret);
 /* Stops the watch (if started) and closes the TPM. Accepts NULL. */
@@ -40,13 +46,19 @@ void tpmio_free(struct tpmio *t);
 int tpmio_start_watch(struct tpmio *t, unsigned interval_secs);
 
 void tpmio_health(struct tpmio *t, struct tpmio_health *ret);
+/* false once an answer of the TPM failed its authentication, until the TPM
+ * proved its EK again (the watch tries): no lock, for the hot path. */
+bool tpmio_trusted(struct tpmio *t);
+
+/* The auth values the TPM is used with (kept for reopening): the agent's
+ * NV indices', and the owner hierarchy's when an image set one. */
+int tpmio_set_nv_auth(struct tpmio *t, const uint8_t *auth, size_t len);
+int tpmio_set_owner_auth(struct tpmio *t, const uint8_t *auth, size_t len);
 /* Commands sent since open (counted at the TCTI; 0 without a TPM). */
 unsigned long tpmio_command_count(struct tpmio *t);
 
 /* The TPM's fixed properties (no command). -ENODEV without a TPM. */
 int tpmio_info(struct tpmio *t, struct tpm_info *ret);
-/* The endorsement key (start-up only). */
-int tpmio_ek(struct tpmio *t, struct tpm_ek *ret, char *why);
 
 /* The agent's NV indices: thin, serialised versions of the tpm/ calls.
  * what names the operation for the health record ("storing the license").
@@ -54,6 +66,7 @@ int tpmio_ek(struct tpmio *t, struct tpm_ek *ret, char *why);
 #define TPMIO_WHY_LEN 320
 int tpmio_nv_public(struct tpmio *t, uint32_t index, struct tpm_nv_public *ret, char *why);
 int tpmio_nv_define(struct tpmio *t, uint32_t index, size_t size, char *why);
+int tpmio_nv_undefine(struct tpmio *t, uint32_t index, char *why);
 int tpmio_nv_check(struct tpmio *t, const struct tpm_nv_public *pub, enum tpm_nv_type type,
                    size_t size, char *why);
 int tpmio_nv_read(struct tpmio *t, uint32_t index, uint8_t **ret_data, size_t *ret_len, char *why);
@@ -61,6 +74,10 @@ int tpmio_nv_write(struct tpmio *t, uint32_t index, const void *data, size_t len
                    char *why);
 int tpmio_counter_define(struct tpmio *t, uint32_t index, char *why);
 int tpmio_counter_read(struct tpmio *t, uint32_t index, uint64_t *ret, char *why);
+/* Advances the counter until it reaches target (no further), retrying
+ * NV_RATE like one increment; *ret_value: where it stands after. */
+int tpmio_counter_advance_to(struct tpmio *t, uint32_t index, uint64_t from, uint64_t target,
+                             uint64_t *ret_value, char *why);
 /* One increment. TPM_RC_NV_RATE is retried with back-off (up to about
  * 1.3 s); after any other failure the counter is read back, and an increment
  * whose answer was lost but that happened counts as done. *ret_value: the

@@ -333,6 +333,7 @@ bool validator_activate(struct validator *v, const struct activation_fields *f, 
     char nonce[33], msg[300], activation[65], epoch_hex[HEX_BUFLEN(STORE_EPOCH_LEN)];
     struct cj c = {.msg = msg, .msglen = sizeof(msg)};
     uint8_t epoch[STORE_EPOCH_LEN];
+    uint64_t tpm_clock = 0;
     json_t *cert;
     bool ok = false;
 
@@ -349,7 +350,14 @@ bool validator_activate(struct validator *v, const struct activation_fields *f, 
         outcome_set(o, o->kind, "Cannot activate: %s", msg);
         goto out;
     }
-    areq = json_pack("{s:s}", "activation_certificate", text);
+    if (!ledger_tpm_clock(v->ledger, &tpm_clock, o)) {
+        snprintf(msg, sizeof(msg), "%.290s", o->msg);
+        outcome_set(o, o->kind, "Cannot activate: %s", msg);
+        goto out;
+    }
+    /* the clock the license server anchors the certificate's validity on */
+    areq =
+        json_pack("{s:s, s:I}", "activation_certificate", text, "tpm_clock", (json_int_t)tpm_clock);
     if (!areq) {
         outcome_set(o, OUTCOME_INTERNAL, "out of memory");
         goto out;
@@ -380,8 +388,8 @@ bool validator_activate(struct validator *v, const struct activation_fields *f, 
                     "epoch or the license certificate");
         goto out;
     }
-    if (!ledger_apply_activation(v->ledger, f->license, activation, epoch, json_string_value(cert),
-                                 json_string_length(cert), o)) {
+    if (!ledger_apply_activation(v->ledger, f->license, activation, epoch, tpm_clock,
+                                 json_string_value(cert), json_string_length(cert), o)) {
         snprintf(msg, sizeof(msg), "%.290s", o->msg);
         log_error("the license server's certificate is not accepted: %s", msg);
         outcome_set(o, o->kind,

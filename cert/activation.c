@@ -12,11 +12,10 @@
 #include "common/timefmt.h"
 
 static const char *const activation_keys[] = {
-    "v",         "license",        "computer_id",   "hwid",
-    "ek_public", "ek_certificate", "counter",       "nonce",
-    "date",      "username",       "email_address", "company_name",
-    "hostname",  "is_vm",          "vm_info",       "app_ver",
-    NULL,
+    "v",         "license", "computer_id", "hwid",     "ek_public",     "ek_certificate",
+    "counter",   "nonce",   "date",        "username", "email_address", "company_name",
+    "hostname",  "is_vm",   "vm_info",     "app_ver",  "time_floor",    "supersedes",
+    "ek_issuer", NULL,
 };
 
 void cert_activation_clear(struct cert_activation *a) {
@@ -62,6 +61,13 @@ int cert_activation_encode(const struct cert_activation *a, char **ret, char *er
         json_object_set_new(o, "is_vm", json_boolean(a->is_vm));
     set_opt(o, "vm_info", a->vm_info);
     set_opt(o, "app_ver", a->app_ver);
+    set_opt(o, "ek_issuer", a->ek_issuer);
+    if (a->time_floor.index)
+        json_object_set_new(o, "time_floor", cert_counter_to_json(&a->time_floor, "value"));
+    if (a->supersedes_jti[0])
+        json_object_set_new(o, "supersedes",
+                            json_pack("{s:s, s:I}", "jti", a->supersedes_jti, "ceiling",
+                                      (json_int_t)a->supersedes_ceiling));
     text = json_dumps(o, JSON_COMPACT);
     if (!text)
         return -ENOMEM;
@@ -164,6 +170,26 @@ enum cert_status cert_activation_decode(const char *text, size_t len, struct cer
     if (ok && json_object_get(o, "is_vm")) {
         ok = cj_bool(&c, o, "is_vm", true, &b);
         a.is_vm = b;
+    }
+    ok = ok &&
+         cj_string(&c, o, "ek_issuer", CJ_OPTIONAL, CJ_TEXT, 256, a.ek_issuer, sizeof(a.ek_issuer));
+    if (ok && json_object_get(o, "time_floor")) {
+        json_t *wrap = json_pack("{s:O}", "counter", json_object_get(o, "time_floor"));
+        ok = wrap && cert_counter_from_json(&c, wrap, "value", &a.time_floor);
+        json_decref(wrap);
+        if (!ok && !c.failed)
+            cj_fail(&c, "out of memory");
+    }
+    if (ok && json_object_get(o, "supersedes")) {
+        static const char *const keys[] = {"jti", "ceiling", NULL};
+        json_t *sup = json_object_get(o, "supersedes");
+        ok = json_is_object(sup)
+                 ? cj_only_keys(&c, sup, "supersedes: ", keys) &&
+                       cj_string(&c, sup, "jti", CJ_REQUIRED, CJ_IDENTIFIER, CERT_TEXT_MAX,
+                                 a.supersedes_jti, sizeof(a.supersedes_jti)) &&
+                       cj_uint(&c, sup, "ceiling", true, 0, CERT_JSON_UINT_MAX,
+                               &a.supersedes_ceiling)
+                 : cj_fail(&c, "field 'supersedes' must be an object");
     }
     if (!ok)
         goto malformed;

@@ -62,6 +62,42 @@ struct cert_counter {
     uint64_t value;
 };
 
+/* Which TPMs a license accepts (tpm_trust, docs/certificates.md): any TPM
+ * that proves it holds its EK (the default), one whose EK certificate
+ * chains to a CA in the agent's EK trust store, or one whose chain holds
+ * one of the listed CA keys (SHA-256 of the CA's SubjectPublicKeyInfo). */
+enum cert_tpm_trust_kind {
+    CERT_TPM_TRUST_ANY = 0,
+    CERT_TPM_TRUST_CERTIFIED,
+    CERT_TPM_TRUST_CAS,
+};
+#define CERT_TPM_TRUST_KEYS_MAX 4
+struct cert_tpm_trust {
+    enum cert_tpm_trust_kind kind;
+    size_t nkeys;
+    char key_ids[CERT_TPM_TRUST_KEYS_MAX][65];
+};
+
+/* The time floor (docs/certificates.md, SPEC section 11): at time `at`, as
+ * the signer knew it, the agent's hour counter (index, name) stood at
+ * value. Since then every increment of that counter is an hour that passed. */
+struct cert_time_floor {
+    bool present;
+    struct cert_counter counter;
+    time_t at;
+};
+
+/* An online certificate's validity window (docs/online.md): the license
+ * server signs the TPM clock the agent sent with its request (tpm_clock, in
+ * ms) and the clock value until which the certificate holds; until bounds
+ * it on the agent's time floor too. Absent in offline certificates. */
+struct cert_online_window {
+    bool present;
+    uint64_t tpm_clock;
+    uint64_t tpm_clock_until;
+    time_t until;
+};
+
 struct cert_license {
     char license[CERT_TEXT_MAX + 1];
     char product[CERT_TEXT_MAX + 1];
@@ -82,7 +118,15 @@ struct cert_license {
     struct cert_counter counter; /* counter.value is the base */
     time_t iat;
     char jti[CERT_TEXT_MAX + 1];
+    struct cert_tpm_trust tpm_trust;
+    struct cert_time_floor time_floor;
+    struct cert_online_window window;
 };
+
+/* The counter value past which the certificate is dead (SPEC section 11):
+ * base + granted ticks. Deactivation, a refusal and a certificate that
+ * supersedes this one move the counter beyond it. */
+uint64_t cert_license_ceiling(const struct cert_license *l);
 
 struct cert_activation {
     char license[CERT_TEXT_MAX + 1];
@@ -93,6 +137,12 @@ struct cert_activation {
     uint8_t *ek_certificate; /* DER X.509, or NULL; owned */
     size_t ek_certificate_len;
     struct cert_counter counter;
+    struct cert_counter time_floor; /* the hour counter; index 0 when absent */
+    /* the certificate in force when the request was made (superseded by
+     * the one signed from it); jti "" when none */
+    char supersedes_jti[CERT_TEXT_MAX + 1];
+    uint64_t supersedes_ceiling;
+    char ek_issuer[257]; /* "" when the TPM has no EK certificate */
     char nonce[CERT_TEXT_MAX + 1];
     time_t date;
     /* optional, "" when absent */
@@ -133,6 +183,24 @@ int cert_activation_encode(const struct cert_activation *a, char **ret, char *er
 enum cert_status cert_activation_decode(const char *text, size_t len, struct cert_activation *ret,
                                         char *msg, size_t msglen);
 
+/* ---- EK certificates and the trust store (ekchain.c) ---------------------- */
+
+#define CERT_EK_CHAIN_MAX 4
+struct cert_ek_trust {
+    bool has_cert;    /* the TPM has an EK certificate */
+    bool certified;   /* it chains to a CA of the trust store */
+    char issuer[257]; /* its issuer, one line */
+    char why[320];    /* why it is not certified */
+    size_t nkeys;
+    char ca_key_ids[CERT_EK_CHAIN_MAX][65]; /* the CAs of the verified chain, issuer first */
+};
+/* Verifies the EK certificate (DER) against the CA certificates in ca_dir
+ * (PEM or DER files; no time check). Fills *ret; -ENOMEM only. */
+int cert_ek_trust(const uint8_t *der, size_t len, const char *ca_dir, struct cert_ek_trust *ret);
+/* Does this TPM's EK trust meet the license's tpm_trust? msg says why not. */
+bool cert_tpm_trust_met(const struct cert_license *l, const struct cert_ek_trust *t, char *msg,
+                        size_t msglen);
+
 /* Lower-case hex SHA-256 of the DER public key: the JWS "kid". */
 int cert_key_id(EVP_PKEY *key, char ret[65]);
 
@@ -169,8 +237,14 @@ bool cert_activation_consistent(const struct cert_activation *a, char recomputed
 int cert_features_parse(const char *list, struct cert_license *l, char *err, size_t errlen);
 
 /* Binds l to the appliance that sent a: license code, computer ID, hardware
- * digests and counter (its value at request time becomes the base); iat =
- * now and a random 16-byte jti. The terms are the caller's. */
+ * digests and counter (its value at request time becomes the base, or the
+ * ceiling of the certificate it supersedes plus one when that is higher),
+ * the time floor (the hour counter's value at the request's date); iat =
+ * now and a random 16-byte jti. The terms are the caller's. -ESTALE when
+ * the request is dated more than CERT_REQUEST_MAX_AGE ago (or in the
+ * future): its date would anchor the time floor too far back. */
+#define CERT_REQUEST_MAX_AGE      (30 * 86400)
+#define CERT_REQUEST_FUTURE_SLACK 600
 int cert_license_bind(struct cert_license *l, const struct cert_activation *a, time_t now);
 
 /* The vendor's Ed25519 signing key from a PEM file (an encrypted key asks

@@ -19,6 +19,10 @@ json_t *cert_counter_to_json(const struct cert_counter *k, const char *value_key
 bool cert_counter_from_json(struct cj *c, json_t *parent, const char *value_key,
                             struct cert_counter *k);
 
+/* SHA-256 of a certificate's SubjectPublicKeyInfo, hex (ekchain.c). */
+#include <openssl/x509.h>
+int cert_x509_key_id(X509 *x, char ret[65]);
+
 /* The compact JWS envelope (jws.c). */
 struct cert_jws_kind {
     const char *typ;        /* header "typ" */

@@ -86,10 +86,23 @@ int cert_features_parse(const char *list, struct cert_license *l, char *err, siz
 }
 
 int cert_license_bind(struct cert_license *l, const struct cert_activation *a, time_t now) {
+    /* the request's date anchors the time floor: it must be recent */
+    if (a->time_floor.index &&
+        (a->date > now + CERT_REQUEST_FUTURE_SLACK || a->date < now - CERT_REQUEST_MAX_AGE))
+        return -ESTALE;
     snprintf(l->license, sizeof(l->license), "%s", a->license);
     snprintf(l->computer_id, sizeof(l->computer_id), "%s", a->computer_id);
     l->hwid = a->hwid;
     l->counter = a->counter; /* the value at request time comes back as the base */
+    /* a certificate that supersedes another starts past that one's
+     * ceiling: applying it moves the counter there, which ends the old one */
+    if (a->supersedes_jti[0] && a->supersedes_ceiling + 1 > l->counter.value)
+        l->counter.value = a->supersedes_ceiling + 1;
+    if (a->time_floor.index) {
+        l->time_floor.present = true;
+        l->time_floor.counter = a->time_floor;
+        l->time_floor.at = a->date < now ? a->date : now;
+    }
     l->iat = now;
     return hex_random(l->jti, 16);
 }

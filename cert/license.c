@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/hex.h"
 #include "common/macro.h"
 #include "common/timefmt.h"
 
@@ -35,8 +36,128 @@ static const char *const payload_keys[] = {
     "counter",
     "iat",
     "jti",
+    "tpm_trust",
+    "time_floor",
+    "online_window",
     NULL,
 };
+
+uint64_t cert_license_ceiling(const struct cert_license *l) {
+    uint32_t tick = l->tick_secs ? l->tick_secs : 60;
+    return l->counter.value + (l->secs_granted + tick - 1) / tick;
+}
+
+static json_t *tpm_trust_to_json(const struct cert_tpm_trust *t) {
+    json_t *a;
+    if (t->kind == CERT_TPM_TRUST_CERTIFIED)
+        return json_string("certified");
+    if (t->kind != CERT_TPM_TRUST_CAS)
+        return json_string("any");
+    a = json_array();
+    for (size_t i = 0; a && i < t->nkeys; i++)
+        if (json_array_append_new(a, json_string(t->key_ids[i])) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+static bool tpm_trust_from_json(struct cj *c, json_t *o, struct cert_tpm_trust *t) {
+    json_t *v = json_object_get(o, "tpm_trust");
+    uint8_t raw[32];
+
+    memset(t, 0, sizeof(*t));
+    if (!v)
+        return true;
+    if (json_is_string(v)) {
+        if (!strcmp(json_string_value(v), "any"))
+            return true;
+        if (!strcmp(json_string_value(v), "certified")) {
+            t->kind = CERT_TPM_TRUST_CERTIFIED;
+            return true;
+        }
+    } else if (json_is_array(v) && json_array_size(v) >= 1 &&
+               json_array_size(v) <= CERT_TPM_TRUST_KEYS_MAX) {
+        t->kind = CERT_TPM_TRUST_CAS;
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *k = json_array_get(v, i);
+            if (!json_is_string(k) || hex_decode_exact(json_string_value(k), raw, 32) < 0)
+                return cj_fail(c,
+                               "tpm_trust[%zu] must be 64 lower-case hex digits (the SHA-256 "
+                               "of a CA's public key)",
+                               i);
+            snprintf(t->key_ids[i], sizeof(t->key_ids[i]), "%s", json_string_value(k));
+            t->nkeys++;
+        }
+        return true;
+    }
+    return cj_fail(c,
+                   "field 'tpm_trust' must be \"any\", \"certified\" or a list of 1 to %d CA key "
+                   "ids",
+                   CERT_TPM_TRUST_KEYS_MAX);
+}
+
+static json_t *floor_to_json(const struct cert_time_floor *f) {
+    char when[RFC3339_BUFLEN];
+    json_t *o = cert_counter_to_json(&f->counter, "base");
+    rfc3339_format(f->at, when);
+    if (o && json_object_set_new(o, "at", json_string(when)) < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static bool floor_from_json(struct cj *c, json_t *o, struct cert_time_floor *f) {
+    static const char *const keys[] = {"index", "name", "base", "at", NULL};
+    json_t *v = json_object_get(o, "time_floor");
+    char when[RFC3339_BUFLEN];
+    json_t *wrap;
+    bool ok;
+
+    memset(f, 0, sizeof(*f));
+    if (!v)
+        return true;
+    if (!json_is_object(v))
+        return cj_fail(c, "field 'time_floor' must be an object");
+    if (!cj_only_keys(c, v, "time_floor: ", keys) ||
+        !cj_string(c, v, "at", CJ_REQUIRED, CJ_TEXT, 20, when, sizeof(when)))
+        return false;
+    if (rfc3339_parse(when, &f->at) < 0 || f->at == 0)
+        return cj_fail(c, "time_floor: field 'at' is not an RFC 3339 UTC time");
+    /* the counter object's reader wants it under the key "counter", without "at" */
+    wrap = json_pack("{s:o}", "counter", json_deep_copy(v));
+    if (!wrap)
+        return cj_fail(c, "out of memory");
+    json_object_del(json_object_get(wrap, "counter"), "at");
+    ok = cert_counter_from_json(c, wrap, "base", &f->counter);
+    json_decref(wrap);
+    f->present = ok;
+    return ok;
+}
+
+static bool window_from_json(struct cj *c, json_t *o, struct cert_online_window *w) {
+    static const char *const keys[] = {"tpm_clock", "tpm_clock_until", "until", NULL};
+    json_t *v = json_object_get(o, "online_window");
+    char when[RFC3339_BUFLEN];
+
+    memset(w, 0, sizeof(*w));
+    if (!v)
+        return true;
+    if (!json_is_object(v))
+        return cj_fail(c, "field 'online_window' must be an object");
+    if (!cj_only_keys(c, v, "online_window: ", keys) ||
+        !cj_uint(c, v, "tpm_clock", true, 0, CERT_JSON_UINT_MAX, &w->tpm_clock) ||
+        !cj_uint(c, v, "tpm_clock_until", true, 0, CERT_JSON_UINT_MAX, &w->tpm_clock_until) ||
+        !cj_string(c, v, "until", CJ_REQUIRED, CJ_TEXT, 20, when, sizeof(when)))
+        return false;
+    if (w->tpm_clock_until <= w->tpm_clock)
+        return cj_fail(c, "online_window: tpm_clock_until is not after tpm_clock");
+    if (rfc3339_parse(when, &w->until) < 0 || w->until == 0)
+        return cj_fail(c, "online_window: field 'until' is not an RFC 3339 UTC time");
+    w->present = true;
+    return true;
+}
 
 /* NULL when out of memory or when a field cannot be represented (text that
  * is not UTF-8, too many features): nothing is silently dropped. */
@@ -78,6 +199,17 @@ static json_t *payload_to_json(const struct cert_license *l) {
     fail |= json_object_set_new(o, "counter", cert_counter_to_json(&l->counter, "base"));
     fail |= json_object_set_new(o, "iat", json_integer((json_int_t)l->iat));
     fail |= json_object_set_new(o, "jti", json_string(l->jti));
+    if (l->tpm_trust.kind != CERT_TPM_TRUST_ANY)
+        fail |= json_object_set_new(o, "tpm_trust", tpm_trust_to_json(&l->tpm_trust));
+    if (l->time_floor.present)
+        fail |= json_object_set_new(o, "time_floor", floor_to_json(&l->time_floor));
+    if (l->window.present) {
+        rfc3339_format(l->window.until, when);
+        fail |= json_object_set_new(
+            o, "online_window",
+            json_pack("{s:I, s:I, s:s}", "tpm_clock", (json_int_t)l->window.tpm_clock,
+                      "tpm_clock_until", (json_int_t)l->window.tpm_clock_until, "until", when));
+    }
     if (fail) {
         json_decref(o);
         return NULL;
@@ -184,8 +316,14 @@ static bool payload_from_json(struct cj *c, json_t *o, struct cert_license *l, b
         !cj_uint(c, o, "iat", true, 1, CERT_JSON_UINT_MAX, &u))
         return false;
     l->iat = (time_t)u;
-    return cj_string(c, o, "jti", CJ_REQUIRED, CJ_IDENTIFIER, CERT_TEXT_MAX, l->jti,
-                     sizeof(l->jti));
+    if (!cj_string(c, o, "jti", CJ_REQUIRED, CJ_IDENTIFIER, CERT_TEXT_MAX, l->jti,
+                   sizeof(l->jti)) ||
+        !tpm_trust_from_json(c, o, &l->tpm_trust) || !floor_from_json(c, o, &l->time_floor) ||
+        !window_from_json(c, o, &l->window))
+        return false;
+    if (l->window.present && l->activated_offline)
+        return cj_fail(c, "an offline activation's certificate has no online_window");
+    return true;
 }
 
 int cert_license_sign(const struct cert_license *lic, EVP_PKEY *key, char **ret_jws, char *err,

@@ -1,14 +1,15 @@
 /* tpmlic-vendor: the vendor's side of licensing (SPEC section 9). Makes the
  * Ed25519 signing key, signs an appliance's activation certificate into a
  * license certificate after checking it, and verifies and shows either kind
- * of certificate. The formats are specified in docs/certificates.md.
+ * of certificate. The formats are specified in docs/certificates.md. The
+ * commands are one verb table (common/verbs.h), each reading its options
+ * with getopt_long.
  *
  * Exit status: 0 success, 1 refused or invalid input (one line on stderr),
  * 2 usage error. Key material is never printed: only the key id (SHA-256 of
  * the public key). */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,14 +24,15 @@
 
 #include "cert/cert.h"
 #include "common/macro.h"
+#include "common/hex.h"
 #include "common/text.h"
+#include "common/timefmt.h"
+#include "common/verbs.h"
 #include "hwid/encode.h"
 #include "hwid/id.h"
-#include "common/timefmt.h"
 
 #define PROG         "tpmlic-vendor"
-#define EXIT_REFUSED 1
-#define EXIT_USAGE   2
+#define EXIT_REFUSED VERB_EXIT_FAILED
 /* More than either certificate may hold, so the decoders give the precise
  * "too large" message; anything beyond is not read at all. */
 #define INPUT_MAX (CERT_ACTIVATION_MAX + 4096)
@@ -52,18 +54,15 @@ _printf_(1, 2) static int refuse(const char *fmt, ...) {
     return EXIT_REFUSED;
 }
 
-_printf_(2, 3) static int usage_error(const char *cmd, const char *fmt, ...) {
-    va_list ap;
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (see '" PROG "%s%s --help')\n", cmd ? " " : "", cmd ? cmd : "");
-    return EXIT_USAGE;
-}
+enum { OPT_HELP = 0x100, OPT_VERSION };
 
-static void print_version(void) {
-    printf(PROG " " TPMLIC_VERSION "\n");
+/* A command's --help (its text) or --version; the exit status. */
+static int help_or_version(int opt, const char *help) {
+    if (opt == OPT_HELP)
+        fputs(help, stdout);
+    else
+        printf(PROG " " TPMLIC_VERSION "\n");
+    return 0;
 }
 
 /* --- small parsers -------------------------------------------------------- */
@@ -103,27 +102,6 @@ static int load_public_key(const char *path, EVP_PKEY **ret) {
     *ret = key;
     return 0;
 }
-
-/* getopt_long with our messages: returns the option, or -1 at the end; on an
- * unknown option or a missing argument prints the usage error and sets
- * *exit_code. */
-static int next_option(int argc, char **argv, const char *cmd, const struct option *opts,
-                       int *exit_code) {
-    int c = getopt_long(argc, argv, ":", opts, NULL);
-    if (c == '?') {
-        *exit_code = usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-        return -1;
-    }
-    if (c == ':') {
-        *exit_code = usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
-        return -1;
-    }
-    if (c == -1 && optind < argc)
-        *exit_code = usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    return c;
-}
-
-enum { OPT_HELP = 0x100, OPT_VERSION };
 
 /* --- keygen ---------------------------------------------------------------- */
 
@@ -167,7 +145,7 @@ static int write_key_file(const char *path, EVP_PKEY *key, bool private_part, mo
     return 0;
 }
 
-static int cmd_keygen(int argc, char **argv) {
+static int cmd_keygen(int argc, char **argv, void *userdata) {
     static const struct option opts[] = {
         {"private", required_argument, NULL, 'k'},   {"public", required_argument, NULL, 'p'},
         {"force", no_argument, NULL, 'f'},           {"help", no_argument, NULL, OPT_HELP},
@@ -178,9 +156,9 @@ static int cmd_keygen(int argc, char **argv) {
     bool force = false;
     struct stat st;
     char kid[65];
-    int c, rc = 0, r;
+    int c, state = 0, rc = 0, r;
 
-    while ((c = next_option(argc, argv, "keygen", opts, &rc)) != -1) {
+    while ((c = verb_getopt(argc, argv, PROG " keygen", opts, false, &state, &rc)) != -1) {
         switch (c) {
         case 'k':
             priv = optarg;
@@ -192,19 +170,16 @@ static int cmd_keygen(int argc, char **argv) {
             force = true;
             break;
         case OPT_HELP:
-            fputs(keygen_help, stdout);
-            return 0;
         case OPT_VERSION:
-            print_version();
-            return 0;
+            return help_or_version(c, keygen_help);
         }
     }
     if (rc)
         return rc;
     if (!priv || !pub)
-        return usage_error("keygen", "--private FILE and --public FILE are required");
+        return verb_usage_error(PROG " keygen", "--private FILE and --public FILE are required");
     if (strcmp(priv, pub) == 0)
-        return usage_error("keygen", "--private and --public name the same file");
+        return verb_usage_error(PROG " keygen", "--private and --public name the same file");
     /* Refuse before writing anything, so that a refusal leaves no half pair. */
     if (!force && lstat(priv, &st) == 0)
         return refuse("%s exists (use --force to replace it)", priv);
@@ -275,33 +250,35 @@ static int build_license(const struct sign_args *o, const struct cert_activation
 
     memset(l, 0, sizeof(*l));
     if (cert_license_type_from_name(o->type, &l->type) < 0)
-        return usage_error("sign-activation",
-                           "--type must be perpetual, time-limited, subscription or consumption");
+        return verb_usage_error(
+            PROG " sign-activation",
+            "--type must be perpetual, time-limited, subscription or consumption");
     if (parse_uint_strict(o->customer_id, 9007199254740992ull, &u) < 0)
-        return usage_error("sign-activation", "--customer-id must be a whole number");
+        return verb_usage_error(PROG " sign-activation", "--customer-id must be a whole number");
     l->customer_id = (long long)u;
     if (o->expiry && rfc3339_parse(o->expiry, &l->expiry) < 0)
-        return usage_error("sign-activation",
-                           "--expiry must be an RFC 3339 UTC time like 2027-01-31T00:00:00Z");
+        return verb_usage_error(PROG " sign-activation",
+                                "--expiry must be an RFC 3339 UTC time like 2027-01-31T00:00:00Z");
     if (o->not_before && (rfc3339_parse(o->not_before, &l->not_before) < 0 || !l->not_before))
-        return usage_error("sign-activation",
-                           "--not-before must be an RFC 3339 UTC time like 2027-01-31T00:00:00Z");
+        return verb_usage_error(
+            PROG " sign-activation",
+            "--not-before must be an RFC 3339 UTC time like 2027-01-31T00:00:00Z");
     if (parse_uint_strict(o->secs_allocated ? o->secs_allocated : "0", 9007199254740992ull,
                           &l->secs_allocated) < 0)
-        return usage_error("sign-activation", "--secs-allocated must be a whole number");
+        return verb_usage_error(PROG " sign-activation", "--secs-allocated must be a whole number");
     if (parse_uint_strict(o->secs_granted     ? o->secs_granted
                           : o->secs_allocated ? o->secs_allocated
                                               : "0",
                           9007199254740992ull, &l->secs_granted) < 0)
-        return usage_error("sign-activation", "--secs-granted must be a whole number");
+        return verb_usage_error(PROG " sign-activation", "--secs-granted must be a whole number");
     if (parse_uint_strict(o->tick_secs ? o->tick_secs : "60", 86400, &u) < 0 || u == 0)
-        return usage_error("sign-activation", "--tick-secs must be 1 to 86400");
+        return verb_usage_error(PROG " sign-activation", "--tick-secs must be 1 to 86400");
     l->tick_secs = (uint32_t)u;
     if (hwid_policy_from_name(o->policy ? o->policy : "default", &l->hwid_policy) < 0)
-        return usage_error("sign-activation", "--hwid-policy must be default or all");
+        return verb_usage_error(PROG " sign-activation", "--hwid-policy must be default or all");
     r = cert_features_parse(o->features, l, msg, sizeof(msg));
     if (r == -EINVAL)
-        return usage_error("sign-activation", "--features %s", msg);
+        return verb_usage_error(PROG " sign-activation", "--features %s", msg);
     if (r < 0)
         return refuse("%s", msg);
     if (strlen(o->product) > CERT_TEXT_MAX)
@@ -326,12 +303,20 @@ static int build_license(const struct sign_args *o, const struct cert_activation
     /* what the appliance said about itself, checked by the caller */
     l->offline_allowed = true;
     l->activated_offline = true;
-    if (cert_license_bind(l, a, now) < 0)
+    r = cert_license_bind(l, a, now);
+    if (r == -ESTALE) {
+        char when[RFC3339_BUFLEN];
+        rfc3339_format(a->date, when);
+        return refuse("the activation request is dated %s: more than %d days old or in the "
+                      "future (ask the appliance for a new one)",
+                      when, CERT_REQUEST_MAX_AGE / 86400);
+    }
+    if (r < 0)
         return refuse("no random numbers for the serial (jti)");
     return 0;
 }
 
-static int cmd_sign_activation(int argc, char **argv) {
+static int cmd_sign_activation(int argc, char **argv, void *userdata) {
     static const struct option opts[] = {
         {"key", required_argument, NULL, 'k'},
         {"in", required_argument, NULL, 'i'},
@@ -360,9 +345,9 @@ static int cmd_sign_activation(int argc, char **argv) {
     time_t now = time(NULL);
     enum cert_status s;
     size_t len;
-    int c, rc = 0, r;
+    int c, state = 0, rc = 0, r;
 
-    while ((c = next_option(argc, argv, "sign-activation", opts, &rc)) != -1) {
+    while ((c = verb_getopt(argc, argv, PROG " sign-activation", opts, false, &state, &rc)) != -1) {
         switch (c) {
         case 'k':
             o.key = optarg;
@@ -406,18 +391,15 @@ static int cmd_sign_activation(int argc, char **argv) {
             o.license = optarg;
             break;
         case OPT_HELP:
-            fputs(sign_help, stdout);
-            return 0;
         case OPT_VERSION:
-            print_version();
-            return 0;
+            return help_or_version(c, sign_help);
         }
     }
     if (rc)
         return rc;
     if (!o.key || !o.product || !o.customer_id || !o.type)
-        return usage_error("sign-activation",
-                           "--key, --product, --customer-id and --type are required");
+        return verb_usage_error(PROG " sign-activation",
+                                "--key, --product, --customer-id and --type are required");
 
     r = load_private_key(o.key, &key);
     if (r)
@@ -503,15 +485,9 @@ static void print_hwid(const struct hwid_digests *d) {
     }
 }
 
-static void hex_of(const uint8_t *p, size_t n, char *out) {
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", p[i]);
-    out[2 * n] = '\0';
-}
-
 static void print_counter(const struct cert_counter *k, const char *value_key) {
     char name[2 * CERT_COUNTER_NAME_MAX + 1], key[24];
-    hex_of(k->name, k->name_len, name);
+    hex_encode(k->name, k->name_len, name);
     field("counter.index", "0x%08x", k->index);
     field("counter.name", "%s", name);
     snprintf(key, sizeof(key), "counter.%s", value_key);
@@ -623,7 +599,7 @@ static int inspect_activation(const char *text, size_t len, bool as_json) {
         if (hwid_digest_ek_bits(a.ek_public, a.ek_public_len, ekd, &bits) == 0)
             hwid_digest_to_hex(ekd, ekhex);
         rfc3339_format(a.date, when);
-        hex_of(a.counter.name, a.counter.name_len, name);
+        hex_encode(a.counter.name, a.counter.name_len, name);
         snprintf(index, sizeof(index), "0x%08x", a.counter.index);
     }
     if (as_json) {
@@ -693,7 +669,7 @@ static int inspect_activation(const char *text, size_t len, bool as_json) {
     return s == CERT_OK && ok ? 0 : EXIT_REFUSED;
 }
 
-static int cmd_inspect(int argc, char **argv) {
+static int cmd_inspect(int argc, char **argv, void *userdata) {
     static const struct option opts[] = {
         {"public", required_argument, NULL, 'p'},
         {"in", required_argument, NULL, 'i'},
@@ -707,9 +683,9 @@ static int cmd_inspect(int argc, char **argv) {
     const char *pubfile = NULL, *in = NULL;
     bool as_json = false;
     size_t len;
-    int c, rc = 0, r;
+    int c, state = 0, rc = 0, r;
 
-    while ((c = next_option(argc, argv, "inspect", opts, &rc)) != -1) {
+    while ((c = verb_getopt(argc, argv, PROG " inspect", opts, false, &state, &rc)) != -1) {
         switch (c) {
         case 'p':
             pubfile = optarg;
@@ -721,11 +697,8 @@ static int cmd_inspect(int argc, char **argv) {
             as_json = true;
             break;
         case OPT_HELP:
-            fputs(inspect_help, stdout);
-            return 0;
         case OPT_VERSION:
-            print_version();
-            return 0;
+            return help_or_version(c, inspect_help);
         }
     }
     if (rc)
@@ -742,7 +715,8 @@ static int cmd_inspect(int argc, char **argv) {
     if (!memchr(text, '.', len))
         return inspect_activation(text, len, as_json);
     if (!pub)
-        return usage_error("inspect", "--public FILE is needed to verify a license certificate");
+        return verb_usage_error(PROG " inspect",
+                                "--public FILE is needed to verify a license certificate");
     return inspect_license(text, len, pub, as_json);
 }
 
@@ -764,27 +738,13 @@ static const char main_help[] =
     "1 refused or invalid input, 2 usage error.\n";
 
 int main(int argc, char **argv) {
-    static const struct {
-        const char *name;
-        int (*run)(int argc, char **argv);
-    } commands[] = {
-        {"keygen", cmd_keygen},
-        {"sign-activation", cmd_sign_activation},
-        {"inspect", cmd_inspect},
+    static const struct verb commands[] = {
+        {"keygen", cmd_keygen, NULL, NULL},
+        {"sign-activation", cmd_sign_activation, NULL, NULL},
+        {"inspect", cmd_inspect, NULL, NULL},
+        {NULL, NULL, NULL, NULL},
     };
 
-    if (argc < 2)
-        return usage_error(NULL, "a command is needed");
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(main_help, stdout);
-        return 0;
-    }
-    if (!strcmp(argv[1], "--version")) {
-        print_version();
-        return 0;
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].run(argc - 1, argv + 1);
-    return usage_error(NULL, "unknown command '%s'", argv[1]);
+    return verb_dispatch(PROG, commands, main_help, PROG " " TPMLIC_VERSION, argc - 1, argv + 1,
+                         NULL);
 }

@@ -1,5 +1,6 @@
 /* libtpmlic (include/tpmlic/client.h): handles, their pool of kept-alive
- * connections, the retry rule, and the service calls decoded with jansson.
+ * connections, the retry rule, and the service calls (their answers are
+ * decoded in answer.c, the HTTP exchange is conn.c's).
  * Only the functions marked TPMLIC_API in the header are exported (the
  * library is compiled with -fvisibility=hidden). */
 #include "tpmlic/client.h"
@@ -14,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "client/answer.h"
 #include "client/conn.h"
 #include "common/macro.h"
 
@@ -144,33 +146,7 @@ void tpmlic_close(struct tpmlic *h) {
 /* ---- one request -------------------------------------------------------------- */
 
 int tpmlic_errno_from_status(int status, const char *body) {
-    if (status >= 200 && status < 300)
-        return 0;
-    switch (status) {
-    case 400:
-        return -EINVAL;
-    case 403: {
-        /* the transport's own refusal (docs/socket-api-transport.md) is about
-         * the caller; any other 403 is the license saying no */
-        json_auto_t *j = body ? json_loads(body, 0, NULL) : NULL;
-        const char *e = json_string_value(json_object_get(j, "error"));
-        return e && strncmp(e, "permission denied", 17) == 0 ? -EACCES : -EPERM;
-    }
-    case 404:
-        return -ENOENT;
-    case 405:
-        return -EOPNOTSUPP;
-    case 409:
-        return -EBUSY;
-    case 413:
-        return -E2BIG;
-    case 429:
-        return -EAGAIN;
-    case 503:
-        return -EHOSTDOWN;
-    default:
-        return status >= 500 && status < 600 ? -EIO : -EPROTO;
-    }
+    return client_status_errno(status, body, body ? strlen(body) : 0);
 }
 
 /* Method and path go into the request line as they are: no spaces or
@@ -268,17 +244,10 @@ static int exchange(struct tpmlic *h, const char *method, const char *path, cons
 
 /* An answer that is not 2xx becomes an errno and the agent's message. */
 static int answer_errno(const struct client_answer *a, struct tpmlic_error *ret_error) {
-    int r = tpmlic_errno_from_status(a->status, a->body);
-    if (r < 0 && ret_error) {
-        json_auto_t *j = json_loads(a->body, 0, NULL);
-        const char *e = json_string_value(json_object_get(j, "error"));
-        ret_error->status = a->status;
-        if (e)
-            snprintf(ret_error->message, sizeof(ret_error->message), "%s", e);
-        else
-            snprintf(ret_error->message, sizeof(ret_error->message),
-                     "tpmlicd answered HTTP %d: %.200s", a->status, a->body);
-    }
+    char msg[sizeof(ret_error->message)];
+    int r = client_answer_error(a->status, a->body, a->body_len, msg, sizeof(msg));
+    if (r < 0)
+        set_error(ret_error, a->status, msg);
     return r;
 }
 
@@ -288,8 +257,7 @@ static int call_json(struct tpmlic *h, const char *method, const char *path, jso
                      bool repeatable, json_t **ret_json, struct tpmlic_error *ret_error) {
     _cleanup_free_ char *text = NULL;
     struct client_answer a = {0};
-    json_t *j;
-    json_error_t je;
+    char msg[sizeof(ret_error->message)];
     int r;
 
     if (body && !(text = json_dumps(body, JSON_COMPACT))) {
@@ -301,13 +269,9 @@ static int call_json(struct tpmlic *h, const char *method, const char *path, jso
         return r;
     r = answer_errno(&a, ret_error);
     if (r == 0) {
-        j = json_loads(a.body, JSON_REJECT_DUPLICATES, &je);
-        if (!json_is_object(j)) {
-            json_decref(j);
-            set_error(ret_error, a.status, "tpmlicd's answer is not a JSON object");
-            r = -EPROTO;
-        } else
-            *ret_json = j;
+        r = client_decode_object(a.body, a.body_len, ret_json, msg, sizeof(msg));
+        if (r < 0)
+            set_error(ret_error, a.status, msg);
     }
     free(a.body);
     return r;
@@ -361,19 +325,10 @@ int tpmlic_check(struct tpmlic *h, const char *feature, struct tpmlic_error *ret
     return r;
 }
 
-static int get_uint(json_t *o, const char *key, uint64_t max, uint64_t *ret) {
-    json_t *v = json_object_get(o, key);
-    if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max)
-        return -EPROTO;
-    *ret = (uint64_t)json_integer_value(v);
-    return 0;
-}
-
 int tpmlic_reserve(struct tpmlic *h, uint32_t seconds, const char *feature,
                    struct tpmlic_lease *ret_lease, struct tpmlic_error *ret_error) {
     json_auto_t *body = NULL, *ans = NULL;
-    const char *id;
-    uint64_t secs, exp;
+    char msg[sizeof(ret_error->message)];
     int r;
 
     if (!h || !ret_lease) {
@@ -388,25 +343,16 @@ int tpmlic_reserve(struct tpmlic *h, uint32_t seconds, const char *feature,
     r = call_json(h, "POST", "/v1/usage/reserve", body, false, &ans, ret_error);
     if (r < 0)
         return r;
-    id = json_string_value(json_object_get(ans, "lease"));
-    if (!id || !*id || strlen(id) >= sizeof(ret_lease->id) ||
-        get_uint(ans, "seconds", UINT32_MAX, &secs) < 0 ||
-        get_uint(ans, "expires_in", UINT32_MAX, &exp) < 0) {
-        set_error(ret_error, 200,
-                  "tpmlicd's reservation answer lacks lease, seconds or "
-                  "expires_in");
-        return -EPROTO;
-    }
-    memset(ret_lease, 0, sizeof(*ret_lease));
-    memcpy(ret_lease->id, id, strlen(id) + 1);
-    ret_lease->seconds = (uint32_t)secs;
-    ret_lease->expires_in = (uint32_t)exp;
-    return 0;
+    r = client_decode_lease(ans, ret_lease, msg, sizeof(msg));
+    if (r < 0)
+        set_error(ret_error, 200, msg);
+    return r;
 }
 
 int tpmlic_commit(struct tpmlic *h, const char *lease_id, uint64_t used, uint64_t *ret_charged,
                   uint64_t *ret_returned, struct tpmlic_error *ret_error) {
     json_auto_t *body = NULL, *ans = NULL;
+    char msg[sizeof(ret_error->message)];
     uint64_t charged, returned;
     int r;
 
@@ -422,10 +368,10 @@ int tpmlic_commit(struct tpmlic *h, const char *lease_id, uint64_t used, uint64_
     r = call_json(h, "POST", "/v1/usage/commit", body, false, &ans, ret_error);
     if (r < 0)
         return r;
-    if (get_uint(ans, "charged", UINT64_MAX, &charged) < 0 ||
-        get_uint(ans, "returned", UINT64_MAX, &returned) < 0) {
-        set_error(ret_error, 200, "tpmlicd's commit answer lacks charged or returned");
-        return -EPROTO;
+    r = client_decode_commit(ans, &charged, &returned, msg, sizeof(msg));
+    if (r < 0) {
+        set_error(ret_error, 200, msg);
+        return r;
     }
     if (ret_charged)
         *ret_charged = charged;
@@ -434,38 +380,10 @@ int tpmlic_commit(struct tpmlic *h, const char *lease_id, uint64_t used, uint64_
     return 0;
 }
 
-/* RFC 3339 UTC as the agent writes it (2027-01-31T00:00:00Z); 0 for null. */
-static int parse_time(json_t *v, int64_t *ret) {
-    struct tm tm = {0};
-    const char *s, *end;
-    if (!v || json_is_null(v)) {
-        *ret = 0;
-        return 0;
-    }
-    s = json_string_value(v);
-    if (!s)
-        return -EPROTO;
-    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!end)
-        return -EPROTO;
-    if (*end == '.')
-        end += 1 + strspn(end + 1, "0123456789");
-    if (strcmp(end, "Z") != 0)
-        return -EPROTO;
-    *ret = (int64_t)timegm(&tm);
-    return 0;
-}
-
-static void copy_str(char *dst, size_t size, json_t *v) {
-    snprintf(dst, size, "%s", json_string_value(v) ? json_string_value(v) : "");
-}
-
 int tpmlic_status(struct tpmlic *h, struct tpmlic_status *ret_status,
                   struct tpmlic_error *ret_error) {
     json_auto_t *ans = NULL;
-    struct tpmlic_status st = {0};
-    json_t *f;
-    size_t i, used = 0;
+    char msg[sizeof(ret_error->message)];
     int r;
 
     if (!h || !ret_status) {
@@ -475,28 +393,8 @@ int tpmlic_status(struct tpmlic *h, struct tpmlic_status *ret_status,
     r = call_json(h, "GET", "/v1/status", NULL, true, &ans, ret_error);
     if (r < 0)
         return r;
-    st.licensed = json_is_true(json_object_get(ans, "licensed"));
-    st.valid = json_is_true(json_object_get(ans, "valid"));
-    st.offline_mode = json_is_true(json_object_get(ans, "offline_mode"));
-    copy_str(st.reason, sizeof(st.reason), json_object_get(ans, "reason"));
-    copy_str(st.license_type, sizeof(st.license_type), json_object_get(ans, "license_type"));
-    copy_str(st.computer_id, sizeof(st.computer_id), json_object_get(ans, "computer_id"));
-    json_array_foreach(json_object_get(ans, "features"), i, f) {
-        const char *s = json_string_value(f);
-        size_t n = s ? strlen(s) : 0;
-        if (!s || used + n + 2 > sizeof(st.features))
-            continue;
-        if (used)
-            st.features[used++] = ',';
-        memcpy(st.features + used, s, n + 1);
-        used += n;
-    }
-    if (get_uint(ans, "secs_remaining", UINT64_MAX, &st.secs_remaining) < 0 ||
-        parse_time(json_object_get(ans, "subscription_expiry"), &st.subscription_expiry) < 0 ||
-        parse_time(json_object_get(ans, "grace_period_end"), &st.grace_period_end) < 0) {
-        set_error(ret_error, 200, "tpmlicd's status answer has a field of the wrong type");
-        return -EPROTO;
-    }
-    *ret_status = st;
-    return 0;
+    r = client_decode_status(ans, ret_status, msg, sizeof(msg));
+    if (r < 0)
+        set_error(ret_error, 200, msg);
+    return r;
 }

@@ -1,7 +1,11 @@
 /* One HTTP/1.1 connection to tpmlicd over AF_UNIX (conn.h). Written for the
  * agent's answers (libmicrohttpd with buffer responses: always
  * Content-Length), strict about everything else: a chunked answer is
- * refused with a message, sizes are capped before anything is allocated. */
+ * refused with a message, sizes are capped before anything is allocated.
+ *
+ * An exchange is four steps, each its own function: send the request, read
+ * the status line and headers (read_head, parse_status_line, parse_headers),
+ * check the body's size against the cap, then read the body (read_body). */
 #include "client/conn.h"
 
 #include <errno.h>
@@ -122,6 +126,8 @@ bool client_conn_stale(const struct client_conn *c) {
     return r != 0;
 }
 
+/* ---- sending ------------------------------------------------------------------- */
+
 static int send_all(struct client_conn *c, const char *p, size_t n, uint64_t deadline) {
     while (n) {
         ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -143,41 +149,23 @@ static int send_all(struct client_conn *c, const char *p, size_t n, uint64_t dea
     return 0;
 }
 
-/* Case-insensitive header lookup in [hdr, end): the value's start and
- * length, or NULL. Refuses a header that occurs twice. */
-static const char *header(const char *hdr, const char *end, const char *name, size_t *ret_len,
-                          bool *dup) {
-    size_t nl = strlen(name);
-    const char *found = NULL, *p = hdr;
-    size_t flen = 0;
-
-    while (p < end) {
-        const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
-        if (!eol)
-            eol = end;
-        if ((size_t)(eol - p) > nl && p[nl] == ':' && strncasecmp(p, name, nl) == 0) {
-            const char *v = p + nl + 1, *ve = eol;
-            while (v < ve && (*v == ' ' || *v == '\t'))
-                v++;
-            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            if (found)
-                *dup = true;
-            found = v;
-            flen = (size_t)(ve - v);
-        }
-        p = eol + 2;
-    }
-    *ret_len = flen;
-    return found;
+/* A request the agent cannot have read whole may be sent again; one that
+ * timed out half-written may not (the agent may still read the rest). */
+static int send_request(struct client_conn *c, const char *req, size_t reqlen, uint64_t deadline,
+                        enum client_stage *stage, char *err, size_t errlen) {
+    int r = send_all(c, req, reqlen, deadline);
+    if (r == -ETIMEDOUT) {
+        *stage = CLIENT_FAILED;
+        snprintf(err, errlen, "tpmlicd did not take the request in time");
+    } else if (r < 0)
+        snprintf(err, errlen, "sending to tpmlicd failed: %s", strerror(-r));
+    return r;
 }
 
-static bool token_eq(const char *v, size_t len, const char *tok) {
-    return len == strlen(tok) && strncasecmp(v, tok, len) == 0;
-}
+/* ---- receiving ----------------------------------------------------------------- */
 
 struct rbuf {
-    char *p;
+    char *p; /* NUL-terminated after len bytes */
     size_t len, size;
 };
 
@@ -226,170 +214,222 @@ static int read_some(struct client_conn *c, struct rbuf *b, size_t cap, uint64_t
     }
 }
 
-int client_conn_exchange(struct client_conn *c, const char *req, size_t reqlen, bool head,
+/* The message for a read that failed; silent says that not one byte of the
+ * answer had come, which leaves the stage at CLIENT_SENT_LOST. */
+static int read_failed(int r, bool silent, enum client_stage *stage, char *err, size_t errlen) {
+    if (r == -ECONNRESET && silent) {
+        snprintf(err, errlen,
+                 "tpmlicd closed the connection without answering (it may have stopped, or "
+                 "processed the request and then stopped)");
+        return r;
+    }
+    *stage = CLIENT_FAILED;
+    if (r == -ECONNRESET)
+        snprintf(err, errlen, "tpmlicd closed the connection in mid-answer");
+    else if (r == -ETIMEDOUT)
+        snprintf(err, errlen, "tpmlicd did not answer in time");
+    else
+        snprintf(err, errlen, "reading tpmlicd's answer failed: %s", strerror(-r));
+    return r;
+}
+
+/* What the client needs of an answer's head. */
+struct head {
+    int status;
+    size_t len;      /* status line, headers and the blank line */
+    size_t body_len; /* when !to_eof */
+    bool to_eof;     /* no Content-Length: the body ends with the connection */
+    bool close;      /* the agent will close the connection after the answer */
+};
+
+/* "HTTP/1.1 200 OK\r\n" (or HTTP/1.0, reason optional): the status. */
+static int parse_status_line(const char *p, size_t len, struct head *h, char *err, size_t errlen) {
+    if (len < 12 || (strncmp(p, "HTTP/1.1 ", 9) && strncmp(p, "HTTP/1.0 ", 9)) || p[9] < '1' ||
+        p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9' ||
+        (p[12] != ' ' && p[12] != '\r')) {
+        snprintf(err, errlen, "the answer is not HTTP/1.x: '%.40s'", p);
+        return -EPROTO;
+    }
+    h->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    h->close = p[7] == '0'; /* HTTP/1.0 closes unless it says keep-alive */
+    return 0;
+}
+
+static bool token_eq(const char *v, size_t len, const char *tok) {
+    return len == strlen(tok) && strncasecmp(v, tok, len) == 0;
+}
+
+/* The headers the client reads, each at most once. */
+enum { HDR_CONNECTION, HDR_TRANSFER_ENCODING, HDR_CONTENT_LENGTH, HDR_MAX };
+static const char *const header_names[HDR_MAX] = {"Connection", "Transfer-Encoding",
+                                                  "Content-Length"};
+
+/* The header lines of p[0..len) (after the status line, up to the blank
+ * line): Connection, Transfer-Encoding and Content-Length into *h, with
+ * the body's length checked against CLIENT_BODY_MAX. Other headers are
+ * skipped. head_req: the answer to a HEAD request, which has no body. */
+static int parse_headers(const char *p, size_t len, bool head_req, struct head *h, char *err,
+                         size_t errlen) {
+    const char *end = p + len - 2, *line = (const char *)memmem(p, len, "\r\n", 2) + 2;
+    const char *val[HDR_MAX] = {NULL};
+    size_t vlen[HDR_MAX] = {0};
+
+    for (; line < end;) {
+        const char *eol = memmem(line, (size_t)(end - line), "\r\n", 2);
+        if (!eol)
+            eol = end;
+        for (int i = 0; i < HDR_MAX; i++) {
+            size_t nl = strlen(header_names[i]);
+            const char *v, *ve = eol;
+            if ((size_t)(eol - line) <= nl || line[nl] != ':' ||
+                strncasecmp(line, header_names[i], nl) != 0)
+                continue;
+            if (val[i]) {
+                snprintf(err, errlen, "the answer repeats the header %s", header_names[i]);
+                return -EPROTO;
+            }
+            for (v = line + nl + 1; v < ve && (*v == ' ' || *v == '\t'); v++)
+                ;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            val[i] = v;
+            vlen[i] = (size_t)(ve - v);
+        }
+        line = eol + 2;
+    }
+
+    if (val[HDR_CONNECTION])
+        h->close = token_eq(val[HDR_CONNECTION], vlen[HDR_CONNECTION], "close");
+    if (val[HDR_TRANSFER_ENCODING] &&
+        !token_eq(val[HDR_TRANSFER_ENCODING], vlen[HDR_TRANSFER_ENCODING], "identity")) {
+        snprintf(err, errlen,
+                 "tpmlicd answered with Transfer-Encoding: %.*s, which libtpmlic does not read (it "
+                 "expects Content-Length)",
+                 (int)(vlen[HDR_TRANSFER_ENCODING] > 40 ? 40 : vlen[HDR_TRANSFER_ENCODING]),
+                 val[HDR_TRANSFER_ENCODING]);
+        return -EPROTO;
+    }
+    h->body_len = 0;
+    h->to_eof = false;
+    if (head_req || h->status == 204 || h->status == 304)
+        return 0;
+    if (!val[HDR_CONTENT_LENGTH]) {
+        h->to_eof = h->close = true;
+        return 0;
+    }
+    if (vlen[HDR_CONTENT_LENGTH] == 0 || vlen[HDR_CONTENT_LENGTH] > 9 ||
+        strspn(val[HDR_CONTENT_LENGTH], "0123456789") < vlen[HDR_CONTENT_LENGTH]) {
+        snprintf(err, errlen, "the answer's Content-Length is not a number");
+        return -EPROTO;
+    }
+    h->body_len = strtoul(val[HDR_CONTENT_LENGTH], NULL, 10);
+    if (h->body_len > CLIENT_BODY_MAX) {
+        snprintf(err, errlen, "the answer's body of %zu bytes is over the limit of %u", h->body_len,
+                 CLIENT_BODY_MAX);
+        return -EFBIG;
+    }
+    return 0;
+}
+
+/* Reads until b holds a whole head (at most CLIENT_HEADER_MAX bytes) and
+ * parses it; 1xx interim answers are dropped. */
+static int read_head(struct client_conn *c, struct rbuf *b, bool head_req, uint64_t deadline,
+                     struct head *h, enum client_stage *stage, char *err, size_t errlen) {
+    size_t scanned = 0;
+    int r;
+
+    for (;;) {
+        const char *blank = NULL;
+        while (!(blank = b->len ? memmem(b->p + scanned, b->len - scanned, "\r\n\r\n", 4) : NULL)) {
+            if (b->len >= CLIENT_HEADER_MAX) {
+                *stage = CLIENT_FAILED;
+                snprintf(err, errlen, "the answer's headers are longer than %u bytes",
+                         CLIENT_HEADER_MAX);
+                return -EPROTO;
+            }
+            scanned = b->len > 3 ? b->len - 3 : 0;
+            r = read_some(c, b, CLIENT_HEADER_MAX, deadline);
+            if (r < 0)
+                return read_failed(r, b->len == 0 && *stage == CLIENT_SENT_LOST, stage, err,
+                                   errlen);
+        }
+        *stage = CLIENT_FAILED;
+        h->len = (size_t)(blank - b->p) + 4;
+        r = parse_status_line(b->p, h->len, h, err, errlen);
+        if (r < 0)
+            return r;
+        if (h->status >= 200)
+            return parse_headers(b->p, h->len, head_req, h, err, errlen);
+        memmove(b->p, b->p + h->len, b->len - h->len + 1);
+        b->len -= h->len;
+        scanned = 0;
+    }
+}
+
+/* Reads the rest of the body behind the head in b. */
+static int read_body(struct client_conn *c, struct rbuf *b, struct head *h, uint64_t deadline,
+                     enum client_stage *stage, char *err, size_t errlen) {
+    size_t total = h->len + h->body_len;
+    int r;
+
+    if (h->to_eof) {
+        /* room for one byte over the cap, so that a body of exactly the
+         * cap is told from a longer one by the end that follows it */
+        while ((r = read_some(c, b, h->len + CLIENT_BODY_MAX + 1, deadline)) == 0)
+            ;
+        if (r == -EFBIG || (r == -ECONNRESET && b->len - h->len > CLIENT_BODY_MAX)) {
+            snprintf(err, errlen, "the answer's body is over the limit of %u bytes",
+                     CLIENT_BODY_MAX);
+            return -EFBIG;
+        }
+        if (r != -ECONNRESET)
+            return read_failed(r, false, stage, err, errlen);
+        h->body_len = b->len - h->len;
+        return 0;
+    }
+    if (b->size < total + 1) {
+        char *np = realloc(b->p, total + 1);
+        if (!np) {
+            snprintf(err, errlen, "out of memory");
+            return -ENOMEM;
+        }
+        b->p = np;
+        b->size = total + 1;
+    }
+    while (b->len < total) {
+        r = read_some(c, b, total, deadline);
+        if (r < 0)
+            return read_failed(r, false, stage, err, errlen);
+    }
+    if (b->len > total)
+        h->close = true; /* bytes nobody asked for: this connection is done */
+    return 0;
+}
+
+int client_conn_exchange(struct client_conn *c, const char *req, size_t reqlen, bool head_req,
                          uint64_t deadline, struct client_answer *ret, enum client_stage *ret_stage,
                          char *err, size_t errlen) {
     struct rbuf b = {0};
-    _cleanup_free_ char *owned = NULL;
-    const char *hdr_end, *v;
-    size_t hlen, vlen, body_len = 0, total;
-    bool dup = false, close_after = false, to_eof = false;
-    int status = 0, r;
+    struct head h = {0};
+    int r;
 
     *ret_stage = CLIENT_NOT_SENT;
-    r = send_all(c, req, reqlen, deadline);
+    r = send_request(c, req, reqlen, deadline, ret_stage, err, errlen);
+    if (r < 0)
+        return r;
+    *ret_stage = CLIENT_SENT_LOST;
+    r = read_head(c, &b, head_req, deadline, &h, ret_stage, err, errlen);
+    if (r == 0)
+        r = read_body(c, &b, &h, deadline, ret_stage, err, errlen);
     if (r < 0) {
-        if (r == -ETIMEDOUT) {
-            *ret_stage = CLIENT_FAILED;
-            snprintf(err, errlen, "tpmlicd did not take the request in time");
-        } else
-            snprintf(err, errlen, "sending to tpmlicd failed: %s", strerror(-r));
+        free(b.p);
         return r;
     }
-
-    *ret_stage = CLIENT_SENT_LOST;
-    for (;;) {
-        /* the head of an answer; 1xx interim answers are skipped */
-        for (;;) {
-            hdr_end = b.p ? memmem(b.p, b.len, "\r\n\r\n", 4) : NULL;
-            if (hdr_end)
-                break;
-            if (b.len >= CLIENT_HEADER_MAX) {
-                r = -EPROTO;
-                snprintf(err, errlen, "the answer's headers are longer than %u bytes",
-                         CLIENT_HEADER_MAX);
-                goto fail;
-            }
-            r = read_some(c, &b, CLIENT_HEADER_MAX, deadline);
-            if (r < 0) {
-                if (r == -ECONNRESET && b.len == 0 && *ret_stage == CLIENT_SENT_LOST)
-                    snprintf(err, errlen,
-                             "tpmlicd closed the connection without answering (it may have "
-                             "stopped, or processed the request and then stopped)");
-                else if (r == -ECONNRESET)
-                    snprintf(err, errlen, "tpmlicd closed the connection in mid-answer");
-                else if (r == -ETIMEDOUT)
-                    snprintf(err, errlen, "tpmlicd did not answer in time");
-                else
-                    snprintf(err, errlen, "reading tpmlicd's answer failed: %s", strerror(-r));
-                if (!(r == -ECONNRESET && b.len == 0 && *ret_stage == CLIENT_SENT_LOST))
-                    *ret_stage = CLIENT_FAILED;
-                goto out;
-            }
-        }
-        *ret_stage = CLIENT_FAILED;
-        hlen = (size_t)(hdr_end - b.p) + 4;
-        if (b.len < 12 || (strncmp(b.p, "HTTP/1.1 ", 9) && strncmp(b.p, "HTTP/1.0 ", 9)) ||
-            b.p[9] < '1' || b.p[9] > '5' || b.p[10] < '0' || b.p[10] > '9' || b.p[11] < '0' ||
-            b.p[11] > '9' || (b.p[12] != ' ' && b.p[12] != '\r')) {
-            r = -EPROTO;
-            snprintf(err, errlen, "the answer is not HTTP/1.x: '%.40s'", b.p);
-            goto fail;
-        }
-        status = (b.p[9] - '0') * 100 + (b.p[10] - '0') * 10 + (b.p[11] - '0');
-        if (status >= 200)
-            break;
-        memmove(b.p, b.p + hlen, b.len - hlen + 1);
-        b.len -= hlen;
-    }
-    close_after = b.p[7] == '0';
-    {
-        const char *first = (const char *)memmem(b.p, hlen, "\r\n", 2) + 2, *end = b.p + hlen - 2;
-        v = header(first, end, "Connection", &vlen, &dup);
-        if (v)
-            close_after = token_eq(v, vlen, "close");
-        v = header(first, end, "Transfer-Encoding", &vlen, &dup);
-        if (v && !token_eq(v, vlen, "identity")) {
-            r = -EPROTO;
-            snprintf(err, errlen,
-                     "tpmlicd answered with Transfer-Encoding: %.*s, which libtpmlic does not "
-                     "read (it expects Content-Length)",
-                     (int)(vlen > 40 ? 40 : vlen), v);
-            goto fail;
-        }
-        v = header(first, end, "Content-Length", &vlen, &dup);
-        if (dup) {
-            r = -EPROTO;
-            snprintf(err, errlen, "the answer repeats a header");
-            goto fail;
-        }
-        if (head || status == 204 || status == 304)
-            body_len = 0;
-        else if (v) {
-            if (vlen == 0 || vlen > 9 || strspn(v, "0123456789") < vlen) {
-                r = -EPROTO;
-                snprintf(err, errlen, "the answer's Content-Length is not a number");
-                goto fail;
-            }
-            body_len = strtoul(v, NULL, 10);
-            if (body_len > CLIENT_BODY_MAX) {
-                r = -EFBIG;
-                snprintf(err, errlen, "the answer's body of %zu bytes is over the limit of %u",
-                         body_len, CLIENT_BODY_MAX);
-                goto fail;
-            }
-        } else
-            to_eof = close_after = true; /* no length: the body ends with the connection */
-    }
-
-    if (to_eof) {
-        for (;;) {
-            r = read_some(c, &b, hlen + CLIENT_BODY_MAX, deadline);
-            if (r == -ECONNRESET)
-                break;
-            if (r < 0) {
-                snprintf(err, errlen, "reading tpmlicd's answer failed: %s", strerror(-r));
-                goto out;
-            }
-        }
-        body_len = b.len - hlen;
-    } else {
-        total = hlen + body_len;
-        while (b.len < total) {
-            if (b.size < total + 1) {
-                char *np = realloc(b.p, total + 1);
-                if (!np) {
-                    r = -ENOMEM;
-                    snprintf(err, errlen, "out of memory");
-                    goto out;
-                }
-                b.p = np;
-                b.size = total + 1;
-            }
-            r = read_some(c, &b, total, deadline);
-            if (r < 0) {
-                if (r == -ECONNRESET)
-                    snprintf(err, errlen, "tpmlicd closed the connection in mid-answer");
-                else if (r == -ETIMEDOUT)
-                    snprintf(err, errlen, "tpmlicd did not answer in time");
-                else
-                    snprintf(err, errlen, "reading tpmlicd's answer failed: %s", strerror(-r));
-                goto out;
-            }
-        }
-        if (b.len > total)
-            close_after = true; /* bytes nobody asked for: this connection is done */
-    }
-
-    owned = malloc(body_len + 1);
-    if (!owned) {
-        r = -ENOMEM;
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    memcpy(owned, b.p + hlen, body_len);
-    owned[body_len] = '\0';
-    ret->status = status;
-    ret->body = TAKE_PTR(owned);
-    ret->body_len = body_len;
-    ret->close = close_after;
+    /* the body moves to the front of the buffer, which the caller then owns */
+    memmove(b.p, b.p + h.len, h.body_len);
+    b.p[h.body_len] = '\0';
+    *ret = (struct client_answer){
+        .status = h.status, .body = b.p, .body_len = h.body_len, .close = h.close};
     c->reused = true;
-    free(b.p);
     return 0;
-
-fail:
-    *ret_stage = CLIENT_FAILED;
-out:
-    free(b.p);
-    return r;
 }

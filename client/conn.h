@@ -25,7 +25,7 @@ enum client_stage {
 
 struct client_answer {
     int status;
-    char *body; /* NUL-terminated, malloc()ed */
+    char *body; /* NUL-terminated, malloc()ed; at most CLIENT_BODY_MAX bytes */
     size_t body_len;
     bool close; /* the agent will close the connection after it */
 };
@@ -40,8 +40,14 @@ void client_conn_close(struct client_conn *c);
  * nobody asked for are waiting): do not send on it. */
 bool client_conn_stale(const struct client_conn *c);
 
-/* Sends the request (req, reqlen bytes) and reads the whole answer. On
- * failure *ret_stage says how far it got; the connection must be closed. */
-int client_conn_exchange(struct client_conn *c, const char *req, size_t reqlen, bool head,
+/* Sends the request (req, reqlen bytes) and reads the whole answer: its
+ * status line and headers (at most CLIENT_HEADER_MAX bytes; 1xx interim
+ * answers skipped), then a body of Content-Length bytes (checked against
+ * CLIENT_BODY_MAX before it is read), none for head_req (a HEAD request),
+ * 204 and 304, or up to the end of the connection without Content-Length.
+ * -EPROTO for what is not such an answer (chunked included), -EFBIG over a
+ * cap. On failure *ret_stage says how far it got; the connection must be
+ * closed. */
+int client_conn_exchange(struct client_conn *c, const char *req, size_t reqlen, bool head_req,
                          uint64_t deadline, struct client_answer *ret, enum client_stage *ret_stage,
                          char *err, size_t errlen);

@@ -1,10 +1,7 @@
 /* tpmlicctl's formatting of durations and times (ctl_format.h). */
 #include "client/ctl_format.h"
 
-#include <errno.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 void ctl_format_secs(uint64_t secs, char *buf, size_t size) {
     if (secs < 60)
@@ -53,33 +50,4 @@ void ctl_format_local(time_t t, char *buf, size_t size) {
     struct tm tm;
     if (!localtime_r(&t, &tm) || strftime(buf, size, "%Y-%m-%d %H:%M:%S %Z", &tm) == 0)
         snprintf(buf, size, "%lld", (long long)t);
-}
-
-int ctl_parse_time(const char *s, time_t *ret) {
-    struct tm tm = {0};
-    const char *end;
-    if (!s)
-        return -EINVAL;
-    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!end)
-        return -EINVAL;
-    if (*end == '.')
-        end += 1 + strspn(end + 1, "0123456789");
-    if (strcmp(end, "Z") != 0)
-        return -EINVAL;
-    *ret = timegm(&tm);
-    return 0;
-}
-
-int ctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
-    unsigned long long v;
-    char *end;
-    if (!s || !*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 19)
-        return -EINVAL;
-    errno = 0;
-    v = strtoull(s, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return -EINVAL;
-    *ret = v;
-    return 0;
 }

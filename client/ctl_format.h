@@ -13,8 +13,3 @@ void ctl_format_secs(uint64_t secs, char *buf, size_t size);
 void ctl_format_relative(time_t t, time_t now, char *buf, size_t size);
 /* t in the local time zone: "2027-01-31 01:00:00 CET". */
 void ctl_format_local(time_t t, char *buf, size_t size);
-/* RFC 3339 UTC as the agent writes it ("2027-01-31T00:00:00Z"); -EINVAL
- * for anything else. */
-int ctl_parse_time(const char *s, time_t *ret);
-/* A whole number in [min, max], decimal digits only; -EINVAL otherwise. */
-int ctl_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *ret);

@@ -1,7 +1,10 @@
 /* tpmlicctl: the operator's command line for tpmlicd (SPEC section 9,
- * docs/tpmlicctl.md). One table of commands; each command is one function
- * that sends one or two requests through libtpmlic and prints the answer as
- * aligned text, or the agent's JSON with --json.
+ * docs/tpmlicctl.md). One table of commands, dispatched through the verb
+ * table of common/verbs.h (two-word commands as groups) and each reading
+ * its options with getopt_long; each command is one function that sends
+ * one or two requests through libtpmlic and prints the answer as aligned
+ * text, or the agent's JSON with --json. The agent's refusals are read as
+ * the library reads them (client/answer.c).
  *
  * Exit status: 0 success, 1 the agent refused (its message on stderr), 2 a
  * usage error, 3 the agent cannot be reached (not running, no answer in
@@ -16,20 +19,26 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include "client/answer.h"
 #include "client/ctl_format.h"
+#include "common/json.h"
 #include "common/macro.h"
+#include "common/text.h"
+#include "common/timefmt.h"
+#include "common/verbs.h"
 #include "tpmlic/client.h"
 
 #define PROG "tpmlicctl"
 
 enum {
-    EXIT_OK = 0,
-    EXIT_REFUSED = 1,
-    EXIT_USAGE = 2,
+    EXIT_OK = VERB_EXIT_OK,
+    EXIT_REFUSED = VERB_EXIT_FAILED,
+    EXIT_USAGE = VERB_EXIT_USAGE,
     EXIT_UNREACHABLE = 3,
 };
 
@@ -46,37 +55,41 @@ struct command {
     const char *summary;
     const char *help;
     int min_args, max_args;
-    const char *opts[MAX_OPTS]; /* options that take a value, without "--" */
+    /* the command's own options (getopt_long; .val indexes ctx.opt), or NULL */
+    const struct option *opts;
     int (*run)(struct ctx *c);
 };
 
 struct ctx {
     const struct command *cmd;
+    char path[64];      /* "tpmlicctl offline request", for usage errors */
     const char *socket; /* NULL: $TPMLIC_SOCKET, else the default */
     bool json;
     int timeout_secs;
-    const char *opt[MAX_OPTS]; /* values of cmd->opts, NULL when not given */
-    char *args[4];
+    bool timeout_given;
+    const char *opt[MAX_OPTS]; /* values of cmd->opts ("" for a flag), NULL when not given */
+    char **args;
     int nargs;
     struct tpmlic *h;
 };
 
-static int usage_error(const char *fmt, ...) _printf_(1, 2);
-static int usage_error(const char *fmt, ...) {
-    va_list ap;
-    fputs(PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputs("\n", stderr);
-    return EXIT_USAGE;
-}
+/* "tpmlicctl COMMAND: message (see 'tpmlicctl COMMAND --help')", exit 2 */
+#define usage_error(c, ...) verb_usage_error((c)->path, __VA_ARGS__)
 
 static const char *opt_value(const struct ctx *c, const char *name) {
-    for (int i = 0; i < MAX_OPTS && c->cmd->opts[i]; i++)
-        if (!strcmp(c->cmd->opts[i], name))
-            return c->opt[i];
+    for (const struct option *o = c->cmd->opts; o && o->name; o++)
+        if (!strcmp(o->name, name))
+            return c->opt[o->val];
     return NULL;
+}
+
+/* A whole number in [min, max] (common/text.h's strict digits). */
+static int parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
+    uint64_t v;
+    if (parse_uint_strict(s, max, &v) < 0 || v < min)
+        return -EINVAL;
+    *ret = v;
+    return 0;
 }
 
 /* ---- talking to the agent ------------------------------------------------------- */
@@ -90,37 +103,46 @@ static const char *socket_shown(const struct ctx *c) {
                                                                    : TPMLIC_DEFAULT_SOCKET;
 }
 
-/* No answer from the agent: a message that says what to do; exit 3. */
-static int unreachable(const struct ctx *c, int r, const struct tpmlic_error *e) {
+/* Why the agent gave no answer, in one line; *ret_hint: what to do about
+ * it (may be ""). */
+static void describe_unreachable(const struct ctx *c, int r, const struct tpmlic_error *e,
+                                 int timeout_secs, char *buf, size_t len, const char **ret_hint) {
     const char *path = socket_shown(c);
+    *ret_hint = "";
     switch (-r) {
     case ENOENT:
-        fprintf(stderr,
-                PROG ": tpmlicd is not running: there is no socket %s\n"
-                     "  (start it: systemctl start tpmlicd; or name its socket with --socket PATH "
-                     "or TPMLIC_SOCKET)\n",
-                path);
+        snprintf(buf, len, "tpmlicd is not running: there is no socket %s", path);
+        *ret_hint = "start it: systemctl start tpmlicd; or name its socket with --socket PATH "
+                    "or TPMLIC_SOCKET";
         break;
     case ECONNREFUSED:
-        fprintf(stderr,
-                PROG ": tpmlicd is not running: nothing listens on %s\n"
-                     "  (start it: systemctl start tpmlicd)\n",
-                path);
+        snprintf(buf, len, "tpmlicd is not running: nothing listens on %s", path);
+        *ret_hint = "start it: systemctl start tpmlicd";
         break;
     case EACCES:
     case EPERM:
-        fprintf(stderr,
-                PROG ": permission denied on the socket %s: run as root, or as a member of "
-                     "group tpmlic (status, check, usage) and group tpmlic-admin (management)\n",
-                path);
+        snprintf(buf, len,
+                 "permission denied on the socket %s: run as root, or as a member of group tpmlic "
+                 "(status, check, usage) and group tpmlic-admin (management)",
+                 path);
         break;
     case ETIMEDOUT:
-        fprintf(stderr, PROG ": tpmlicd at %s did not answer within %d s: %s\n", path,
-                c->timeout_secs, e->message);
+        snprintf(buf, len, "tpmlicd at %s did not answer within %d s: %s", path, timeout_secs,
+                 e->message);
         break;
     default:
-        fprintf(stderr, PROG ": cannot reach tpmlicd at %s: %s\n", path, e->message);
+        snprintf(buf, len, "cannot reach tpmlicd at %s: %s", path, e->message);
     }
+}
+
+/* No answer from the agent: a message that says what to do; exit 3. */
+static int unreachable(const struct ctx *c, int r, const struct tpmlic_error *e) {
+    char why[700];
+    const char *hint;
+    describe_unreachable(c, r, e, c->timeout_secs, why, sizeof(why), &hint);
+    fprintf(stderr, PROG ": %s\n", why);
+    if (hint[0])
+        fprintf(stderr, "  (%s)\n", hint);
     return EXIT_UNREACHABLE;
 }
 
@@ -144,7 +166,8 @@ static int request_full(struct ctx *c, const char *method, const char *path, jso
                         bool quiet, json_t **ret_json, char **ret_text) {
     _cleanup_free_ char *text = NULL, *answer = NULL;
     struct tpmlic_error e = {0};
-    json_t *j;
+    char msg[sizeof(e.message)];
+    json_t *j = NULL;
     int status = 0, r;
 
     r = ensure_connected(c);
@@ -159,21 +182,13 @@ static int request_full(struct ctx *c, const char *method, const char *path, jso
         secure_wipe(text, strlen(text)); /* may hold a proxy password */
     if (r < 0)
         return unreachable(c, r, &e);
-    j = json_loads(answer, JSON_REJECT_DUPLICATES, NULL);
-    r = tpmlic_errno_from_status(status, answer);
+    r = client_answer_error(status, answer, strlen(answer), msg, sizeof(msg));
     if (r < 0) {
-        const char *msg = json_string_value(json_object_get(j, "error"));
-        if (quiet) {
-            json_decref(j);
+        if (quiet)
             return r == -EACCES ? EXIT_UNREACHABLE : EXIT_REFUSED;
-        }
         if (c->json)
             printf("%s\n", answer);
-        if (msg)
-            fprintf(stderr, PROG ": %s\n", msg);
-        else
-            fprintf(stderr, PROG ": tpmlicd answered HTTP %d: %.200s\n", status, answer);
-        json_decref(j);
+        fprintf(stderr, PROG ": %s\n", msg);
         if (r == -EACCES) {
             fprintf(stderr, "  (run as root, or as a member of group tpmlic-admin for management "
                             "commands or group tpmlic for status, check and usage)\n");
@@ -181,9 +196,8 @@ static int request_full(struct ctx *c, const char *method, const char *path, jso
         }
         return EXIT_REFUSED;
     }
-    if (!json_is_object(j)) {
-        json_decref(j);
-        fprintf(stderr, PROG ": tpmlicd's answer is not a JSON object: %.200s\n", answer);
+    if (client_decode_object(answer, strlen(answer), &j, msg, sizeof(msg)) < 0) {
+        fprintf(stderr, PROG ": %s\n", msg);
         return EXIT_REFUSED;
     }
     if (ret_json)
@@ -244,7 +258,7 @@ static void kv_time(const char *key, json_t *v, const char *none, const char *pa
         kv(key, "%s", none);
         return;
     }
-    if (ctl_parse_time(json_string_value(v), &t) < 0) {
+    if (rfc3339_parse(json_string_value(v), &t) < 0) {
         kv(key, "%s", json_string_value(v) ? json_string_value(v) : "?");
         return;
     }
@@ -367,10 +381,16 @@ static int cmd_check(struct ctx *c) {
     return 0;
 }
 
+/* {"license": LICENSE, "username", "email_address", "company_name"}: what
+ * activate and offline request pass on to the vendor. */
+static json_t *license_body(const struct ctx *c) {
+    return json_pack("{s:s, s:s*, s:s*, s:s*}", "license", c->args[0], "username",
+                     opt_value(c, "username"), "email_address", opt_value(c, "email"),
+                     "company_name", opt_value(c, "company"));
+}
+
 static int cmd_activate(struct ctx *c) {
-    json_auto_t *body = json_pack("{s:s, s:s*, s:s*, s:s*}", "license", c->args[0], "username",
-                                  opt_value(c, "username"), "email_address", opt_value(c, "email"),
-                                  "company_name", opt_value(c, "company"));
+    json_auto_t *body = license_body(c);
     json_auto_t *m = NULL;
     int r = request(c, "POST", "/v1/management/license", body, &m);
     if (r || c->json)
@@ -401,9 +421,7 @@ static int write_wrapped(FILE *f, const char *s) {
 }
 
 static int cmd_offline_request(struct ctx *c) {
-    json_auto_t *body = json_pack("{s:s, s:s*, s:s*, s:s*}", "license", c->args[0], "username",
-                                  opt_value(c, "username"), "email_address", opt_value(c, "email"),
-                                  "company_name", opt_value(c, "company"));
+    json_auto_t *body = license_body(c);
     json_auto_t *a = NULL;
     const char *out = opt_value(c, "out"), *cert;
     _cleanup_fclose_ FILE *f = NULL;
@@ -443,52 +461,24 @@ static int cmd_offline_request(struct ctx *c) {
     return 0;
 }
 
-/* Reads a file ("-": standard input) of at most FILE_MAX bytes. */
-static int read_file(const char *path, char **ret, size_t *ret_len) {
-    _cleanup_fclose_ FILE *owned = NULL;
-    _cleanup_free_ char *buf = malloc(FILE_MAX + 1);
-    FILE *f = stdin;
-    size_t n;
-
-    if (!buf)
-        return -ENOMEM;
-    if (strcmp(path, "-") != 0) {
-        owned = fopen(path, "re");
-        if (!owned)
-            return -errno;
-        f = owned;
-    }
-    n = fread(buf, 1, FILE_MAX + 1, f);
-    if (ferror(f))
-        return -EIO;
-    if (n > FILE_MAX)
-        return -EFBIG;
-    buf[n] = '\0';
-    *ret = TAKE_PTR(buf);
-    *ret_len = n;
-    return 0;
-}
-
 static int cmd_offline_apply(struct ctx *c) {
     _cleanup_free_ char *cert = NULL;
     json_auto_t *body = NULL, *m = NULL;
-    size_t n, o = 0;
+    char why[300];
+    size_t n;
     int r;
 
-    r = read_file(c->args[1], &cert, &n);
-    if (r < 0) {
-        fprintf(stderr, PROG ": cannot read the license certificate %s: %s\n", c->args[1],
-                r == -EFBIG ? "larger than 64 KiB: not a certificate" : strerror(-r));
+    /* the vendor's file may be wrapped by mail: neither alphabet of a
+     * certificate holds white space, and the reader drops it */
+    r = read_certificate_text(c->args[1], FILE_MAX, "a license certificate", &cert, &n, why,
+                              sizeof(why));
+    if (r == -ENODATA || r == -EFBIG || r == -ENOMEM) {
+        fprintf(stderr, PROG ": %s\n", why);
         return EXIT_USAGE;
     }
-    /* the vendor's file may be wrapped by mail: neither alphabet of a
-     * certificate holds white space */
-    for (size_t i = 0; i < n; i++)
-        if (cert[i] != ' ' && cert[i] != '\t' && cert[i] != '\r' && cert[i] != '\n')
-            cert[o++] = cert[i];
-    cert[o] = '\0';
-    if (o == 0) {
-        fprintf(stderr, PROG ": the license certificate file %s is empty\n", c->args[1]);
+    if (r < 0) {
+        fprintf(stderr, PROG ": cannot read the license certificate %s: %s\n", c->args[1],
+                strerror(-r));
         return EXIT_USAGE;
     }
     body = json_pack("{s:s, s:s}", "license", c->args[0], "certificate", cert);
@@ -509,7 +499,7 @@ static int cmd_offline_mode(struct ctx *c) {
     else if (!strcmp(c->args[0], "off"))
         on = false;
     else
-        return usage_error("offline-mode takes 'on' or 'off', not '%s'", c->args[0]);
+        return usage_error(c, "offline-mode takes 'on' or 'off', not '%s'", c->args[0]);
     body = json_pack("{s:b}", "offline", on);
     r = request(c, "POST", "/v1/management/license/offlinemode", body, &m);
     if (r || c->json)
@@ -525,14 +515,19 @@ static int read_password(const char *file, const char *user, char **ret) {
     size_t n = 0;
 
     if (file) {
-        int r = read_file(file, &pw, &n);
-        if (r < 0) {
-            fprintf(stderr, PROG ": cannot read the password file %s: %s\n", file,
-                    r == -EFBIG ? "larger than 64 KiB" : strerror(-r));
+        _cleanup_fclose_ FILE *f = fopen(file, "re");
+        ssize_t len = f ? getline(&pw, &n, f) : -1;
+        if (!f || (len < 0 && ferror(f))) {
+            fprintf(stderr, PROG ": cannot read the password file %s: %s\n", file, strerror(errno));
             return EXIT_USAGE;
         }
-        pw[strcspn(pw, "\r\n")] = '\0';
-        if (!*pw) {
+        if (len > FILE_MAX) {
+            fprintf(stderr, PROG ": the password file %s has a first line over 64 KiB\n", file);
+            return EXIT_USAGE;
+        }
+        if (pw)
+            pw[strcspn(pw, "\r\n")] = '\0';
+        if (!pw || !*pw) {
             fprintf(stderr, PROG ": the password file %s is empty\n", file);
             return EXIT_USAGE;
         }
@@ -573,10 +568,10 @@ static int cmd_proxy_set(struct ctx *c) {
     uint64_t port;
     int r;
 
-    if (ctl_parse_uint(c->args[1], 1, 65535, &port) < 0)
-        return usage_error("the port must be a number from 1 to 65535, not '%s'", c->args[1]);
+    if (parse_number(c->args[1], 1, 65535, &port) < 0)
+        return usage_error(c, "the port must be a number from 1 to 65535, not '%s'", c->args[1]);
     if (pwfile && !user)
-        return usage_error("--password-file needs --user");
+        return usage_error(c, "--password-file needs --user");
     r = read_password(pwfile, user, &pw);
     if (r)
         return r;
@@ -610,8 +605,8 @@ static int cmd_usage_reserve(struct ctx *c) {
     uint64_t secs;
     int r;
 
-    if (ctl_parse_uint(c->args[0], 1, UINT32_MAX, &secs) < 0)
-        return usage_error("SECONDS must be a whole number of seconds above 0, not '%s'",
+    if (parse_number(c->args[0], 1, UINT32_MAX, &secs) < 0)
+        return usage_error(c, "SECONDS must be a whole number of seconds above 0, not '%s'",
                            c->args[0]);
     body =
         json_pack("{s:I, s:s*}", "seconds", (json_int_t)secs, "feature", opt_value(c, "feature"));
@@ -631,8 +626,8 @@ static int cmd_usage_commit(struct ctx *c) {
     uint64_t used;
     int r;
 
-    if (ctl_parse_uint(c->args[1], 0, INT64_MAX, &used) < 0)
-        return usage_error("USED must be a whole number of seconds, not '%s'", c->args[1]);
+    if (parse_number(c->args[1], 0, INT64_MAX, &used) < 0)
+        return usage_error(c, "USED must be a whole number of seconds, not '%s'", c->args[1]);
     body = json_pack("{s:s, s:I}", "lease", c->args[0], "used", (json_int_t)used);
     r = request(c, "POST", "/v1/usage/commit", body, &a);
     if (r || c->json)
@@ -642,134 +637,248 @@ static int cmd_usage_commit(struct ctx *c) {
     return 0;
 }
 
+/* ---- wait ------------------------------------------------------------------------ */
+
+#define WAIT_DELAY_FIRST_MS 100  /* the first retry; each next one twice as late ... */
+#define WAIT_DELAY_MAX_MS   1000 /* ... up to once a second */
+#define WAIT_CALL_MS        5000 /* one check, at most */
+#define WAIT_DENIED_MS      5000 /* a socket refused for this long is no start-up race */
+
+static uint64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(uint64_t ms) {
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* How one attempt of wait ended. */
+enum wait_state {
+    WAIT_ALLOWED,     /* the license is valid (and has the feature) */
+    WAIT_NOT_YET,     /* the agent answered: not (yet) */
+    WAIT_UNREACHABLE, /* no answer: not started yet, restarting, busy */
+    WAIT_DENIED,      /* the caller may not use the agent */
+    WAIT_REFUSED,     /* the agent refused the question itself (400, 404, ...) */
+};
+
+/* One POST /v1/check within call_ms. why: the agent's reason or why there
+ * was no answer; *ret_answer: the agent's answer (malloc()ed) when one
+ * came. */
+static enum wait_state wait_attempt(struct ctx *c, const char *body, uint64_t call_ms, char *why,
+                                    size_t whylen, char **ret_answer) {
+    struct tpmlic_error e = {0};
+    int secs = (int)((call_ms + 999) / 1000), status = 0, r;
+    const char *hint;
+
+    if (!c->h) {
+        r = tpmlic_connect(c->socket, &c->h, &e);
+        if (r < 0) {
+            describe_unreachable(c, r, &e, secs, why, whylen, &hint);
+            return r == -EACCES || r == -EPERM ? WAIT_DENIED : WAIT_UNREACHABLE;
+        }
+    }
+    tpmlic_set_timeout(c->h, (int)call_ms);
+    r = tpmlic_request(c->h, "POST", "/v1/check", body, &status, ret_answer, &e);
+    if (r < 0) {
+        describe_unreachable(c, r, &e, secs, why, whylen, &hint);
+        return r == -EACCES || r == -EPERM ? WAIT_DENIED : WAIT_UNREACHABLE;
+    }
+    r = client_answer_error(status, *ret_answer, strlen(*ret_answer), why, whylen);
+    switch (r) {
+    case 0:
+        snprintf(why, whylen, "the license is valid");
+        return WAIT_ALLOWED;
+    case -EPERM: /* not valid, or not this feature: a license may come */
+        return WAIT_NOT_YET;
+    case -EACCES:
+        return WAIT_DENIED;
+    case -EHOSTDOWN: /* the agent is there but not ready, or in trouble */
+    case -EIO:
+    case -EAGAIN:
+        return WAIT_UNREACHABLE;
+    default:
+        return WAIT_REFUSED;
+    }
+}
+
+/* Asks until the license is valid (with the feature): SPEC section 9, for
+ * ExecStartPre= of services that start beside the agent. docs/tpmlicctl.md
+ * says what ends the wait and with which exit status. */
+static int cmd_wait(struct ctx *c) {
+    const char *feature = opt_value(c, "feature");
+    bool progress = opt_value(c, "progress") || isatty(STDERR_FILENO);
+    uint64_t start = now_ms(), deadline = 0, delay = WAIT_DELAY_FIRST_MS, denied_since = 0;
+    json_auto_t *req = json_pack("{s:s*}", "feature", feature);
+    _cleanup_free_ char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    _cleanup_free_ char *answer = NULL;
+    char why[700], shown[700] = "";
+    enum wait_state st;
+
+    if (!body) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return EXIT_REFUSED;
+    }
+    if (c->timeout_given)
+        deadline = start + (uint64_t)c->timeout_secs * 1000u;
+    for (;;) {
+        uint64_t now = now_ms(), call_ms = WAIT_CALL_MS;
+
+        if (deadline && deadline - now < call_ms)
+            call_ms = deadline > now ? deadline - now : 1;
+        free(TAKE_PTR(answer));
+        st = wait_attempt(c, body, call_ms, why, sizeof(why), &answer);
+        now = now_ms();
+        /* the agent's own 403 is final; a socket file the caller may not
+         * open may still be on its way to its mode and group */
+        denied_since = st != WAIT_DENIED ? 0 : denied_since ? denied_since : now;
+        if (st == WAIT_ALLOWED || st == WAIT_REFUSED ||
+            (st == WAIT_DENIED && (answer || now - denied_since >= WAIT_DENIED_MS)) ||
+            (deadline && now >= deadline))
+            break;
+        if (progress && strcmp(why, shown) != 0) {
+            fprintf(stderr, PROG ": waiting: %s\n", why);
+            snprintf(shown, sizeof(shown), "%s", why);
+        }
+        sleep_ms(deadline && deadline - now < delay ? deadline - now : delay);
+        delay = delay * 2 > WAIT_DELAY_MAX_MS ? WAIT_DELAY_MAX_MS : delay * 2;
+    }
+    if (c->json && answer)
+        printf("%s\n", answer);
+    switch (st) {
+    case WAIT_ALLOWED:
+        if (progress)
+            fprintf(stderr, PROG ": %s%s%s%s (after %.1f s)\n", why,
+                    feature ? " and includes feature '" : "", feature ? feature : "",
+                    feature ? "'" : "", (double)(now_ms() - start) / 1000);
+        return EXIT_OK;
+    case WAIT_REFUSED:
+        fprintf(stderr, PROG ": %s\n", why);
+        return EXIT_REFUSED;
+    case WAIT_DENIED:
+        fprintf(stderr, PROG ": %s\n", why);
+        return EXIT_UNREACHABLE;
+    case WAIT_UNREACHABLE:
+        fprintf(stderr, PROG ": gave up after %d s: %s\n", c->timeout_secs, why);
+        return EXIT_UNREACHABLE;
+    default:
+        fprintf(stderr, PROG ": gave up after %d s: %s\n", c->timeout_secs, why);
+        return EXIT_REFUSED;
+    }
+}
+
 /* ---- the table ------------------------------------------------------------------- */
 
+/* Each command's own options; .val indexes ctx.opt. */
+static const struct option feature_opts[] = {{"feature", required_argument, NULL, 0}, {0}};
+static const struct option wait_opts[] = {
+    {"feature", required_argument, NULL, 0}, {"progress", no_argument, NULL, 1}, {0}};
+static const struct option operator_opts[] = {{"username", required_argument, NULL, 0},
+                                              {"email", required_argument, NULL, 1},
+                                              {"company", required_argument, NULL, 2},
+                                              {0}};
+static const struct option request_opts[] = {{"out", required_argument, NULL, 0},
+                                             {"username", required_argument, NULL, 1},
+                                             {"email", required_argument, NULL, 2},
+                                             {"company", required_argument, NULL, 3},
+                                             {0}};
+static const struct option proxy_opts[] = {
+    {"user", required_argument, NULL, 0}, {"password-file", required_argument, NULL, 1}, {0}};
+
+/* The options of the whole program, before or after the command. */
+enum { OPT_SOCKET = 0x100, OPT_JSON, OPT_TIMEOUT, OPT_HELP, OPT_VERSION };
+static const struct option global_opts[] = {
+    {"socket", required_argument, NULL, OPT_SOCKET},   {"json", no_argument, NULL, OPT_JSON},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT}, {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},       {0}};
+
 static const struct command commands[] = {
-    {"status",
-     "",
-     "the license, its validity, seconds left, the TPM",
+    {"status", "", "the license, its validity, seconds left, the TPM",
      "Prints the license state as aligned lines: validity and its reason, type,\n"
      "features, expiry (local time and how far away), usage seconds left (hours and\n"
      "minutes), grace period, offline mode, computer ID and TPM health. Product,\n"
      "license code and customer are shown too when the caller may read the\n"
      "management API. --json prints the agent's GET /v1/status answer.\n",
-     0,
-     0,
-     {NULL},
-     cmd_status},
-    {"computer-id",
-     "",
-     "this appliance's computer ID",
+     0, 0, NULL, cmd_status},
+    {"computer-id", "", "this appliance's computer ID",
      "Prints the computer ID (from GET /v1/status), for the vendor when they ask\n"
      "which machine a license is for. --json prints {\"computer_id\": \"...\"}.\n",
-     0,
-     0,
-     {NULL},
-     cmd_computer_id},
-    {"check",
-     "[--feature F]",
-     "is the license valid (for feature F)?",
+     0, 0, NULL, cmd_computer_id},
+    {"check", "[--feature F]", "is the license valid (for feature F)?",
      "Asks what a service asks before it works (POST /v1/check). Exit status 0 when\n"
      "allowed, 1 when not (the reason on stderr).\n",
-     0,
-     0,
-     {"feature"},
-     cmd_check},
-    {"activate",
-     "LICENSE [--username U] [--email E] [--company C]",
+     0, 0, feature_opts, cmd_check},
+    {"wait", "[--timeout S] [--feature F] [--progress]",
+     "wait until the license is valid (for feature F)",
+     "Asks the agent (POST /v1/check) until the license is valid and, with\n"
+     "--feature, includes F; made for ExecStartPre= of a service that starts at boot\n"
+     "beside the agent. Waits while the socket does not exist yet, nobody listens on\n"
+     "it or the agent does not answer, and while the license is missing, not valid\n"
+     "or lacks the feature: every 100 ms at first, then less often, up to once a\n"
+     "second. --timeout S gives up after S seconds in all (default: no limit; under\n"
+     "systemd the unit's TimeoutStartSec= ends it). Progress goes to stderr when it\n"
+     "is a terminal or with --progress (for the journal). Exit status: 0 once\n"
+     "allowed; when --timeout passes, 1 with the agent's last reason, or 3 when the\n"
+     "agent was not answering; 3 at once when the agent refuses the caller\n"
+     "(permission denied); 1 at once when it refuses the question (a bad feature\n"
+     "name).\n",
+     0, 0, wait_opts, cmd_wait},
+    {"activate", "LICENSE [--username U] [--email E] [--company C]",
      "activate a license online at the license server",
      "Activates LICENSE (the license code from the vendor) online\n"
      "(POST /v1/management/license) and prints the license. The name, e-mail and\n"
      "company are passed on to the vendor. Needs a license server; without one use\n"
      "'offline request' and 'offline apply'.\n",
-     1,
-     1,
-     {"username", "email", "company"},
-     cmd_activate},
-    {"deactivate",
-     "",
-     "remove the license, returning unused seconds",
+     1, 1, operator_opts, cmd_activate},
+    {"deactivate", "", "remove the license, returning unused seconds",
      "Removes the license online (DELETE /v1/management/license); the unused usage\n"
      "seconds go back to the license server. Refused in offline mode.\n",
-     0,
-     0,
-     {NULL},
-     cmd_deactivate},
-    {"offline request",
-     "LICENSE [--out FILE] [--username U] [--email E] [--company C]",
+     0, 0, NULL, cmd_deactivate},
+    {"offline request", "LICENSE [--out FILE] [--username U] [--email E] [--company C]",
      "make an activation certificate to send to the vendor",
      "Asks the agent for an activation certificate for LICENSE\n"
      "(POST /v1/management/license/offlineactivation) and writes it to FILE, or to\n"
      "standard output, wrapped at 76 columns: ready to attach to an e-mail. The\n"
      "vendor signs it with tpmlic-vendor sign-activation; apply their answer with\n"
      "'offline apply'. The appliance may reboot in between.\n",
-     1,
-     1,
-     {"out", "username", "email", "company"},
-     cmd_offline_request},
-    {"offline apply",
-     "LICENSE CERT_FILE",
-     "apply the license certificate the vendor sent",
+     1, 1, request_opts, cmd_offline_request},
+    {"offline apply", "LICENSE CERT_FILE", "apply the license certificate the vendor sent",
      "Reads the license certificate from CERT_FILE ('-': standard input; line ends\n"
      "and spaces are dropped) and applies it to LICENSE\n"
      "(PUT /v1/management/license/offlineactivation). The agent checks the vendor's\n"
      "signature, this machine and its TPM counter; the license is in offline mode\n"
      "from then on.\n",
-     2,
-     2,
-     {NULL},
-     cmd_offline_apply},
-    {"offline-mode",
-     "on|off",
-     "stop or resume contact with the license server",
+     2, 2, NULL, cmd_offline_apply},
+    {"offline-mode", "on|off", "stop or resume contact with the license server",
      "Turns offline mode on or off (POST /v1/management/license/offlinemode).\n"
      "Refused when the license does not allow offline mode, and 'off' for a license\n"
      "that was activated offline.\n",
-     1,
-     1,
-     {NULL},
-     cmd_offline_mode},
-    {"proxy set",
-     "HOST PORT [--user U] [--password-file F]",
+     1, 1, NULL, cmd_offline_mode},
+    {"proxy set", "HOST PORT [--user U] [--password-file F]",
      "reach the license server through an HTTP proxy",
      "Sets the proxy the agent uses for the license server\n"
      "(POST /v1/management/license/network). The password is never taken from the\n"
      "command line: it is the first line of --password-file F, or, with --user and\n"
      "standard input a terminal, typed at a prompt without echo. The agent never\n"
      "shows it again.\n",
-     2,
-     2,
-     {"user", "password-file"},
-     cmd_proxy_set},
-    {"proxy clear",
-     "",
-     "reach the license server directly",
-     "Removes the proxy (POST /v1/management/license/network with an empty ip).\n",
-     0,
-     0,
-     {NULL},
+     2, 2, proxy_opts, cmd_proxy_set},
+    {"proxy clear", "", "reach the license server directly",
+     "Removes the proxy (POST /v1/management/license/network with an empty ip).\n", 0, 0, NULL,
      cmd_proxy_clear},
-    {"usage reserve",
-     "SECONDS [--feature F]",
-     "take a lease of usage seconds",
+    {"usage reserve", "SECONDS [--feature F]", "take a lease of usage seconds",
      "Reserves up to SECONDS usage seconds (POST /v1/usage/reserve), as a service\n"
      "billed by time does; the agent may grant fewer when fewer are left. Commit the\n"
      "lease with 'usage commit'; a lease never committed is charged in full when it\n"
      "expires.\n",
-     1,
-     1,
-     {"feature"},
-     cmd_usage_reserve},
-    {"usage commit",
-     "LEASE USED",
-     "charge USED seconds of a lease, return the rest",
+     1, 1, feature_opts, cmd_usage_reserve},
+    {"usage commit", "LEASE USED", "charge USED seconds of a lease, return the rest",
      "Commits LEASE (POST /v1/usage/commit): USED seconds are charged, the rest of\n"
      "the lease goes back to the pool. Only the caller that took the lease (or root)\n"
      "may commit it.\n",
-     2,
-     2,
-     {NULL},
-     cmd_usage_commit},
+     2, 2, NULL, cmd_usage_commit},
 };
 
 static const char *const groups[] = {"offline", "proxy", "usage"};
@@ -796,222 +905,250 @@ static void print_group_help(FILE *f, const char *group) {
     }
 }
 
-static void print_help(void) {
-    printf("Usage: " PROG " [--socket PATH] [--json] [--timeout SECS] COMMAND [ARGS...]\n"
-           "\n"
-           "The operator's command line for tpmlicd, the licensing agent of this appliance.\n"
-           "\n"
-           "Commands:\n");
+static void print_help(FILE *f) {
+    fprintf(f, "Usage: " PROG " [--socket PATH] [--json] [--timeout SECS] COMMAND [ARGS...]\n"
+               "\n"
+               "The operator's command line for tpmlicd, the licensing agent of this appliance.\n"
+               "\n"
+               "Commands:\n");
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
         char line[128];
         snprintf(line, sizeof(line), "%s%s%s", commands[i].name, commands[i].synopsis[0] ? " " : "",
                  commands[i].synopsis);
-        printf("  %s\n      %s\n", line, commands[i].summary);
+        fprintf(f, "  %s\n      %s\n", line, commands[i].summary);
     }
-    printf("  help [COMMAND]\n      this help, or the help of COMMAND (also: COMMAND --help)\n"
-           "\n"
-           "Options (before or after the command):\n"
-           "  --socket PATH   the agent's socket (default: $" TPMLIC_SOCKET_ENV
-           ", else " TPMLIC_DEFAULT_SOCKET ")\n"
-           "  --json          print the agent's JSON answer (also for refusals) instead of text\n"
-           "  --timeout SECS  give up when the agent has not answered within SECS seconds "
-           "(default %d)\n"
-           "  -h, --help      help\n"
-           "  --version       the version\n"
-           "\n"
-           "Exit status: 0 success, 1 the agent refused (its message on stderr), 2 usage error,\n"
-           "3 the agent cannot be reached (not running, no answer, permission denied).\n",
-           DEFAULT_TIMEOUT_SECS);
+    fprintf(f,
+            "  help [COMMAND]\n      this help, or the help of COMMAND (also: COMMAND --help)\n"
+            "\n"
+            "Options (before or after the command):\n"
+            "  --socket PATH   the agent's socket (default: $" TPMLIC_SOCKET_ENV
+            ", else " TPMLIC_DEFAULT_SOCKET ")\n"
+            "  --json          print the agent's JSON answer (also for refusals) instead of text\n"
+            "  --timeout SECS  give up when the agent has not answered within SECS seconds "
+            "(default %d;\n"
+            "                  for wait: give up waiting after SECS seconds in all)\n"
+            "  -h, --help      help\n"
+            "  --version       the version\n"
+            "\n"
+            "Exit status: 0 success, 1 the agent refused (its message on stderr), 2 usage error,\n"
+            "3 the agent cannot be reached (not running, no answer, permission denied).\n",
+            DEFAULT_TIMEOUT_SECS);
 }
 
-static bool is_group(const char *w) {
-    for (size_t i = 0; i < ARRAY_SIZE(groups); i++)
-        if (!strcmp(groups[i], w))
-            return true;
-    return false;
-}
-
-/* The command named by words[0] (and words[1] for a group); *ret_words: how
- * many words it took. NULL when there is none. */
-static const struct command *find_command(int n, char **words, int *ret_words) {
-    for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
-        const char *name = commands[i].name, *sp = strchr(name, ' ');
-        if (!sp && n >= 1 && !strcmp(name, words[0])) {
-            *ret_words = 1;
-            return &commands[i];
-        }
-        if (sp && n >= 2 && (size_t)(sp - name) == strlen(words[0]) &&
-            !strncmp(name, words[0], (size_t)(sp - name)) && !strcmp(sp + 1, words[1])) {
-            *ret_words = 2;
-            return &commands[i];
-        }
-    }
-    return NULL;
-}
-
-/* The options every command takes. 1: consumed (and *i advanced), 0: not
- * one of them, or an exit status (>= 2 via usage_error) as a negative. */
-static int global_option(struct ctx *c, int argc, char **argv, int *i) {
-    const char *a = argv[*i], *v = NULL;
-    size_t nl;
-
-    if (!strcmp(a, "--json")) {
+/* A global option, wherever it came: 0, or the exit status of a usage error. */
+static int global_option(struct ctx *c, const char *path, int opt, const char *value) {
+    uint64_t t;
+    switch (opt) {
+    case OPT_SOCKET:
+        if (!*value)
+            return verb_usage_error(path, "--socket needs a path");
+        c->socket = value;
+        return 0;
+    case OPT_JSON:
         c->json = true;
-        return 1;
-    }
-    for (int k = 0; k < 2; k++) {
-        const char *name = k == 0 ? "--socket" : "--timeout";
-        nl = strlen(name);
-        if (strncmp(a, name, nl) || (a[nl] != '\0' && a[nl] != '='))
-            continue;
-        if (a[nl] == '=')
-            v = a + nl + 1;
-        else if (*i + 1 < argc)
-            v = argv[++*i];
-        else
-            return -usage_error("%s needs a value", name);
-        if (k == 0) {
-            if (!*v)
-                return -usage_error("--socket needs a path");
-            c->socket = v;
-        } else {
-            uint64_t t;
-            if (ctl_parse_uint(v, 1, 86400, &t) < 0)
-                return -usage_error("--timeout takes whole seconds from 1 to 86400, not '%s'", v);
-            c->timeout_secs = (int)t;
-        }
-        return 1;
+        return 0;
+    case OPT_TIMEOUT:
+        if (parse_number(value, 1, 86400, &t) < 0)
+            return verb_usage_error(path, "--timeout takes whole seconds from 1 to 86400, not '%s'",
+                                    value);
+        c->timeout_secs = (int)t;
+        c->timeout_given = true;
+        return 0;
     }
     return 0;
 }
 
-int main(int argc, char **argv) {
-    struct ctx c = {.timeout_secs = DEFAULT_TIMEOUT_SECS};
-    const struct command *cmd;
-    int i, r, used = 0;
-    bool help = false;
+static bool is_help(const char *a) {
+    return !strcmp(a, "--help") || !strcmp(a, "-h");
+}
 
-    /* options before the command */
-    for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            print_help();
-            return EXIT_OK;
-        }
-        if (!strcmp(argv[i], "--version")) {
-            printf(PROG " %s (libtpmlic %s)\n", TPMLIC_VERSION, tpmlic_version());
-            return EXIT_OK;
-        }
-        r = global_option(&c, argc, argv, &i);
-        if (r < 0)
-            return -r;
-        if (r == 0)
-            return usage_error("unknown option '%s'; see " PROG " --help", argv[i]);
-    }
-    if (i >= argc) {
-        fprintf(stderr, "Usage: " PROG " [--socket PATH] [--json] COMMAND [ARGS...]\n"
-                        "See " PROG " --help for the commands.\n");
-        return EXIT_USAGE;
-    }
-    if (!strcmp(argv[i], "help")) {
-        i++;
-        if (i >= argc) {
-            print_help();
-            return EXIT_OK;
-        }
-        cmd = find_command(argc - i, argv + i, &used);
-        if (cmd) {
+/* Runs cmd on its words argv[0..argc) (argv[0]: the command's last word):
+ * help when asked for anywhere before "--", else its options and its
+ * arguments checked against the table, then the command. */
+static int run_command(struct ctx *c, const struct command *cmd, int argc, char **argv) {
+    struct option opts[MAX_OPTS + ARRAY_SIZE(global_opts)];
+    size_t n = 0;
+    int o, state = 0, rc = 0;
+
+    c->cmd = cmd;
+    snprintf(c->path, sizeof(c->path), PROG " %s", cmd->name);
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (is_help(argv[i])) {
             print_command_help(cmd);
             return EXIT_OK;
         }
-        if (is_group(argv[i])) {
-            print_group_help(stdout, argv[i]);
-            return EXIT_OK;
-        }
-        return usage_error("no command '%s'; see " PROG " --help", argv[i]);
+    for (const struct option *p = cmd->opts; p && p->name; p++)
+        opts[n++] = *p;
+    for (const struct option *p = global_opts; p->name; p++)
+        if (p->val != OPT_VERSION && p->val != OPT_HELP)
+            opts[n++] = *p;
+    opts[n] = (struct option){0};
+    while ((o = verb_getopt(argc, argv, c->path, opts, true, &state, &rc)) != -1) {
+        if (o >= OPT_SOCKET)
+            rc = global_option(c, c->path, o, optarg);
+        else
+            c->opt[o] = optarg ? optarg : "";
+        if (rc)
+            return rc;
     }
-    cmd = find_command(argc - i, argv + i, &used);
-    if (!cmd) {
-        if (is_group(argv[i])) {
-            bool asked =
-                i + 1 < argc && (!strcmp(argv[i + 1], "--help") || !strcmp(argv[i + 1], "-h"));
-            if (asked) {
-                print_group_help(stdout, argv[i]);
-                return EXIT_OK;
-            }
-            if (i + 1 < argc)
-                fprintf(stderr, PROG ": no command '%s %s'\n", argv[i], argv[i + 1]);
-            else
-                fprintf(stderr, PROG ": '%s' needs a command\n", argv[i]);
-            print_group_help(stderr, argv[i]);
-            return EXIT_USAGE;
-        }
-        return usage_error("unknown command '%s'; see " PROG " --help", argv[i]);
-    }
-    c.cmd = cmd;
-    /* the command's arguments and options, in any order; "--" ends options */
-    for (i += used; i < argc; i++) {
-        const char *a = argv[i];
-        bool matched = false;
-        if (!strcmp(a, "--")) {
-            for (i++; i < argc; i++) {
-                if (c.nargs >= cmd->max_args)
-                    return usage_error("%s: too many arguments", cmd->name);
-                c.args[c.nargs++] = argv[i];
-            }
-            break;
-        }
-        if (a[0] != '-' || !a[1]) {
-            if (c.nargs >= cmd->max_args) {
-                fprintf(stderr, PROG ": %s: too many arguments ('%s')\n", cmd->name, a);
-                print_synopsis(stderr, cmd);
-                return EXIT_USAGE;
-            }
-            c.args[c.nargs++] = argv[i];
+    if (rc)
+        return rc;
+    c->args = argv + optind;
+    c->nargs = argc - optind;
+    if (c->nargs > cmd->max_args)
+        return usage_error(c, "too many arguments ('%s')", c->args[cmd->max_args]);
+    if (c->nargs < cmd->min_args)
+        return usage_error(c, "missing arguments");
+    return cmd->run(c);
+}
+
+/* The verb tables, made from commands[] at start: the one-word commands and
+ * the groups at the top, each group's commands below it. */
+static struct verb top_verbs[ARRAY_SIZE(commands) + ARRAY_SIZE(groups) + 1];
+static struct verb group_verbs[ARRAY_SIZE(groups)][ARRAY_SIZE(commands) + 1];
+static char *group_help[ARRAY_SIZE(groups)], *top_help;
+
+static int run_in(const char *group, int argc, char **argv, void *userdata) {
+    char name[64];
+    snprintf(name, sizeof(name), "%s%s%s", group, group[0] ? " " : "", argv[0]);
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+        if (!strcmp(commands[i].name, name))
+            return run_command(userdata, &commands[i], argc, argv);
+    return verb_usage_error(PROG, "unknown command '%s'", name); /* not reached */
+}
+
+static int run_top(int argc, char **argv, void *userdata) {
+    return run_in("", argc, argv, userdata);
+}
+static int run_offline(int argc, char **argv, void *userdata) {
+    return run_in("offline", argc, argv, userdata);
+}
+static int run_proxy(int argc, char **argv, void *userdata) {
+    return run_in("proxy", argc, argv, userdata);
+}
+static int run_usage(int argc, char **argv, void *userdata) {
+    return run_in("usage", argc, argv, userdata);
+}
+
+static int build_verbs(void) {
+    static int (*const runners[ARRAY_SIZE(groups)])(int, char **, void *) = {run_offline, run_proxy,
+                                                                             run_usage};
+    size_t ntop = 0, nsub[ARRAY_SIZE(groups)] = {0};
+    size_t len;
+    FILE *f;
+
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+        const char *sp = strchr(commands[i].name, ' ');
+        if (!sp) {
+            top_verbs[ntop++] = (struct verb){.name = commands[i].name, .run = run_top};
             continue;
         }
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            help = true;
-            continue;
-        }
-        r = global_option(&c, argc, argv, &i);
-        if (r < 0)
-            return -r;
-        if (r > 0)
-            continue;
-        for (int k = 0; k < MAX_OPTS && cmd->opts[k]; k++) {
-            size_t nl = strlen(cmd->opts[k]);
-            if (strncmp(a, "--", 2) || strncmp(a + 2, cmd->opts[k], nl) ||
-                (a[2 + nl] != '\0' && a[2 + nl] != '='))
-                continue;
-            if (a[2 + nl] == '=')
-                c.opt[k] = a + 3 + nl;
-            else if (i + 1 < argc)
-                c.opt[k] = argv[++i];
-            else
-                return usage_error("%s: --%s needs a value", cmd->name, cmd->opts[k]);
-            matched = true;
-            break;
-        }
-        if (!matched) {
-            fprintf(stderr, PROG ": %s: unknown option '%s'\n", cmd->name, a);
-            print_synopsis(stderr, cmd);
-            return EXIT_USAGE;
-        }
+        for (size_t g = 0; g < ARRAY_SIZE(groups); g++)
+            if (strlen(groups[g]) == (size_t)(sp - commands[i].name) &&
+                !strncmp(commands[i].name, groups[g], strlen(groups[g])))
+                group_verbs[g][nsub[g]++] = (struct verb){.name = sp + 1, .run = runners[g]};
     }
-    if (help) {
-        print_command_help(cmd);
-        return EXIT_OK;
+    for (size_t g = 0; g < ARRAY_SIZE(groups); g++) {
+        f = open_memstream(&group_help[g], &len);
+        if (!f)
+            return -ENOMEM;
+        print_group_help(f, groups[g]);
+        if (fclose(f) != 0)
+            return -ENOMEM;
+        top_verbs[ntop++] =
+            (struct verb){.name = groups[g], .group = group_verbs[g], .group_help = group_help[g]};
     }
-    if (c.nargs < cmd->min_args) {
-        fprintf(stderr, PROG ": %s: missing arguments\n", cmd->name);
-        print_synopsis(stderr, cmd);
-        return EXIT_USAGE;
+    f = open_memstream(&top_help, &len);
+    if (!f)
+        return -ENOMEM;
+    print_help(f);
+    return fclose(f) == 0 ? 0 : -ENOMEM;
+}
+
+static void free_verbs(void) {
+    for (size_t g = 0; g < ARRAY_SIZE(groups); g++)
+        free(group_help[g]);
+    free(top_help);
+}
+
+/* How many words of argv (argv[0] included) are the options before the
+ * command: words starting with '-', an option's value after it when the
+ * option takes one, a "--" ending them. */
+static int leading_options(int argc, char **argv) {
+    int i = 1;
+    while (i < argc && argv[i][0] == '-' && argv[i][1]) {
+        bool takes_value = false;
+        if (!strcmp(argv[i], "--"))
+            return i + 1;
+        for (const struct option *p = global_opts; p->name; p++)
+            /* an abbreviation too: verb_getopt then names it as unknown */
+            if (p->has_arg == required_argument && !strncmp(argv[i], "--", 2) && argv[i][2] &&
+                !strchr(argv[i], '=') && !strncmp(p->name, argv[i] + 2, strlen(argv[i] + 2)))
+                takes_value = true;
+        i += takes_value ? 2 : 1;
     }
-    r = cmd->run(&c);
+    return i < argc ? i : argc;
+}
+
+int main(int argc, char **argv) {
+    struct ctx c = {.timeout_secs = DEFAULT_TIMEOUT_SECS};
+    char version[64], *help_argv[8];
+    int n, o, state = 0, r = 0;
+
+    if (build_verbs() < 0) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return EXIT_REFUSED;
+    }
+    snprintf(version, sizeof(version), PROG " %s (libtpmlic %s)", TPMLIC_VERSION, tpmlic_version());
+    /* the options before the command */
+    n = leading_options(argc, argv);
+    for (int i = 1; i < n; i++)
+        if (!strcmp(argv[i], "-h")) {
+            fputs(top_help, stdout);
+            goto out;
+        }
+    while ((o = verb_getopt(n, argv, PROG, global_opts, false, &state, &r)) != -1) {
+        if (o == OPT_HELP) {
+            fputs(top_help, stdout);
+            goto out;
+        }
+        if (o == OPT_VERSION) {
+            printf("%s\n", version);
+            goto out;
+        }
+        r = global_option(&c, PROG, o, optarg);
+        if (r)
+            goto out;
+    }
+    if (r)
+        goto out;
+    argc -= n;
+    argv += n;
+    if (argc == 0) {
+        fprintf(stderr, "Usage: " PROG " [--socket PATH] [--json] COMMAND [ARGS...]\n"
+                        "See " PROG " --help for the commands.\n");
+        r = EXIT_USAGE;
+        goto out;
+    }
+    /* "help A B" is "A B --help": the help of a command or of a group */
+    if (!strcmp(argv[0], "help") && argc > 1) {
+        if (argc - 1 > (int)ARRAY_SIZE(help_argv) - 2) {
+            r = verb_usage_error(PROG, "help takes a command");
+            goto out;
+        }
+        for (int i = 1; i < argc; i++)
+            help_argv[i - 1] = argv[i];
+        help_argv[argc - 1] = "--help";
+        help_argv[argc] = NULL;
+        argv = help_argv;
+    }
+    r = verb_dispatch(PROG, top_verbs, top_help, version, argc, argv, &c);
     tpmlic_close(c.h);
     if (fflush(stdout) != 0 && r == EXIT_OK) {
         fprintf(stderr, PROG ": writing the output failed: %s\n", strerror(errno));
         r = EXIT_REFUSED;
     }
+out:
+    free_verbs();
     return r;
 }

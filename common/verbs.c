@@ -45,9 +45,28 @@ int verb_dispatch(const char *path, const struct verb *table, const char *help, 
     return verb_usage_error(path, "unknown command '%s'", argv[0]);
 }
 
+/* The word of argv that named the option getopt_long just returned: the
+ * one before its value when the value came as the next word. */
+static const char *option_word(char **argv, const struct option *o) {
+    if (o->has_arg != no_argument && optarg && optarg == argv[optind - 1])
+        return argv[optind - 2];
+    return argv[optind - 1];
+}
+
+/* getopt_long takes any unambiguous abbreviation ("--pass" for
+ * "--password-file"); we do not: an abbreviation that means one option
+ * today means another once an option is added, and "--password SECRET"
+ * must never be read as a file name. */
+static bool spelled_out(char **argv, const struct option *o) {
+    const char *w = option_word(argv, o);
+    size_t n = strlen(o->name);
+    return !strncmp(w, "--", 2) && !strncmp(w + 2, o->name, n) &&
+           (w[2 + n] == '\0' || w[2 + n] == '=');
+}
+
 int verb_getopt(int argc, char **argv, const char *path, const struct option *opts,
                 bool allow_positional, int *state, int *exit_code) {
-    int c;
+    int c, index = -1;
 
     if (*state == 0) {
         optind = 0; /* GNU: start afresh on this argv */
@@ -55,7 +74,11 @@ int verb_getopt(int argc, char **argv, const char *path, const struct option *op
         *state = 1;
     }
     /* GNU getopt moves the positional arguments behind the options */
-    c = getopt_long(argc, argv, ":", opts, NULL);
+    c = getopt_long(argc, argv, ":", opts, &index);
+    if (c != '?' && c != ':' && c != -1 && index >= 0 && !spelled_out(argv, &opts[index])) {
+        *exit_code = verb_usage_error(path, "unknown option '%s'", option_word(argv, &opts[index]));
+        return -1;
+    }
     if (c == '?') {
         *exit_code = verb_usage_error(path, "unknown option '%s'", argv[optind - 1]);
         return -1;

@@ -37,7 +37,8 @@ int verb_usage_error(const char *path, const char *fmt, ...) _printf_(2, 3);
 
 /* getopt_long for one command (argv[0] is the command): call with
  * *state == 0 first. Returns the next option, or -1 at the end of the
- * options. On an unknown option, a missing value, or (unless
+ * options. Long options only, spelled out in full (no abbreviations). On
+ * an unknown or abbreviated option, a missing value, or (unless
  * allow_positional) a stray argument, prints the usage error for path and
  * returns -1 with *exit_code = VERB_EXIT_USAGE; *exit_code is left alone
  * otherwise. Positional arguments are then argv[optind..argc). */

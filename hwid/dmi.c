@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "hwid/hwid-internal.h"
+#include "hwid/report.h"
 
 #define DMI_READ_MAX 1024
 

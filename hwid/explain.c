@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "hwid/hwid-internal.h"
+#include "common/macro.h"
+#include "hwid/hwid.h"
 
 /* json_decrefp comes with jansson (json_auto_t). */
 

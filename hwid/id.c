@@ -9,6 +9,7 @@
 
 #include <openssl/crypto.h>
 
+#include "common/hex.h"
 #include "common/macro.h"
 #include "hwid/encode.h"
 #include "hwid/id.h"
@@ -48,37 +49,13 @@ int hwid_policy_from_name(const char *s, enum hwid_policy *ret) {
 }
 
 void hwid_digest_to_hex(const uint8_t digest[HWID_DIGEST_LEN], char ret_hex[HWID_DIGEST_HEXLEN]) {
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < HWID_DIGEST_LEN; i++) {
-        ret_hex[2 * i] = hex[digest[i] >> 4];
-        ret_hex[2 * i + 1] = hex[digest[i] & 0xf];
-    }
-    ret_hex[2 * HWID_DIGEST_LEN] = '\0';
-}
-
-static int hexval(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+    hex_encode(digest, HWID_DIGEST_LEN, ret_hex);
 }
 
 int hwid_digest_from_hex(const char *hex, uint8_t ret_digest[HWID_DIGEST_LEN]) {
     uint8_t d[HWID_DIGEST_LEN];
 
-    if (!hex || !ret_digest)
-        return -EINVAL;
-    for (size_t i = 0; i < HWID_DIGEST_LEN; i++) {
-        int hi = hexval(hex[2 * i]);
-        int lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -EINVAL;
-        d[i] = (uint8_t)(hi << 4 | lo);
-    }
-    if (hex[2 * HWID_DIGEST_LEN] != '\0')
+    if (!ret_digest || hex_decode_exact(hex, d, sizeof(d)) < 0)
         return -EINVAL;
     memcpy(ret_digest, d, sizeof(d));
     return 0;

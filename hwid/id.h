@@ -56,6 +56,7 @@ int hwid_match(const struct hwid_digests *recorded, const struct hwid_digests *c
 const char *hwid_policy_name(enum hwid_policy p);
 int hwid_policy_from_name(const char *s, enum hwid_policy *ret);
 
-/* Lower-case hex of one digest / parse it back (exactly 64 hex digits). */
+/* Lower-case hex of one digest / parse it back (exactly 64 lower-case hex
+ * digits, common/hex.h). */
 void hwid_digest_to_hex(const uint8_t digest[HWID_DIGEST_LEN], char ret_hex[HWID_DIGEST_HEXLEN]);
 int hwid_digest_from_hex(const char *hex, uint8_t ret_digest[HWID_DIGEST_LEN]);

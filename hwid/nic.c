@@ -16,7 +16,7 @@
 
 #include <libudev.h>
 
-#include "hwid/hwid-internal.h"
+#include "hwid/report.h"
 
 #define PERMADDR_MAX 32 /* MAX_ADDR_LEN of the kernel */
 
@@ -56,9 +56,10 @@ struct nic {
 
 static int ethtool_permaddr(const char *ifname, uint8_t ret_mac[HWID_MAC_LEN], void *userdata) {
     _cleanup_close_ int fd = -1;
-    struct {
+    /* the header and room for the address its flexible member points to */
+    union {
         struct ethtool_perm_addr epa;
-        uint8_t data[PERMADDR_MAX];
+        uint8_t raw[sizeof(struct ethtool_perm_addr) + PERMADDR_MAX];
     } req = {.epa = {.cmd = ETHTOOL_GPERMADDR, .size = PERMADDR_MAX}};
     struct ifreq ifr = {0};
     static const uint8_t zero[HWID_MAC_LEN];
@@ -72,9 +73,9 @@ static int ethtool_permaddr(const char *ifname, uint8_t ret_mac[HWID_MAC_LEN], v
     ifr.ifr_data = (void *)&req;
     if (ioctl(fd, SIOCETHTOOL, &ifr) < 0)
         return -errno;
-    if (req.epa.size != HWID_MAC_LEN || memcmp(req.data, zero, HWID_MAC_LEN) == 0)
+    if (req.epa.size != HWID_MAC_LEN || memcmp(req.epa.data, zero, HWID_MAC_LEN) == 0)
         return -ENODATA;
-    memcpy(ret_mac, req.data, HWID_MAC_LEN);
+    memcpy(ret_mac, req.epa.data, HWID_MAC_LEN);
     return 0;
 }
 

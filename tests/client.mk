@@ -11,3 +11,12 @@ test-client_LDLIBS := -lpthread
 TEST_SCRIPTS += tests/integration/client_lib.sh
 TEST_SCRIPTS += tests/integration/ctl.sh
 TEST_SCRIPTS += tests/integration/docs_examples.sh
+
+# The client's answer parser on its own (HTTP over a socketpair, JSON
+# decoders), compiled from the library's sources.
+TESTS += test_client_parse
+test_client_parse_SRCS := tests/unit/test_client_parse.c tests/lib/client_feed.c client/conn.c \
+                          client/answer.c
+test_client_parse_LIBS := common
+test_client_parse_PKGS := cmocka jansson
+test_client_parse_LDLIBS := -lpthread

@@ -1,8 +1,7 @@
-# libFuzzer harnesses (make fuzz, clang): the two certificate decoders, and
-# tpmlic-server's request readers (fuzz_server_requests: the first byte of a
-# seed in tests/fuzz/corpus/server_requests picks the reader, see the
-# harness).
-# Seeds: tests/fuzz/corpus/{license,activation}. The license seeds are signed
+# libFuzzer harnesses (make fuzz, clang): the two certificate decoders, the
+# client library's answer parser, the computer ID's encoders and readers,
+# and tpmlic-server's request readers.
+# Certificate seeds: tests/fuzz/corpus/{license,activation}. The license seeds are signed
 # with the harness's fixed key (a public seed, see fuzz_cert_license.c),
 # written as PEM by the PKCS#8 prefix for Ed25519 and signed with
 # tpmlic-vendor; files starting with '{' are bare payloads (activation: bare
@@ -22,6 +21,33 @@ fuzz_cert_activation_LIBS := cert hwidid common
 fuzz_cert_activation_PKGS := openssl jansson
 fuzz_cert_activation_CORPUS := tests/fuzz/corpus/activation
 
+# libtpmlic's answers: HTTP over a socketpair and the JSON decoders, from the
+# library's sources. Seeds: answers as tpmlicd sends them (libmicrohttpd's
+# headers, each endpoint's JSON) and as it does not; the first byte of each
+# seed chooses GET (0x00) or HEAD (0x01).
+FUZZERS += fuzz_client_answer
+fuzz_client_answer_SRCS := tests/fuzz/fuzz_client_answer.c tests/lib/client_feed.c client/conn.c \
+                           client/answer.c
+fuzz_client_answer_LIBS := common
+fuzz_client_answer_PKGS := jansson
+fuzz_client_answer_LDLIBS := -lpthread
+fuzz_client_answer_CORPUS := tests/fuzz/corpus/client
+
+# hwid/: the EK's DER, digests as hex, the DMI and NIC encoders, and the DMI
+# reader on files written from the input, rendered by --explain. The first
+# byte of a seed chooses: 0 EK, 1 hex, 2 DMI values, 3 MAC addresses, 4 DMI
+# files (values separated by NUL bytes, in the order product_uuid,
+# sys_vendor, product_name, board_serial).
+FUZZERS += fuzz_hwid
+fuzz_hwid_SRCS := tests/fuzz/fuzz_hwid.c
+fuzz_hwid_LIBS := hwid hwidid common
+fuzz_hwid_PKGS := jansson openssl libudev
+fuzz_hwid_CORPUS := tests/fuzz/corpus/hwid
+
+# tpmlic-server's request readers: the appliance protocol's bodies, every
+# admin API body, X-Forwarded-For, the trusted-proxy list. The first byte of
+# a seed in tests/fuzz/corpus/server_requests picks the reader (see the
+# harness).
 FUZZERS += fuzz_server_requests
 fuzz_server_requests_SRCS := tests/fuzz/fuzz_server_requests.c
 fuzz_server_requests_LIBS := srv cert hwidid common

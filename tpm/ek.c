@@ -318,3 +318,137 @@ int tpm_ek_list_others(struct tpm_ctx *ctx, struct tpm_ek_other *ret, size_t max
     }
     return (int)n;
 }
+
+/* ---- proof of possession ------------------------------------------------- */
+
+static bool same_key(const TPMT_PUBLIC *p, const struct tpm_ek *ek) {
+    return matches_template(p) && memcmp(p->unique.rsa.buffer, ek->modulus, 256) == 0;
+}
+
+/* The persistent EK when it is ek's key: its ESYS_TR (close it), or
+ * ESYS_TR_NONE; *ret_empty when nothing is persistent there. */
+static int persistent_ek(struct tpm_ctx *ctx, const struct tpm_ek *ek, ESYS_TR *ret,
+                         bool *ret_empty) {
+    ESYS_TR tr = ESYS_TR_NONE;
+    TPM2B_PUBLIC pub;
+    TPM2B_NAME name;
+    TSS2_RC rc;
+    int r;
+
+    *ret = ESYS_TR_NONE;
+    *ret_empty = false;
+    rc = Esys_TR_FromTPMPublic(ctx->esys, TPM_EK_RSA_PERSISTENT, ESYS_TR_NONE, ESYS_TR_NONE,
+                               ESYS_TR_NONE, &tr);
+    if (rc != TSS2_RC_SUCCESS) {
+        r = tpm_rc_to_errno(rc);
+        if (r == -ENOENT) {
+            *ret_empty = true;
+            return 0;
+        }
+        return tpm_fail_rc(ctx, rc, "persistent EK 0x%08x", TPM_EK_RSA_PERSISTENT);
+    }
+    /* the public area ESAPI keeps for tr is the one the salt is encrypted
+     * to: that is the one checked */
+    r = tpm_tr_public(ctx, tr, &name, NULL, &pub);
+    if (r == 0 && same_key(&pub.publicArea, ek)) {
+        *ret = tr;
+        return 0;
+    }
+    Esys_TR_Close(ctx->esys, &tr);
+    return 0;
+}
+
+int tpm_prove_ek(struct tpm_ctx *ctx, const struct tpm_ek *ek, unsigned flags,
+                 struct tpm_ek_proof *ret) {
+    static const TPMT_SYM_DEF sym = {
+        .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
+    _cleanup_esys_ TPM2B_PUBLIC *created = NULL;
+    TPM2B_SENSITIVE_CREATE sens = {.size = 0};
+    TPM2B_DATA outside = {.size = 0};
+    TPML_PCR_SELECTION pcrs = {.count = 0};
+    ESYS_TR key = ESYS_TR_NONE, session = ESYS_TR_NONE, persistent;
+    unsigned long before = ctx->commands;
+    struct tpm_clock clk;
+    bool transient = false, empty;
+    TPM2B_PUBLIC tmpl;
+    TSS2_RC rc;
+    int r;
+
+    memset(ret, 0, sizeof(*ret));
+    if (ctx->session != ESYS_TR_NONE)
+        return tpm_fail(ctx, -EALREADY, "the endorsement key is proven already");
+    /* 1. the key the computer ID derives from, loaded in this TPM */
+    r = persistent_ek(ctx, ek, &key, &empty);
+    if (r < 0)
+        return r;
+    if (key != ESYS_TR_NONE) {
+        snprintf(ret->how, sizeof(ret->how), "persistent EK 0x%08x", TPM_EK_RSA_PERSISTENT);
+    } else {
+        ek_template(&tmpl);
+        rc = Esys_CreatePrimary(ctx->esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                ESYS_TR_NONE, &sens, &tmpl, &outside, &pcrs, &key, &created, NULL,
+                                NULL, NULL);
+        if (rc != TSS2_RC_SUCCESS)
+            return tpm_fail_rc(ctx, rc, "TPM2_CreatePrimary(EK template L-1)");
+        transient = true;
+        if (!same_key(&created->publicArea, ek)) {
+            Esys_FlushContext(ctx->esys, key);
+            return tpm_fail(ctx, -EKEYREJECTED,
+                            "the TPM does not hold the private key of its endorsement key "
+                            "certificate (the EK it derives from its seed is another key)");
+        }
+        snprintf(ret->how, sizeof(ret->how), "CreatePrimary (EK template L-1)");
+        /* once: later starts find it persistent and skip CreatePrimary */
+        if ((flags & TPM_EK_PERSIST) && empty &&
+            Esys_EvictControl(ctx->esys, ESYS_TR_RH_OWNER, key, tpm_auth_session(ctx), ESYS_TR_NONE,
+                              ESYS_TR_NONE, TPM_EK_RSA_PERSISTENT,
+                              &persistent) == TSS2_RC_SUCCESS) {
+            Esys_TR_Close(ctx->esys, &persistent);
+            ret->persisted = true;
+            snprintf(ret->how, sizeof(ret->how),
+                     "CreatePrimary (EK template L-1), made persistent at 0x%08x",
+                     TPM_EK_RSA_PERSISTENT);
+        }
+    }
+
+    /* 2. a session salted to it: only a TPM that holds the private key
+     * derives the session key, and so answers with valid HMACs */
+    rc = Esys_StartAuthSession(ctx->esys, key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                               ESYS_TR_NONE, NULL, TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256, &session);
+    if ((rc == TPM2_RC_SESSION_MEMORY || rc == TPM2_RC_SESSION_HANDLES) &&
+        !ctx->info.resource_manager && tpm_flush_stale_sessions(ctx) == 0)
+        /* a raw TPM full of the sessions of agents that crashed */
+        rc = Esys_StartAuthSession(ctx->esys, key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                   ESYS_TR_NONE, NULL, TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256,
+                                   &session);
+    if (transient)
+        Esys_FlushContext(ctx->esys, key);
+    else
+        Esys_TR_Close(ctx->esys, &key);
+    if (rc != TSS2_RC_SUCCESS) {
+        r = tpm_rc_to_errno(rc);
+        if (r == -ENODEV || r == -ENOMEM)
+            return tpm_fail_rc(ctx, rc, "TPM2_StartAuthSession");
+        tpm_fail_rc(ctx, rc,
+                    "the TPM does not hold the private key of its endorsement key certificate "
+                    "(no session salted to that key could be started)");
+        return -EKEYREJECTED;
+    }
+    Esys_TRSess_SetAttributes(ctx->esys, session, TPMA_SESSION_CONTINUESESSION, 0xff);
+    ctx->session = session;
+
+    /* 3. the first authenticated answer */
+    r = tpm_read_clock(ctx, &clk);
+    if (r < 0) {
+        Esys_FlushContext(ctx->esys, ctx->session);
+        ctx->session = ESYS_TR_NONE;
+        if (r == -EBADE)
+            return tpm_fail(ctx, -EKEYREJECTED,
+                            "the TPM does not hold the private key of its endorsement key "
+                            "certificate (its first answer in a session salted to that key does "
+                            "not verify)");
+        return r;
+    }
+    ret->commands = ctx->commands - before;
+    return 0;
+}

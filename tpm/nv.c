@@ -1,10 +1,23 @@
 /* tpm/nv.c: NV indices the agent owns (ordinary and counter), all noDA,
- * authorized by their own empty auth value (reads, writes) or by the owner
- * hierarchy (define, undefine). Reads and writes are chunked by the TPM's
- * NV_BUFFER_MAX. */
+ * read and written only with their own auth value (ctx->nv_auth: no owner or
+ * platform read or write), defined and undefined with the owner hierarchy's
+ * authorization. Once the EK is proven, every command runs in the salted
+ * session, so the TPM's answers are authenticated. Reads and writes are
+ * chunked by the TPM's NV_BUFFER_MAX. */
 #include "tpm/tpm-internal.h"
 
 #include <string.h>
+
+/* Who may read and write an index, and how: the agent's indices allow their
+ * own auth value only, so that no other TPM user (who has the owner's
+ * authorization, often empty) can write or increment them. */
+#define ACCESS_MASK                                                                                \
+    (TPMA_NV_PPWRITE | TPMA_NV_OWNERWRITE | TPMA_NV_AUTHWRITE | TPMA_NV_POLICYWRITE |              \
+     TPMA_NV_POLICY_DELETE | TPMA_NV_WRITEALL | TPMA_NV_WRITEDEFINE | TPMA_NV_WRITE_STCLEAR |      \
+     TPMA_NV_GLOBALLOCK | TPMA_NV_PPREAD | TPMA_NV_OWNERREAD | TPMA_NV_AUTHREAD |                  \
+     TPMA_NV_POLICYREAD | TPMA_NV_NO_DA | TPMA_NV_ORDERLY | TPMA_NV_CLEAR_STCLEAR |                \
+     TPMA_NV_READ_STCLEAR)
+#define ACCESS_OURS (TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD | TPMA_NV_NO_DA)
 
 static void fill_public(uint32_t index, const TPM2B_NV_PUBLIC *pub, const TPM2B_NAME *name,
                         struct tpm_nv_public *ret) {
@@ -31,7 +44,9 @@ int tpm_nv_open(struct tpm_ctx *ctx, uint32_t index, ESYS_TR *ret_tr, struct tpm
 
     if (index < TPM2_NV_INDEX_FIRST || index > TPM2_NV_INDEX_LAST)
         return tpm_fail(ctx, -EINVAL, "0x%08x is not an NV index handle", index);
-    rc = Esys_TR_FromTPMPublic(ctx->esys, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr);
+    rc = Esys_TR_FromTPMPublic(ctx->esys, index, tpm_audit_begin(ctx), ESYS_TR_NONE, ESYS_TR_NONE,
+                               &tr);
+    tpm_audit_end(ctx);
     if (rc != TSS2_RC_SUCCESS) {
         r = tpm_fail_rc(ctx, rc, "NV index 0x%08x", index);
         if (r == -ENOENT)
@@ -43,7 +58,9 @@ int tpm_nv_open(struct tpm_ctx *ctx, uint32_t index, ESYS_TR *ret_tr, struct tpm
         /* Serialization layout not as expected: ask the TPM again. */
         _cleanup_esys_ TPM2B_NV_PUBLIC *p = NULL;
         _cleanup_esys_ TPM2B_NAME *n = NULL;
-        rc = Esys_NV_ReadPublic(ctx->esys, tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &p, &n);
+        rc = Esys_NV_ReadPublic(ctx->esys, tr, tpm_audit_begin(ctx), ESYS_TR_NONE, ESYS_TR_NONE, &p,
+                                &n);
+        tpm_audit_end(ctx);
         if (rc != TSS2_RC_SUCCESS) {
             Esys_TR_Close(ctx->esys, &tr);
             return tpm_fail_rc(ctx, rc, "TPM2_NV_ReadPublic(0x%08x)", index);
@@ -58,6 +75,12 @@ int tpm_nv_open(struct tpm_ctx *ctx, uint32_t index, ESYS_TR *ret_tr, struct tpm
     }
     if (ret)
         fill_public(index, &pub, &name, ret);
+    /* the agent's indices are used with their own auth value */
+    if (tpm_nv_index_is_owner(index) &&
+        Esys_TR_SetAuth(ctx->esys, tr, &ctx->nv_auth) != TSS2_RC_SUCCESS) {
+        Esys_TR_Close(ctx->esys, &tr);
+        return tpm_fail(ctx, -EINVAL, "NV index 0x%08x: setting its auth value failed", index);
+    }
     *ret_tr = tr;
     return 0;
 }
@@ -94,27 +117,21 @@ int tpm_nv_check(struct tpm_ctx *ctx, const struct tpm_nv_public *pub, enum tpm_
     if (type == TPM_NV_ORDINARY && size && pub->size != size)
         return tpm_fail(ctx, -EMEDIUMTYPE, "NV index 0x%08x holds %u bytes, expected %zu",
                         pub->index, pub->size, size);
-    if (!pub->no_da)
-        return tpm_fail(ctx, -EMEDIUMTYPE,
-                        "NV index 0x%08x is subject to dictionary-attack lockout (noDA not set)",
-                        pub->index);
-    if (!(pub->attributes & TPMA_NV_AUTHREAD) || !(pub->attributes & TPMA_NV_AUTHWRITE))
-        return tpm_fail(ctx, -EMEDIUMTYPE,
-                        "NV index 0x%08x is not readable and writable with its own auth value",
-                        pub->index);
+    if ((pub->attributes & ACCESS_MASK) != ACCESS_OURS)
+        return tpm_fail(ctx, -EPERM,
+                        "NV index 0x%08x has the attributes 0x%08x: it must be read and written "
+                        "with its own auth value only (0x%08x), no other authorization",
+                        pub->index, pub->attributes & ACCESS_MASK, ACCESS_OURS);
     return 0;
 }
 
 static int define(struct tpm_ctx *ctx, uint32_t index, size_t size, TPM2_NT type) {
-    TPM2B_AUTH auth = {.size = 0};
     TPM2B_NV_PUBLIC pub = {
         .nvPublic =
             {
                 .nvIndex = index,
                 .nameAlg = TPM2_ALG_SHA256,
-                .attributes = TPMA_NV_OWNERWRITE | TPMA_NV_OWNERREAD | TPMA_NV_AUTHWRITE |
-                              TPMA_NV_AUTHREAD | TPMA_NV_NO_DA |
-                              ((TPMA_NV)type << TPMA_NV_TPM2_NT_SHIFT),
+                .attributes = ACCESS_OURS | ((TPMA_NV)type << TPMA_NV_TPM2_NT_SHIFT),
                 .authPolicy = {.size = 0},
                 .dataSize = (UINT16)size,
             },
@@ -124,8 +141,15 @@ static int define(struct tpm_ctx *ctx, uint32_t index, size_t size, TPM2_NT type
 
     if (index < TPM2_NV_INDEX_FIRST || index > TPM2_NV_INDEX_LAST)
         return tpm_fail(ctx, -EINVAL, "0x%08x is not an NV index handle", index);
-    rc = Esys_NV_DefineSpace(ctx->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                             ESYS_TR_NONE, &auth, &pub, &tr);
+    /* the new index's auth value goes to the TPM encrypted (the session's
+     * parameter encryption), not in the clear */
+    if (ctx->session != ESYS_TR_NONE)
+        Esys_TRSess_SetAttributes(ctx->esys, ctx->session, TPMA_SESSION_DECRYPT,
+                                  TPMA_SESSION_DECRYPT);
+    rc = Esys_NV_DefineSpace(ctx->esys, ESYS_TR_RH_OWNER, tpm_auth_session(ctx), ESYS_TR_NONE,
+                             ESYS_TR_NONE, &ctx->nv_auth, &pub, &tr);
+    if (ctx->session != ESYS_TR_NONE)
+        Esys_TRSess_SetAttributes(ctx->esys, ctx->session, 0, TPMA_SESSION_DECRYPT);
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail_rc(ctx, rc, "TPM2_NV_DefineSpace(0x%08x, %zu bytes)", index, size);
     tr_closep(ctx, &tr);
@@ -161,8 +185,8 @@ int tpm_nv_write(struct tpm_ctx *ctx, uint32_t index, const void *data, size_t l
             n = ctx->info.nv_buffer_max;
         chunk.size = (UINT16)n;
         memcpy(chunk.buffer, p + off, n);
-        rc = Esys_NV_Write(ctx->esys, tr, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &chunk,
-                           (UINT16)off);
+        rc = Esys_NV_Write(ctx->esys, tr, tr, tpm_auth_session(ctx), ESYS_TR_NONE, ESYS_TR_NONE,
+                           &chunk, (UINT16)off);
         if (rc != TSS2_RC_SUCCESS)
             r = tpm_fail_rc(ctx, rc, "TPM2_NV_Write(0x%08x, offset %zu)", index, off);
         off += n;
@@ -179,7 +203,7 @@ int tpm_nv_read_tr(struct tpm_ctx *ctx, ESYS_TR tr, uint32_t index, size_t size,
 
         if (n > ctx->info.nv_buffer_max)
             n = ctx->info.nv_buffer_max;
-        rc = Esys_NV_Read(ctx->esys, tr, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+        rc = Esys_NV_Read(ctx->esys, tr, tr, tpm_auth_session(ctx), ESYS_TR_NONE, ESYS_TR_NONE,
                           (UINT16)n, (UINT16)off, &chunk);
         if (rc != TSS2_RC_SUCCESS)
             return tpm_fail_rc(ctx, rc, "TPM2_NV_Read(0x%08x, offset %zu)", index, off);
@@ -226,7 +250,7 @@ int tpm_nv_undefine(struct tpm_ctx *ctx, uint32_t index) {
     r = tpm_nv_open(ctx, index, &tr, NULL);
     if (r < 0)
         return r;
-    rc = Esys_NV_UndefineSpace(ctx->esys, ESYS_TR_RH_OWNER, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+    rc = Esys_NV_UndefineSpace(ctx->esys, ESYS_TR_RH_OWNER, tr, tpm_auth_session(ctx), ESYS_TR_NONE,
                                ESYS_TR_NONE);
     if (rc != TSS2_RC_SUCCESS) {
         tr_closep(ctx, &tr);
@@ -247,7 +271,8 @@ static int increment(struct tpm_ctx *ctx, uint32_t index, bool check) {
         return r;
     r = check ? tpm_nv_check(ctx, &pub, TPM_NV_COUNTER, 0) : 0;
     if (r == 0) {
-        rc = Esys_NV_Increment(ctx->esys, tr, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
+        rc =
+            Esys_NV_Increment(ctx->esys, tr, tr, tpm_auth_session(ctx), ESYS_TR_NONE, ESYS_TR_NONE);
         if (rc != TSS2_RC_SUCCESS)
             r = tpm_fail_rc(ctx, rc, "TPM2_NV_Increment(0x%08x)", index);
     }

@@ -19,8 +19,26 @@ struct tpm_ctx {
     struct count_tcti counting;
     unsigned long commands;
     struct tpm_info info;
+    /* The HMAC session salted to the proven EK (tpm_prove_ek); ESYS_TR_NONE
+     * before. Every NV command and ReadClock runs in it once it exists. */
+    ESYS_TR session;
+    TPM2B_AUTH nv_auth;    /* auth value of the indices in the owner range */
+    TPM2B_AUTH owner_auth; /* the owner hierarchy's (empty unless set) */
     char error[256];
 };
+
+/* The session slot for a command: the salted session, or a password
+ * session before one exists. */
+static inline ESYS_TR tpm_auth_session(const struct tpm_ctx *ctx) {
+    return ctx->session != ESYS_TR_NONE ? ctx->session : ESYS_TR_PASSWORD;
+}
+/* The session as an audit session for a command without authorization
+ * (its answer then carries an HMAC too); ESYS_TR_NONE before one exists.
+ * tpm_audit_end() after the command. */
+ESYS_TR tpm_audit_begin(struct tpm_ctx *ctx);
+/* Flushes the loaded sessions a crashed predecessor left (raw TPM only). */
+int tpm_flush_stale_sessions(struct tpm_ctx *ctx);
+void tpm_audit_end(struct tpm_ctx *ctx);
 
 /* Records "what: decoded rc" in ctx->error and returns the mapped -errno. */
 int tpm_fail_rc(struct tpm_ctx *ctx, TSS2_RC rc, const char *what, ...)

@@ -130,6 +130,8 @@ int tpm_rc_to_errno(TSS2_RC rc) {
         return -ENODEV;
     case TSS2_BASE_RC_TRY_AGAIN:
         return -EAGAIN;
+    case TSS2_BASE_RC_RSP_AUTH_FAILED:
+        return -EBADE;
     case TSS2_BASE_RC_INSUFFICIENT_RESPONSE:
     case TSS2_BASE_RC_MALFORMED_RESPONSE:
     case TSS2_BASE_RC_INSUFFICIENT_BUFFER:
@@ -179,6 +181,8 @@ static const char *rc_hint(int err) {
         return "wrong type or attributes";
     case -EPROTO:
         return "malformed answer from the TPM";
+    case -EBADE:
+        return "the TPM's answer failed its HMAC check (changed on the way, or another TPM)";
     default:
         return "TPM call failed";
     }
@@ -311,19 +315,19 @@ static int read_fixed_properties(struct tpm_ctx *ctx) {
 /* The TSS macro for this shifts a promoted int into the sign bit (UB). */
 #define TRANSIENT_FIRST 0x80000000u
 
-/* A raw TPM (swtpm, /dev/tpm0) keeps the transient objects that a crashed
- * predecessor left behind (an EK from CreatePrimary); they use up the few
- * object slots. Flush them. We create no sessions, so none are flushed. */
-static int flush_stale_transients(struct tpm_ctx *ctx) {
+/* A raw TPM (swtpm, /dev/tpm0) keeps the transient objects and the
+ * sessions that a crashed predecessor left behind (an EK from CreatePrimary,
+ * the salted session); they use up the few slots. Flush them. */
+static int flush_stale(struct tpm_ctx *ctx, TPM2_HANDLE first, uint8_t type) {
     _cleanup_esys_ TPMS_CAPABILITY_DATA *cap = NULL;
     TSS2_SYS_CONTEXT *sys = NULL;
     TPMI_YES_NO more = TPM2_NO;
     TSS2_RC rc;
 
     rc = Esys_GetCapability(ctx->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
-                            TRANSIENT_FIRST, TPM2_MAX_CAP_HANDLES, &more, &cap);
+                            first, TPM2_MAX_CAP_HANDLES, &more, &cap);
     if (rc != TSS2_RC_SUCCESS)
-        return tpm_fail_rc(ctx, rc, "TPM2_GetCapability(transient handles)");
+        return tpm_fail_rc(ctx, rc, "TPM2_GetCapability(handles from 0x%08x)", first);
     if (cap->data.handles.count == 0)
         return 0;
     rc = Esys_GetSysContext(ctx->esys, &sys);
@@ -331,13 +335,26 @@ static int flush_stale_transients(struct tpm_ctx *ctx) {
         return tpm_fail_rc(ctx, rc, "Esys_GetSysContext");
     for (uint32_t i = 0; i < cap->data.handles.count; i++) {
         TPM2_HANDLE h = cap->data.handles.handle[i];
-        if ((h >> 24) != 0x80)
+        if ((h >> 24) != type)
             break;
         rc = Tss2_Sys_FlushContext(sys, h);
         if (rc != TSS2_RC_SUCCESS)
             return tpm_fail_rc(ctx, rc, "TPM2_FlushContext(0x%08x)", h);
     }
     return 0;
+}
+
+static int flush_stale_transients(struct tpm_ctx *ctx) {
+    return flush_stale(ctx, TRANSIENT_FIRST, 0x80);
+}
+
+/* Sessions are flushed only when the TPM has no room for another: on a raw
+ * TPM they may be another process's, alive. */
+int tpm_flush_stale_sessions(struct tpm_ctx *ctx) {
+    int r = flush_stale(ctx, 0x02000000u, 0x02); /* loaded HMAC sessions */
+    if (r == 0)
+        r = flush_stale(ctx, 0x03000000u, 0x03); /* loaded policy sessions */
+    return r;
 }
 
 static bool tcti_is_resource_manager(const char *tcti) {
@@ -347,8 +364,12 @@ static bool tcti_is_resource_manager(const char *tcti) {
 void tpm_close(struct tpm_ctx *ctx) {
     if (!ctx)
         return;
+    if (ctx->esys && ctx->session != ESYS_TR_NONE)
+        Esys_FlushContext(ctx->esys, ctx->session); /* a TPM that is gone: nothing to do */
     if (ctx->esys)
         Esys_Finalize(&ctx->esys);
+    secure_wipe(&ctx->nv_auth, sizeof(ctx->nv_auth));
+    secure_wipe(&ctx->owner_auth, sizeof(ctx->owner_auth));
     if (ctx->tcti)
         Tss2_TctiLdr_Finalize(&ctx->tcti);
     free(ctx);
@@ -375,6 +396,7 @@ int tpm_open(const char *tcti, unsigned flags, struct tpm_ctx **ret_ctx, char *e
     ctx = calloc(1, sizeof(*ctx));
     if (!ctx)
         return -ENOMEM;
+    ctx->session = ESYS_TR_NONE;
     rc = Tss2_TctiLdr_Initialize(tcti, &ctx->tcti);
     if (rc != TSS2_RC_SUCCESS) {
         ctx->tcti = NULL;
@@ -419,11 +441,51 @@ fail:
     return r;
 }
 
+ESYS_TR tpm_audit_begin(struct tpm_ctx *ctx) {
+    if (ctx->session == ESYS_TR_NONE)
+        return ESYS_TR_NONE;
+    Esys_TRSess_SetAttributes(ctx->esys, ctx->session, TPMA_SESSION_AUDIT, TPMA_SESSION_AUDIT);
+    return ctx->session;
+}
+
+void tpm_audit_end(struct tpm_ctx *ctx) {
+    if (ctx->session != ESYS_TR_NONE)
+        Esys_TRSess_SetAttributes(ctx->esys, ctx->session, 0, TPMA_SESSION_AUDIT);
+}
+
+int tpm_set_nv_auth(struct tpm_ctx *ctx, const uint8_t *auth, size_t len) {
+    if (len > sizeof(ctx->nv_auth.buffer))
+        return -EINVAL;
+    secure_wipe(&ctx->nv_auth, sizeof(ctx->nv_auth));
+    ctx->nv_auth.size = (UINT16)len;
+    if (len)
+        memcpy(ctx->nv_auth.buffer, auth, len);
+    return 0;
+}
+
+int tpm_set_owner_auth(struct tpm_ctx *ctx, const uint8_t *auth, size_t len) {
+    if (len > sizeof(ctx->owner_auth.buffer))
+        return -EINVAL;
+    secure_wipe(&ctx->owner_auth, sizeof(ctx->owner_auth));
+    ctx->owner_auth.size = (UINT16)len;
+    if (len)
+        memcpy(ctx->owner_auth.buffer, auth, len);
+    return Esys_TR_SetAuth(ctx->esys, ESYS_TR_RH_OWNER, &ctx->owner_auth) == TSS2_RC_SUCCESS
+               ? 0
+               : -EINVAL;
+}
+
+bool tpm_is_proven(const struct tpm_ctx *ctx) {
+    return ctx->session != ESYS_TR_NONE;
+}
+
 int tpm_read_clock(struct tpm_ctx *ctx, struct tpm_clock *ret) {
     _cleanup_esys_ TPMS_TIME_INFO *t = NULL;
     TSS2_RC rc;
 
-    rc = Esys_ReadClock(ctx->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &t);
+    /* audited: the answer carries the session's HMAC */
+    rc = Esys_ReadClock(ctx->esys, tpm_audit_begin(ctx), ESYS_TR_NONE, ESYS_TR_NONE, &t);
+    tpm_audit_end(ctx);
     if (rc != TSS2_RC_SUCCESS)
         return tpm_fail_rc(ctx, rc, "TPM2_ReadClock");
     ret->time_ms = t->time;

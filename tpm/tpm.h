@@ -17,6 +17,8 @@
  *   -EROFS      NV index write-locked
  *   -EFBIG      data larger than the index or than NV_INDEX_MAX
  *   -EPROTO     malformed response from the TPM
+ *   -EBADE      the answer failed its HMAC check (changed on the way, or another TPM)
+ *   -EKEYREJECTED the TPM could not prove it holds its endorsement key
  *   -EINVAL     bad argument (caller error)
  */
 #pragma once
@@ -104,6 +106,36 @@ struct tpm_ek {
 int tpm_ek_rsa(struct tpm_ctx *ctx, unsigned flags, struct tpm_ek *ret);
 void tpm_ek_clear(struct tpm_ek *ek);
 
+/* Proof of possession (SPEC section 11): shows that this TPM holds the
+ * private key of ek (the EK the computer ID derives from, as tpm_ek_rsa
+ * read it: often from its certificate, which anyone can copy) and makes
+ * every later command on ctx authenticated. It loads that key (the
+ * persistent EK 0x81010001 when its public area is ek's; else
+ * CreatePrimary, which a TPM can only do for its own EK; with
+ * TPM_EK_PERSIST that one is made persistent once, so later starts skip the
+ * slow CreatePrimary), starts an HMAC session salted to it (only the holder
+ * of the private key derives the session key) and checks a first answer in
+ * it (an audited ReadClock). From then on every NV command and ReadClock
+ * runs in that session and ESAPI checks the HMAC of every answer: an answer
+ * changed on the way fails with -EBADE. -EKEYREJECTED with the reason when
+ * the TPM cannot prove it. */
+struct tpm_ek_proof {
+    char how[96];           /* which key was used */
+    bool persisted;         /* the EK was made persistent now */
+    unsigned long commands; /* TPM commands the proof took */
+};
+int tpm_prove_ek(struct tpm_ctx *ctx, const struct tpm_ek *ek, unsigned flags,
+                 struct tpm_ek_proof *ret);
+/* Is ctx running in a proven session? */
+bool tpm_is_proven(const struct tpm_ctx *ctx);
+
+/* The auth value of the NV indices in the owner range that ctx defines and
+ * uses (the agent's; empty by default). */
+int tpm_set_nv_auth(struct tpm_ctx *ctx, const uint8_t *auth, size_t len);
+/* The owner hierarchy's authorization, when an image set one (defining and
+ * undefining indices need it). */
+int tpm_set_owner_auth(struct tpm_ctx *ctx, const uint8_t *auth, size_t len);
+
 /* Other EK certificates present (ECC P-256 at 0x01c0000a, the high range
  * 0x01c00012...). Reported, never substituted for the RSA EK. */
 struct tpm_ek_other {
@@ -139,9 +171,9 @@ bool tpm_nv_index_is_owner(uint32_t index);
 /* Reads the public area (and name) of an index: -ENOENT when undefined. */
 int tpm_nv_public(struct tpm_ctx *ctx, uint32_t index, struct tpm_nv_public *ret);
 
-/* Defines an ordinary index of size bytes (1 .. NV_INDEX_MAX) with owner
- * authorization: empty auth value, noDA, readable and writable by owner and
- * by its own (empty) auth. */
+/* Defines an ordinary index of size bytes (1 .. NV_INDEX_MAX) with the
+ * owner's authorization: noDA, readable and writable with its own auth value
+ * only (tpm_set_nv_auth), not with the owner's. */
 int tpm_nv_define(struct tpm_ctx *ctx, uint32_t index, size_t size);
 /* Writes len bytes at offset 0 in chunks of NV_BUFFER_MAX. */
 int tpm_nv_write(struct tpm_ctx *ctx, uint32_t index, const void *data, size_t len);
@@ -159,8 +191,11 @@ int tpm_counter_increment(struct tpm_ctx *ctx, uint32_t index);
 /* -EMEDIUMTYPE when the index is not a counter. */
 int tpm_counter_read(struct tpm_ctx *ctx, uint32_t index, uint64_t *ret_value);
 
-/* Checks that an existing index is what the caller expects: type, size
- * (ordinary only; 0 = any), noDA. -EMEDIUMTYPE with a reason otherwise. */
+/* Checks that an existing index is what the caller expects: type and size
+ * (ordinary only; 0 = any), -EMEDIUMTYPE with a reason otherwise; and the
+ * attributes tpm_nv_define gives (its own auth value only, noDA), -EPERM
+ * with a reason otherwise (others could write it, or it is locked out with
+ * the TPM). */
 int tpm_nv_check(struct tpm_ctx *ctx, const struct tpm_nv_public *pub, enum tpm_nv_type type,
                  size_t size);
 

@@ -50,7 +50,7 @@ online_behind_proxies() {
     online_agent a "$ptcti" "$(cat "$T/fp.url")"
     out=$(activate a)
     assert_eq 200 "$(status)" "activate: $out"
-    agent_cert "$tcti" >"$T/a.cert"
+    agent_cert a "$tcti" >"$T/a.cert"
     [ -s "$T/a.cert" ] || fail "no certificate in the TPM"
 }
 

@@ -413,7 +413,9 @@ test_two_copies_of_one_vtpm_one_is_refused() {
     assert_eq 200 "$(status)"
     stop_agent a
     "$SWTPM_CTL" stop "$T/a.tpm" >/dev/null
+    # a whole copy: the vTPM's state and the disk (the state directory)
     cp -a "$T/a.tpm" "$T/b.tpm"
+    cp -a "$T/a.state" "$T/b.state"
     rm -f "$T/b.tpm/swtpm.pid" "$T/b.tpm/tpm.sock" "$T/b.tpm/ctrl.sock"
     tcti=$("$SWTPM_CTL" start "$T/a.tpm")
     tcti_b=$("$SWTPM_CTL" start "$T/b.tpm")

@@ -7,8 +7,9 @@
 
 COUNTER=0x01a0c001
 
-counter_value() { # TCTI: the usage counter as a number
-    TPM2TOOLS_TCTI=$1 tpm2_nvread $COUNTER 2>/dev/null | od -An -tx1 | tr -d ' \n' |
+counter_value() { # TCTI [AGENT]: the usage counter as a number (read as root can)
+    TPM2TOOLS_TCTI=$1 tpm2_nvread $COUNTER -P "$(nv_auth "${2:-a}")" 2>/dev/null |
+        od -An -tx1 | tr -d ' \n' |
         (read -r hex; echo $((16#$hex)))
 }
 
@@ -165,14 +166,14 @@ test_crash_and_restored_disk_give_nothing_back() {
 
 test_recreated_counter_gives_nothing_back() {
     licensed a 3600 60
-    TPM2TOOLS_TCTI=$tcti tpm2_nvread 0x01a0c002 -o "$T/state.old" 2>/dev/null
+    TPM2TOOLS_TCTI=$tcti tpm2_nvread 0x01a0c002 -P "$(nv_auth a)" -o "$T/state.old" 2>/dev/null
     api a POST /v1/usage/reserve '{"seconds": 120}' >/dev/null
     before=$(remaining a)
     stop_agent a
     # a hostile root deletes the counter; the agent defines it anew at start
     TPM2TOOLS_TCTI=$tcti tpm2_nvundefine $COUNTER -C o >/dev/null
     # and writes an old copy of the state index back (it holds nothing trusted)
-    TPM2TOOLS_TCTI=$tcti tpm2_nvwrite 0x01a0c002 -i "$T/state.old" >/dev/null
+    TPM2TOOLS_TCTI=$tcti tpm2_nvwrite 0x01a0c002 -P "$(nv_auth a)" -i "$T/state.old" >/dev/null
     start_agent a "$tcti"
     out=$(api a GET /v1/status)
     assert_eq true "$(jq .valid <<<"$out")" "license after the counter was re-created: $out"

@@ -1,8 +1,8 @@
 #!/bin/bash
 # libtpmlic against a real tpmlicd on swtpm: the cmocka program
 # tests/integration/test_client.c (linked against the shared library as a
-# service would be) on a licensed agent, and what the shared library
-# exports (only tpmlic_*, soname libtpmlic.so.0).
+# service would be) on a licensed agent, and what the shared and static
+# libraries export (only tpmlic_*, soname libtpmlic.so.0).
 . "$(dirname "$0")/../lib/testlib.sh"
 . "$(dirname "$0")/../lib/agentlib.sh"
 
@@ -37,8 +37,12 @@ test_shared_library_exports_only_the_api() {
     for f in $(nm -D --defined-only "$lib" | awk '{print $3}'); do
         grep -q "\b$f(" "$TPMLIC_SRCDIR/include/tpmlic/client.h" || fail "$f is not in client.h"
     done
-    # the static twin holds the same API
+    # the static twin holds the same API and nothing else: the common/
+    # helpers compiled into the library are local to it
     nm "$B/libtpmlic.a" | grep -q ' T tpmlic_check$' || fail "libtpmlic.a lacks tpmlic_check"
+    others=$(nm -g --defined-only "$B/libtpmlic.a" | awk 'NF == 3 {print $3}' | grep -v '^tpmlic_' || true)
+    assert_eq "" "$others" "global symbols of libtpmlic.a without the tpmlic_ prefix"
+    nm "$B/libtpmlic.a" | grep -q ' t cj_load_object$' || fail "libtpmlic.a lacks its JSON reader"
 }
 
 run_tests

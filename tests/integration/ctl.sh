@@ -3,7 +3,8 @@
 # text and --json output, exit codes (0 success, 1 refused, 2 usage, 3
 # unreachable), an agent that is not running or never answers, permission
 # denied for a second uid, help for every command, the proxy password
-# prompt, and the bash completion.
+# prompt, wait (through the agent's start, a license applied later, its
+# timeout, a missing feature, refusals), and the bash completion.
 . "$(dirname "$0")/../lib/testlib.sh"
 . "$(dirname "$0")/../lib/agentlib.sh"
 
@@ -36,7 +37,7 @@ value() {
     awk -v k="$1" 'substr($0, 1, 20) ~ "^" k " *$" { print substr($0, 21) }' "$T/out"
 }
 
-COMMANDS=("status" "computer-id" "check" "activate" "deactivate" "offline request"
+COMMANDS=("status" "computer-id" "check" "wait" "activate" "deactivate" "offline request"
     "offline apply" "offline-mode" "proxy set" "proxy clear" "usage reserve" "usage commit")
 
 test_help_and_version() {
@@ -75,9 +76,9 @@ test_usage_errors() {
     expect_rc 2 activate
     assert_contains "$(err)" "missing arguments"
     expect_rc 2 check --feature
-    assert_contains "$(err)" "--feature needs a value"
+    assert_contains "$(err)" "tpmlicctl check: option '--feature' needs a value (see 'tpmlicctl check --help')"
     expect_rc 2 offline
-    assert_contains "$(err)" "'offline' needs a command"
+    assert_contains "$(err)" "tpmlicctl offline: a command is needed (see 'tpmlicctl offline --help')"
     expect_rc 2 offline nope
     expect_rc 2 offline apply L-1
     expect_rc 2 offline-mode maybe
@@ -369,6 +370,144 @@ test_permission_denied() {
     assert_contains "$(err)" "permission denied on the socket $T/a.sock"
 }
 
+# --- wait ------------------------------------------------------------------------
+
+# wait_bg ARGS...: tpmlicctl wait in the background on agent a; its
+# stdout, stderr and exit status in $T/wait.out, $T/wait.err, $T/wait.rc
+wait_bg() {
+    rm -f "$T/wait.rc"
+    ( rc=0; "$CTL" --socket "$T/a.sock" wait "$@" >"$T/wait.out" 2>"$T/wait.err" || rc=$?
+      echo $rc >"$T/wait.rc" ) &
+    echo $! >"$T/waiter.pid"
+}
+# wait_done SECS: the background wait ends within SECS seconds; its status
+wait_done() {
+    local i
+    for i in $(seq 1 $(($1 * 20))); do
+        [ -s "$T/wait.rc" ] && { cat "$T/wait.rc"; return 0; }
+        sleep 0.05
+    done
+    fail "tpmlicctl wait did not end within $1 s: $(cat "$T/wait.err")"
+}
+wait_running() { [ ! -s "$T/wait.rc" ] || fail "wait ended early: $(cat "$T/wait.rc") $(cat "$T/wait.err")"; }
+
+test_wait_through_agent_start_and_license() {
+    vendor_keys
+    # no agent yet, no socket: wait keeps asking, with --progress for a log
+    wait_bg --progress --feature enhanced
+    sleep 0.5
+    wait_running
+    assert_contains "$(cat "$T/wait.err")" "waiting: tpmlicd is not running: there is no socket $T/a.sock"
+    # the agent comes up without a license: still waiting, now for the license
+    tcti=$(new_tpm a.tpm)
+    start_agent a "$tcti"
+    sleep 1.5
+    wait_running
+    assert_contains "$(cat "$T/wait.err")" "waiting: You are not authorised to perform this action: License is invalid"
+    # the license comes (the offline round trip): wait ends, 0
+    offline_request a L-1
+    vendor_sign a --product p --customer-id 1 --type perpetual --features standard,enhanced
+    apply_license a L-1 >/dev/null
+    assert_eq 200 "$(status)" "apply"
+    assert_eq 0 "$(wait_done 5)" "wait's exit status: $(cat "$T/wait.err")"
+    assert_contains "$(cat "$T/wait.err")" "the license is valid and includes feature 'enhanced'"
+    assert_eq "" "$(cat "$T/wait.out")" "stdout without --json"
+    # a licensed agent answers at once; quiet when stderr is not a terminal
+    ctl wait --feature standard >/dev/null
+    assert_eq 0 "$(rc)" "wait on a licensed agent: $(err)"
+    assert_eq "" "$(err)" "wait without --progress and no terminal"
+    assert_eq true "$(ctl --json wait | jq .allowed)" "wait --json"
+    # the agent restarts (a license in the TPM): a wait that began while it
+    # was gone ends once it is back
+    stop_agent a
+    wait_bg --timeout 30
+    sleep 0.5
+    wait_running
+    start_agent a "$tcti"
+    assert_eq 0 "$(wait_done 5)" "wait through a restart: $(cat "$T/wait.err")"
+}
+
+test_wait_timeout_and_missing_feature() {
+    licensed_agent a --type perpetual --features standard --offline-allowed
+    # a feature the license lacks: waits, then exit 1 with the agent's reason
+    start=$(date +%s%N)
+    expect_rc 1 wait --feature premium --timeout 2
+    ms=$((($(date +%s%N) - start) / 1000000))
+    [ "$ms" -ge 1900 ] && [ "$ms" -lt 4000 ] || fail "--timeout 2 took $ms ms"
+    assert_contains "$(err)" "tpmlicctl: gave up after 2 s: You are not authorised to perform this action: License does not include feature 'premium'"
+    # --json: the agent's last answer
+    assert_eq false "$(ctl --json wait --feature premium --timeout 1 | jq .allowed)"
+    # the global --timeout before the command means the same for wait
+    expect_rc 1 --timeout 1 wait --feature premium
+    # not a busy loop: 100 ms growing to 1 s is about 7 checks in 3 s
+    before=$(api a GET /metrics | sed -n 's/^tpmlic_checks_total{result="denied"} //p')
+    expect_rc 1 wait --feature premium --timeout 3
+    after=$(api a GET /metrics | sed -n 's/^tpmlic_checks_total{result="denied"} //p')
+    n=$((after - before))
+    [ "$n" -ge 4 ] && [ "$n" -le 10 ] || fail "wait made $n checks in 3 s"
+    ctl wait --feature standard --timeout 1 >/dev/null
+    assert_eq 0 "$(rc)" "wait for a feature the license has"
+}
+
+test_wait_gives_up_on_no_agent_and_refusals() {
+    # never an agent: exit 3 with why
+    expect_rc 3 wait --timeout 1
+    assert_contains "$(err)" "tpmlicctl: gave up after 1 s: tpmlicd is not running: there is no socket $T/a.sock"
+    # a socket nobody listens on
+    python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])' "$T/a.sock"
+    expect_rc 3 wait --timeout 1
+    assert_contains "$(err)" "nothing listens on $T/a.sock"
+    rm -f "$T/a.sock"
+    # an answer that no waiting changes (what a real agent sends for an
+    # endpoint it lacks): exit 1 at once
+    python3 - "$T/a.sock" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(8)
+body = b'{"error":"no such path","code":404}'
+while True:
+    c, _ = s.accept()
+    c.recv(65536)
+    c.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    c.close()
+PY
+    echo $! >"$T/fake.pid"
+    for _ in $(seq 1 50); do [ -S "$T/a.sock" ] && break; sleep 0.02; done
+    start=$(date +%s%N)
+    expect_rc 1 wait --timeout 20
+    ms=$((($(date +%s%N) - start) / 1000000))
+    [ "$ms" -lt 2000 ] || fail "a 404 was waited on for $ms ms"
+    assert_contains "$(err)" "tpmlicctl: no such path"
+    expect_rc 2 wait extra
+    expect_rc 2 wait --timeout 0
+    expect_rc 2 wait --timeout
+}
+
+test_wait_permission_denied() {
+    [ "$(id -u)" = 0 ] || fail "this test switches users and must run as root (CI does)"
+    licensed_agent a --type perpetual --features standard --offline-allowed
+    chmod 755 "$T"
+    # the agent's own 403: final at once, exit 3
+    start=$(date +%s%N)
+    as_nobody "" wait
+    ms=$((($(date +%s%N) - start) / 1000000))
+    assert_eq 3 "$(rc)" "wait without the group"
+    assert_contains "$(err)" "permission denied: POST /v1/check needs"
+    [ "$ms" -lt 2000 ] || fail "the agent's 403 was waited on for $ms ms"
+    as_nobody 4242 wait --feature standard
+    assert_eq 0 "$(rc)" "wait as the service group: $(err)"
+    # a socket file the caller may not open: given a few seconds (the agent
+    # sets its mode right after creating it), then exit 3
+    chmod 0600 "$T/a.sock"
+    start=$(date +%s%N)
+    as_nobody 4343 wait
+    ms=$((($(date +%s%N) - start) / 1000000))
+    assert_eq 3 "$(rc)" "wait on a 0600 socket"
+    assert_contains "$(err)" "permission denied on the socket $T/a.sock"
+    [ "$ms" -ge 4500 ] && [ "$ms" -lt 8000 ] || fail "a refused socket was waited on for $ms ms"
+}
+
 test_bash_completion() {
     # shellcheck disable=SC1091
     . "$TPMLIC_SRCDIR/packaging/bash-completion/tpmlicctl"
@@ -391,6 +530,10 @@ test_bash_completion() {
     assert_contains "$(complete_words --json "")" "status"
     assert_contains "$(complete_words --socket /x "")" "computer-id"
     assert_contains "$(complete_words help "")" "usage"
+    assert_contains "$(complete_words "")" "wait"
+    assert_eq "--progress" "$(complete_words wait --p)" "wait's options"
+    assert_eq "--timeout" "$(complete_words wait --t)"
+    assert_eq "--feature" "$(complete_words wait --timeout 5 --f)"
 }
 
 run_tests

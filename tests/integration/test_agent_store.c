@@ -82,15 +82,25 @@ struct fixture {
     struct swtpm tpm;
     struct tpmio *io;
     struct tpm_ctx *ctx;
+    struct tpm_ek ek;
     char why[TPMIO_WHY_LEN];
 };
+
+static const uint8_t auth[32] = {7};
+
+static int open_io(struct fixture *f) {
+    char err[256];
+    tpm_ek_clear(&f->ek);
+    if (tpmio_open(f->tpm.tcti, &f->io, &f->ek, err, sizeof(err)) < 0)
+        return -1;
+    return tpmio_set_nv_auth(f->io, auth, sizeof(auth));
+}
 
 static int setup(void **state) {
     struct fixture *f = calloc(1, sizeof(*f));
     char err[256];
     if (!f || swtpm_new(&f->tpm, NULL) < 0 ||
-        tpm_open(f->tpm.tcti, 0, &f->ctx, err, sizeof(err)) < 0 ||
-        tpmio_open(f->tpm.tcti, &f->io, err, sizeof(err)) < 0)
+        tpm_open(f->tpm.tcti, 0, &f->ctx, err, sizeof(err)) < 0 || open_io(f) < 0)
         return -1;
     *state = f;
     return 0;
@@ -100,6 +110,7 @@ static int teardown(void **state) {
     struct fixture *f = *state;
     tpm_close(f->ctx);
     tpmio_free(f->io);
+    tpm_ek_clear(&f->ek);
     swtpm_destroy(&f->tpm);
     free(f);
     return 0;
@@ -114,7 +125,7 @@ static void power_cycle(struct fixture *f) {
     assert_int_equal(swtpm_ctl(&f->tpm, "poweroff", NULL), 0);
     assert_int_equal(swtpm_ctl(&f->tpm, "start", NULL), 0);
     assert_int_equal(tpm_open(f->tpm.tcti, 0, &f->ctx, err, sizeof(err)), 0);
-    assert_int_equal(tpmio_open(f->tpm.tcti, &f->io, err, sizeof(err)), 0);
+    assert_int_equal(open_io(f), 0);
 }
 
 static void ensure_then_roundtrip(void **state) {
@@ -126,10 +137,10 @@ static void ensure_then_roundtrip(void **state) {
     uint64_t counter;
 
     assert_int_equal(agent_store_ensure(f->io, BASE, &created, f->why), 0);
-    assert_int_equal(created, 7);
+    assert_int_equal(created, 15);
     assert_int_equal(agent_store_ensure(f->io, BASE, &created, f->why), 0);
     assert_int_equal(created, 0);
-    assert_int_equal(tpm_counter_read(f->ctx, BASE + AGENT_NV_COUNTER, &counter), 0);
+    assert_int_equal(tpmio_counter_read(f->io, BASE + AGENT_NV_COUNTER, &counter, f->why), 0);
 
     assert_int_equal(agent_store_read_license(f->io, BASE, &lic, &len, f->why), 0);
     assert_null(lic);
@@ -170,10 +181,28 @@ static void interrupted_write_detected(void **state) {
     assert_int_equal(agent_store_write_license(f->io, BASE, cert, sizeof(cert), f->why), 0);
     memset(cert, 'b', sizeof(cert));
     assert_int_equal(store_license_encode(cert, sizeof(cert), rec), 0);
-    /* only the first chunk reaches the TPM */
+    /* only the first chunk reaches the TPM (written as the agent would) */
+    assert_int_equal(tpm_set_nv_auth(f->ctx, auth, sizeof(auth)), 0);
     assert_int_equal(tpm_nv_write(f->ctx, BASE, rec, info.nv_buffer_max), 0);
     power_cycle(f);
     assert_int_equal(agent_store_read_license(f->io, BASE, &lic, &len, f->why), -EBADMSG);
+}
+
+/* Another TPM user, without the agent's auth value (a member of group tss),
+ * can neither write nor increment the agent's indices, with its own empty
+ * auth or the owner's (empty) authorization. */
+static void others_cannot_write(void **state) {
+    struct fixture *f = *state;
+    uint64_t before, after;
+    uint8_t junk[8] = {0};
+
+    assert_int_equal(agent_store_ensure(f->io, BASE, NULL, f->why), 0);
+    assert_int_equal(tpmio_counter_read(f->io, BASE + AGENT_NV_COUNTER, &before, f->why), 0);
+    assert_int_equal(tpm_counter_increment(f->ctx, BASE + AGENT_NV_COUNTER), -EACCES);
+    assert_int_equal(tpm_nv_write(f->ctx, BASE + AGENT_NV_STATE, junk, sizeof(junk)), -EACCES);
+    assert_int_equal(tpm_counter_read(f->ctx, BASE + AGENT_NV_COUNTER, &after), -EACCES);
+    assert_int_equal(tpmio_counter_read(f->io, BASE + AGENT_NV_COUNTER, &after, f->why), 0);
+    assert_int_equal(after, before);
 }
 
 static void foreign_indices_refused(void **state) {
@@ -195,6 +224,7 @@ int main(void) {
         cmocka_unit_test(record_encoding),
         cmocka_unit_test_setup_teardown(ensure_then_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(interrupted_write_detected, setup, teardown),
+        cmocka_unit_test_setup_teardown(others_cannot_write, setup, teardown),
         cmocka_unit_test_setup_teardown(foreign_indices_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,14 +38,19 @@ sign() { # sign ACTIVATION_FILE TYPE [more options]
         --secs-allocated 360000 --secs-granted 36000 "$@"
 }
 
-# expect_refused RC NEEDLE COMMAND...: exit status RC and NEEDLE on stderr
+# expect_refused RC NEEDLE COMMAND...: exit status RC and NEEDLE on stderr,
+# whose lines start with the program's name ("tpmlic-vendor: ") or, for a
+# usage error, with the command's ("tpmlic-vendor keygen: ")
 expect_refused() {
     local want=$1 needle=$2 rc=0 out
     shift 2
     out=$("$@" 2>&1 >/dev/null) || rc=$?
     assert_eq "$want" "$rc" "exit status of $*" || return 1
     assert_contains "$out" "$needle" "stderr of $*" || return 1
-    assert_contains "$out" "tpmlic-vendor: " "stderr prefix"
+    [[ $out =~ ^tpmlic-vendor(\ [a-z-]+)?:\  ]] || fail "stderr prefix of $*: $out"
+    if [ "$want" = 2 ]; then
+        assert_contains "$out" "--help')" "a usage error points to the help"
+    fi
 }
 
 test_help_and_version() {

@@ -128,10 +128,17 @@ wait_until() {
     return 1
 }
 
-# agent_cert TCTI: the license certificate the agent keeps in the TPM,
-# read as another TPM user would (the record: 40 bytes of header, of which
-# bytes 6-7 are the length, then the certificate)
+# nv_auth NAME: the auth value of agent NAME's NV indices, as tpm2-tools
+# takes it (root can read it: it is in the state directory)
+nv_auth() {
+    echo "hex:$(od -An -tx1 -v "$T/$1.state/nv.auth" | tr -d ' \n')"
+}
+
+# agent_cert NAME TCTI: the license certificate agent NAME keeps in the TPM,
+# read as root can (the record: 40 bytes of header, of which bytes 6-7 are
+# the length, then the certificate)
 agent_cert() {
-    TPM2TOOLS_TCTI=$1 tpm2_nvread 0x01a0c000 -o "$T/nv.lic" >/dev/null 2>&1 || return 1
+    TPM2TOOLS_TCTI=$2 tpm2_nvread 0x01a0c000 -P "$(nv_auth "$1")" -o "$T/nv.lic" >/dev/null 2>&1 ||
+        return 1
     python3 -c 'import sys; b=open(sys.argv[1],"rb").read(); n=b[6]<<8|b[7]; sys.stdout.write(b[40:40+n].decode())' "$T/nv.lic"
 }

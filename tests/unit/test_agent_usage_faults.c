@@ -50,6 +50,7 @@ struct fixture {
     struct tpm_ctx *ctx; /* to look at the counter as another TPM user */
     struct ledger *ledger;
     EVP_PKEY *key;
+    struct tpm_ek ek;
     struct hwid_digests digests;
     char computer_id[HWID_ID_STRLEN];
     uint32_t counter;
@@ -100,7 +101,7 @@ static int setup(void **state) {
     size_t n = sizeof(raw);
 
     if (!f || swtpm_new(&f->tpm, NULL) < 0 ||
-        tpmio_open(f->tpm.tcti, &f->io, err, sizeof(err)) < 0 ||
+        tpmio_open(f->tpm.tcti, &f->io, &f->ek, err, sizeof(err)) < 0 ||
         tpm_open(f->tpm.tcti, 0, &f->ctx, err, sizeof(err)) < 0)
         return -1;
     f->key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
@@ -132,6 +133,7 @@ static int teardown(void **state) {
     ledger_free(f->ledger);
     tpmio_free(f->io);
     tpm_close(f->ctx);
+    tpm_ek_clear(&f->ek);
     EVP_PKEY_free(f->key);
     swtpm_destroy(&f->tpm);
     free(f);

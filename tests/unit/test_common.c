@@ -233,6 +233,10 @@ static void verbs_dispatch(void **state) {
     char *unknown_opt[] = {"a", "--nope", "pos", NULL};
     char *missing_val[] = {"a", "pos", "--value", NULL};
     char *unknown[] = {"zz", NULL};
+    char *abbreviated[] = {"a", "--fl", "pos", NULL};
+    char *abbreviated_value[] = {"a", "pos", "--val", "x", NULL};
+    char *abbreviated_eq[] = {"a", "pos", "--val=x", NULL};
+    char *full_eq[] = {"a", "pos", "--value=x", NULL};
     char *help[] = {"--help", NULL};
     FILE *saved = stderr;
 
@@ -246,14 +250,22 @@ static void verbs_dispatch(void **state) {
     assert_int_equal(verb_dispatch("prog", top, "help\n", NULL, 3, missing_val, seen),
                      VERB_EXIT_USAGE);
     assert_int_equal(verb_dispatch("prog", top, "help\n", NULL, 1, unknown, seen), VERB_EXIT_USAGE);
+    /* getopt_long's abbreviations are refused: "--val" is not "--value" */
+    assert_int_equal(verb_dispatch("prog", top, "help\n", NULL, 3, abbreviated, seen),
+                     VERB_EXIT_USAGE);
+    assert_int_equal(verb_dispatch("prog", top, "help\n", NULL, 4, abbreviated_value, seen),
+                     VERB_EXIT_USAGE);
+    assert_int_equal(verb_dispatch("prog", top, "help\n", NULL, 3, abbreviated_eq, seen),
+                     VERB_EXIT_USAGE);
+    assert_int_equal(verb_dispatch("prog", top, "help\n", NULL, 3, full_eq, seen), 0);
     assert_int_equal(verb_dispatch("prog", top, "help\n", NULL, 0, unknown, seen), VERB_EXIT_USAGE);
     assert_int_equal(verb_dispatch("prog", top, "help\n", NULL, 1, &sub[0], seen),
                      VERB_EXIT_USAGE); /* a group without its command */
     fclose(stderr);
     stderr = saved;
-    assert_int_equal(verb_calls, 4);
+    assert_int_equal(verb_calls, 8);
     assert_int_equal(verb_dispatch("prog", top, "help\n", NULL, 1, help, seen), 0);
-    assert_int_equal(verb_calls, 4);
+    assert_int_equal(verb_calls, 8);
 }
 
 int main(void) {

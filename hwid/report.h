@@ -1,4 +1,6 @@
-/* Shared between the files of hwid/ only. */
+/* The report of one component (struct hwid_report in hwid/hwid.h): what was
+ * read, what was left out and why. dmi.c, nic.c and hwid.c fill reports
+ * through these helpers; explain.c renders them. Internal to hwid/. */
 #pragma once
 
 #include "common/macro.h"
