@@ -19,6 +19,13 @@
 #define JSON_INT_MAX 9007199254740992ull
 
 void srv_api_response_clear(struct srv_api_response *r) {
+    /* a token or a webhook secret is in an answer once: wiped after it */
+    static const char *const secrets[] = {"token", "secret"};
+    for (size_t i = 0; r->body && i < ARRAY_SIZE(secrets); i++) {
+        const char *s = json_string_value(json_object_get(r->body, secrets[i]));
+        if (s)
+            secure_wipe((char *)s, strlen(s));
+    }
     json_decref(r->body);
     r->body = NULL;
 }

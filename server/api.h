@@ -45,6 +45,7 @@ struct srv_api_response {
     char actor[96];   /* "token:ID (NAME)" for the audit log */
     bool auth_failed; /* 401: WWW-Authenticate goes with it */
 };
+/* Frees the answer, wiping a token or secret it carried. */
 void srv_api_response_clear(struct srv_api_response *r);
 
 struct srv_route {

@@ -153,6 +153,12 @@ struct extra_header {
     const char *name, *value;
 };
 
+/* Answers are wiped when libmicrohttpd is done with them: one may carry a
+ * token or a webhook secret (shown once). */
+static void wipe_free(void *p) {
+    free_secret_str(p);
+}
+
 static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, char *body,
                                  const char *type, bool close, const struct extra_header *extra,
                                  size_t nextra) {
@@ -161,7 +167,7 @@ static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, char
 
     if (!body)
         return MHD_NO;
-    mr = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    mr = MHD_create_response_from_buffer_with_free_callback(strlen(body), body, wipe_free);
     if (!mr) {
         free(body);
         return MHD_NO;
