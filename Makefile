@@ -8,13 +8,18 @@
 #   make demo             install missing packages, build, run the demo
 #   make bench            build and run the benchmarks
 #   make install          honours PREFIX and DESTDIR
+#   make install-agent    only what an appliance needs (docs/packaging.md)
 #   make fuzz             libFuzzer harnesses (clang)
+#   make deb              the Debian packages, into $(B)/deb
+#   make vm-test          boots an appliance image with the packages (tests/vm)
 
 VERSION := 0.1.0
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
-LIBDIR ?= $(PREFIX)/lib
+# On Debian (the compiler knows a multiarch triplet) libraries installed
+# under /usr or /usr/local go to lib/<triplet>; LIBDIR=... overrides.
+LIBDIR ?= $(PREFIX)/lib$(if $(and $(MULTIARCH),$(filter /usr /usr/local,$(PREFIX))),/$(MULTIARCH))
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
@@ -23,6 +28,7 @@ DESTDIR ?=
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null)
 
 ifeq ($(SANITIZE),1)
 B ?= build/san
@@ -53,8 +59,9 @@ endif
 BASE_CFLAGS := -std=gnu11 $(OPT) $(WARN) -fstack-protector-strong $(FORTIFY) -fPIE \
                -D_GNU_SOURCE -DTPMLIC_VERSION='"$(VERSION)"' -I. -Iinclude $(SAN_FLAGS)
 BASE_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,--as-needed $(SAN_FLAGS)
-# User CFLAGS/LDFLAGS are appended, never replace ours.
-ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS)
+# User CPPFLAGS/CFLAGS/LDFLAGS (dpkg-buildflags' among them) are appended,
+# never replace ours.
+ALL_CFLAGS = $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(BASE_LDFLAGS) $(LDFLAGS)
 
 pc_cflags = $(if $(1),$(shell $(PKG_CONFIG) --cflags $(1)))
@@ -189,31 +196,71 @@ run-fuzz: $(addprefix $(B)/,$(FUZZERS))
 
 SYSTEMDUNITDIR ?= /lib/systemd/system
 SYSUSERSDIR ?= /usr/lib/sysusers.d
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
+MANDIR ?= $(PREFIX)/share/man
 DOCDIR ?= $(PREFIX)/share/doc/tpmlic
+SERVER_DOCDIR ?= $(DOCDIR)
+# the paths the units and the pkg-config file name
+subst_paths = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SBINDIR@|$(SBINDIR)|g' \
+	-e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	-e 's|@DOCDIR@|$(DOCDIR)|g' -e 's|@SERVER_DOCDIR@|$(SERVER_DOCDIR)|g'
+# install_man PAGES: the built pages among PAGES (name.section) into MANDIR
+install_man = $(if $(SCDOC),$(foreach m,$(1),install -D -m 0644 $(B)/man/$(m) \
+	$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(m);),@echo "scdoc not found: man pages not installed";)
 
-install: build-all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/tpmlic \
-		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(DOCDIR)
-	install -m 0644 packaging/systemd/tpmlicd.service $(DESTDIR)$(SYSTEMDUNITDIR)/tpmlicd.service
-	sed -i 's|/usr/sbin/tpmlicd|$(SBINDIR)/tpmlicd|' $(DESTDIR)$(SYSTEMDUNITDIR)/tpmlicd.service
+# install-agent: what an appliance needs (packaging/packaging.mk lists it):
+# tpmlicd, tpmlicctl, libtpmlic's run-time library, the units, sysusers and
+# tmpfiles files, the config, man pages, bash completion, docs. Everything
+# root:root, files 0644 (programs 0755), directories 0755: the agent refuses
+# trust files that anyone but root may write.
+install-agent: build-all
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/tpmlic $(DESTDIR)$(SYSCONFDIR)/tpmlic/ek-ca.d \
+		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(BASHCOMPDIR)
+	$(foreach p,$(AGENT_SBIN),install -m 0755 $(B)/$(p) $(DESTDIR)$(SBINDIR)/$(p);)
+	$(foreach p,$(AGENT_BIN),install -m 0755 $(B)/$(p) $(DESTDIR)$(BINDIR)/$(p);)
+	$(foreach l,$(AGENT_SHLIBS),install -m 0644 $(B)/lib$(l).so.$(VERSION) $(DESTDIR)$(LIBDIR)/ && \
+		ln -sf lib$(l).so.$(VERSION) $(DESTDIR)$(LIBDIR)/lib$(l).so.$($(l)_SOVERSION);)
+	$(foreach u,$(AGENT_UNITS),$(subst_paths) $(u) >$(DESTDIR)$(SYSTEMDUNITDIR)/$(patsubst %.in,%,$(notdir $(u))) && \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$(patsubst %.in,%,$(notdir $(u)));)
 	install -m 0644 packaging/systemd/tpmlic.sysusers $(DESTDIR)$(SYSUSERSDIR)/tpmlic.conf
+	install -m 0644 packaging/systemd/tpmlic.tmpfiles $(DESTDIR)$(TMPFILESDIR)/tpmlic.conf
 	test -e $(DESTDIR)$(SYSCONFDIR)/tpmlic/tpmlicd.conf || \
 		install -m 0644 packaging/tpmlicd.conf $(DESTDIR)$(SYSCONFDIR)/tpmlic/tpmlicd.conf
-	install -m 0644 README.md docs/*.md docs/openapi.yaml $(DESTDIR)$(DOCDIR)/
-	$(foreach p,$(INSTALL_BIN),install -m 0755 $(B)/$(p) $(DESTDIR)$(BINDIR)/$(p);)
-	$(foreach p,$(INSTALL_SBIN),install -m 0755 $(B)/$(p) $(DESTDIR)$(SBINDIR)/$(p);)
-	$(if $(INSTALL_SHLIBS),install -d $(DESTDIR)$(LIBDIR))
-	$(foreach l,$(INSTALL_SHLIBS),install -m 0755 $(B)/lib$(l).so.$(VERSION) $(DESTDIR)$(LIBDIR)/ && \
-		ln -sf lib$(l).so.$(VERSION) $(DESTDIR)$(LIBDIR)/lib$(l).so.$($(l)_SOVERSION) && \
-		ln -sf lib$(l).so.$($(l)_SOVERSION) $(DESTDIR)$(LIBDIR)/lib$(l).so && \
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	$(call install_man,$(AGENT_MAN))
+	$(foreach f,$(AGENT_BASHCOMP),install -m 0644 $(f) $(DESTDIR)$(BASHCOMPDIR)/$(notdir $(f));)
+
+# install: everything: the agent's part, then tpmlic-vendor, tpmlic-server
+# with its unit, and the development files of libtpmlic.
+install: install-agent
+	$(foreach p,$(filter-out $(AGENT_BIN),$(INSTALL_BIN)),install -m 0755 $(B)/$(p) $(DESTDIR)$(BINDIR)/$(p);)
+	$(foreach p,$(filter-out $(AGENT_SBIN),$(INSTALL_SBIN)),install -m 0755 $(B)/$(p) $(DESTDIR)$(SBINDIR)/$(p);)
+	$(foreach l,$(filter-out $(AGENT_SHLIBS),$(INSTALL_SHLIBS)),install -m 0644 $(B)/lib$(l).so.$(VERSION) \
+		$(DESTDIR)$(LIBDIR)/ && ln -sf lib$(l).so.$(VERSION) $(DESTDIR)$(LIBDIR)/lib$(l).so.$($(l)_SOVERSION);)
+	$(foreach l,$(INSTALL_SHLIBS),ln -sf lib$(l).so.$($(l)_SOVERSION) $(DESTDIR)$(LIBDIR)/lib$(l).so && \
 		install -m 0644 $(B)/lib$(l).a $(DESTDIR)$(LIBDIR)/;)
 	$(foreach h,$(INSTALL_HEADERS),install -D -m 0644 $(h) $(DESTDIR)$(INCLUDEDIR)/$(patsubst include/%,%,$(h));)
 	$(if $(INSTALL_PC),install -d $(DESTDIR)$(PKGCONFIGDIR))
-	$(foreach p,$(INSTALL_PC),sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $(p) \
-		>$(DESTDIR)$(PKGCONFIGDIR)/$(patsubst %.in,%,$(notdir $(p)));)
-	$(if $(INSTALL_BASHCOMP),install -d $(DESTDIR)$(BASHCOMPDIR))
-	$(foreach f,$(INSTALL_BASHCOMP),install -m 0644 $(f) $(DESTDIR)$(BASHCOMPDIR)/$(notdir $(f));)
+	$(foreach p,$(INSTALL_PC),$(subst_paths) $(p) >$(DESTDIR)$(PKGCONFIGDIR)/$(patsubst %.in,%,$(notdir $(p)));)
+	$(foreach u,$(SERVER_UNITS),$(subst_paths) $(u) >$(DESTDIR)$(SYSTEMDUNITDIR)/$(patsubst %.in,%,$(notdir $(u))) && \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$(patsubst %.in,%,$(notdir $(u)));)
+	install -m 0644 packaging/systemd/tpmlic-server.sysusers $(DESTDIR)$(SYSUSERSDIR)/tpmlic-server.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/tpmlic/tpmlic-server.conf || \
+		install -m 0644 packaging/tpmlic-server.conf $(DESTDIR)$(SYSCONFDIR)/tpmlic/tpmlic-server.conf
+	$(call install_man,$(filter-out $(AGENT_MAN),$(MAN_PAGES)))
+	$(foreach f,$(filter-out $(AGENT_BASHCOMP),$(INSTALL_BASHCOMP)),install -m 0644 $(f) $(DESTDIR)$(BASHCOMPDIR)/$(notdir $(f));)
+
+# deb: the Debian packages, built with dpkg-buildpackage from a copy of the
+# tree (so nothing is written beside it); vm-test: the appliance boot test.
+DEB_DIR ?= $(B)/deb
+deb:
+	@packaging/build-debs $(DEB_DIR)
+
+vm-test:
+	@packaging/install-deps packaging/debian-packages.txt tests/vm/host-packages.txt
+	@tests/vm/run
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
@@ -224,4 +271,5 @@ format-check:
 clean:
 	rm -rf build
 
-.PHONY: all build-all build-tests build-bench deps check demo bench fuzz run-fuzz install format format-check clean
+.PHONY: all build-all build-tests build-bench deps check demo bench fuzz run-fuzz install install-agent deb vm-test \
+	format format-check clean

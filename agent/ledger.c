@@ -409,7 +409,11 @@ static int read_counter(struct ledger *l, char *why) {
     return r;
 }
 
-static void load_license(struct ledger *l) {
+/* Reads and verifies the license. A stored license that is not accepted
+ * leaves the ledger unlicensed, with the reason; only an answer of the TPM
+ * that failed its authentication is an error (-EBADE, *why says it): the
+ * agent then does not start on a TPM it cannot trust. */
+static int load_license(struct ledger *l, char *fatal) {
     _cleanup_free_ char *cert = NULL;
     char why[TPMIO_WHY_LEN] = "";
     struct cert_license c;
@@ -419,6 +423,10 @@ static void load_license(struct ledger *l) {
     int r;
 
     r = agent_store_read_state(l->tpm, l->cfg.nv_base, &l->state, why);
+    if (r == -EBADE) {
+        snprintf(fatal, TPMIO_WHY_LEN, "%s", why);
+        return r;
+    }
     if (r < 0) {
         /* never the most favourable state: an online license is not valid
          * until a validation succeeds */
@@ -429,27 +437,31 @@ static void load_license(struct ledger *l) {
     }
     grace_from_record(&l->state);
     r = agent_store_read_license(l->tpm, l->cfg.nv_base, &cert, &len, why);
+    if (r == -EBADE) {
+        snprintf(fatal, TPMIO_WHY_LEN, "%s", why);
+        return r;
+    }
     if (r == -EBADMSG) {
         snprintf(l->license_problem, sizeof(l->license_problem),
                  "the license record in the TPM is damaged (interrupted write): apply the license "
                  "certificate again");
         log_error("%s", l->license_problem);
-        return;
+        return 0;
     }
     if (r < 0) {
         snprintf(l->license_problem, sizeof(l->license_problem),
-                 "the license record in the TPM is unreadable: %s", why);
+                 "the license record in the TPM is unreadable: %.200s", why);
         log_error("%s", l->license_problem);
-        return;
+        return 0;
     }
     if (!cert) {
         log_info("no license applied");
-        return;
+        return 0;
     }
     if (!verify(l, cert, len, NULL, true, &c, NULL, &o)) {
         snprintf(l->license_problem, sizeof(l->license_problem), "%.255s", o.msg);
         log_error("the stored license is not accepted: %s", o.msg);
-        return;
+        return 0;
     }
     if (c.window.present) {
         struct tpm_clock clk;
@@ -457,7 +469,7 @@ static void load_license(struct ledger *l) {
             snprintf(l->license_problem, sizeof(l->license_problem),
                      "the TPM clock cannot be read to check the license's validity window");
             log_error("%s", l->license_problem);
-            return;
+            return 0;
         }
         /* anchored at a clock this TPM has not reached: not from one of
          * this appliance's own validations (allowing for a clock that
@@ -469,7 +481,7 @@ static void load_license(struct ledger *l) {
                      "validation",
                      (unsigned long long)c.window.tpm_clock, (unsigned long long)clk.clock_ms);
             log_error("%s", l->license_problem);
-            return;
+            return 0;
         }
         take(l, &c);
         l->lic.window_over = clk.clock_ms >= c.window.tpm_clock_until;
@@ -477,6 +489,7 @@ static void load_license(struct ledger *l) {
         take(l, &c);
     log_info("license %s for product %s loaded from the TPM",
              license_code_for_log(l->lic.code, tail), l->lic.product);
+    return 0;
 }
 
 int ledger_load(struct ledger *l, bool tpm_present, char *err, size_t errlen) {
@@ -503,7 +516,9 @@ int ledger_load(struct ledger *l, bool tpm_present, char *err, size_t errlen) {
         snprintf(err, errlen, "reading the usage counter: %s", why);
         goto out;
     }
-    load_license(l);
+    r = load_license(l, why);
+    if (r < 0)
+        snprintf(err, errlen, "%s", why);
 out:
     if (r == 0)
         publish(l);
@@ -561,6 +576,8 @@ static void tick_clocks(struct ledger *l, bool *changed) {
         l->floor_value = v;
         l->floor_inc_clock = clk.clock_ms ? clk.clock_ms : 1;
         update_floor(l);
+        log_debug("the time floor moved to %lld (hour counter %llu)", (long long)l->floor_time,
+                  (unsigned long long)v);
         *changed = true;
     }
 }

@@ -80,8 +80,17 @@ static void post_check(void *ud, const struct http_request *req, struct http_res
                    feature, sizeof(feature)))
         return respond_cj(resp, &c);
     s = ledger_snapshot(x->ledger);
-    if (license_decide(&s->lic, feature[0] ? feature : NULL, agent_now(), reason, sizeof(reason)) ==
-        VERDICT_ALLOWED) {
+    if (!tpmio_trusted(x->tpm)) {
+        /* an answer of the TPM failed its authentication: fail closed */
+        atomic_fetch_add(&x->checks_denied, 1);
+        return http_respond_json(resp, 403,
+                                 json_pack("{s:b, s:s, s:i}", "allowed", false, "error",
+                                           NOT_AUTHORISED "the TPM's answers could not be "
+                                                          "authenticated",
+                                           "code", 403));
+    }
+    if (license_decide(&s->lic, feature[0] ? feature : NULL, snapshot_decision_time(s, agent_now()),
+                       reason, sizeof(reason)) == VERDICT_ALLOWED) {
         atomic_fetch_add(&x->checks_allowed, 1);
         http_respond_json(
             resp, 200,

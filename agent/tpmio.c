@@ -337,17 +337,20 @@ static void watch_once(struct tpmio *t) {
     if (t->ctx) {
         int r = tpm_read_clock(t->ctx, &clk);
         if (r < 0)
-            failed(t, -ENODEV, "TPM lost", NULL);
+            failed(t, r == -EBADE ? -EBADE : -ENODEV, "watching the TPM", NULL);
     }
     if (!t->ctx && t->tcti) {
         int r = open_proven(t, &t->ek, NULL, err, sizeof(err));
         if (r == 0)
             back = true;
-        else if (r == -EKEYREJECTED) {
+        else if (r == -EKEYREJECTED || r == -EBADE) {
+            /* another TPM, or answers changed on the way: fail closed */
             pthread_mutex_lock(&t->health_lock);
             if (strcmp(t->health.error, err) != 0)
                 log_error("the TPM at %s answers, but: %s", t->tcti, err);
             snprintf(t->health.error, sizeof(t->health.error), "%s", err);
+            t->health.untrusted = true;
+            atomic_store(&t->untrusted, true);
             pthread_mutex_unlock(&t->health_lock);
         }
     }

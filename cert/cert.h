@@ -197,6 +197,10 @@ struct cert_ek_trust {
 /* Verifies the EK certificate (DER) against the CA certificates in ca_dir
  * (PEM or DER files; no time check). Fills *ret; -ENOMEM only. */
 int cert_ek_trust(const uint8_t *der, size_t len, const char *ca_dir, struct cert_ek_trust *ret);
+/* "any", "certified" or CA key ids separated by commas (the command-line
+ * form); -EINVAL with a message otherwise. */
+int cert_tpm_trust_parse(const char *s, struct cert_tpm_trust *ret, char *err, size_t errlen);
+void cert_tpm_trust_format(const struct cert_tpm_trust *t, char *buf, size_t len);
 /* Does this TPM's EK trust meet the license's tpm_trust? msg says why not. */
 bool cert_tpm_trust_met(const struct cert_license *l, const struct cert_ek_trust *t, char *msg,
                         size_t msglen);

@@ -162,3 +162,51 @@ bool cert_tpm_trust_met(const struct cert_license *l, const struct cert_ek_trust
              t->issuer);
     return false;
 }
+
+int cert_tpm_trust_parse(const char *s, struct cert_tpm_trust *ret, char *err, size_t errlen) {
+    _cleanup_free_ char *copy = NULL;
+    char *save = NULL, *tok;
+    uint8_t raw[32];
+
+    memset(ret, 0, sizeof(*ret));
+    if (!s || !strcmp(s, "any"))
+        return 0;
+    if (!strcmp(s, "certified")) {
+        ret->kind = CERT_TPM_TRUST_CERTIFIED;
+        return 0;
+    }
+    copy = strdup(s);
+    if (!copy)
+        return -ENOMEM;
+    ret->kind = CERT_TPM_TRUST_CAS;
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (ret->nkeys == CERT_TPM_TRUST_KEYS_MAX || hex_decode_exact(tok, raw, 32) < 0) {
+            snprintf(err, errlen,
+                     "tpm trust must be any, certified, or 1 to %d CA key ids (64 lower-case "
+                     "hex digits each, the SHA-256 of the CA's public key) separated by commas",
+                     CERT_TPM_TRUST_KEYS_MAX);
+            return -EINVAL;
+        }
+        snprintf(ret->key_ids[ret->nkeys++], sizeof(ret->key_ids[0]), "%s", tok);
+    }
+    if (!ret->nkeys) {
+        snprintf(err, errlen, "tpm trust names no CA key id");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void cert_tpm_trust_format(const struct cert_tpm_trust *t, char *buf, size_t len) {
+    size_t n = 0;
+    if (t->kind == CERT_TPM_TRUST_ANY) {
+        snprintf(buf, len, "any");
+        return;
+    }
+    if (t->kind == CERT_TPM_TRUST_CERTIFIED) {
+        snprintf(buf, len, "certified");
+        return;
+    }
+    buf[0] = '\0';
+    for (size_t i = 0; i < t->nkeys && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? "," : "", t->key_ids[i]);
+}

@@ -211,7 +211,7 @@ static const char sign_help[] =
     "        --type perpetual|time-limited|subscription|consumption [--expiry RFC3339]\n"
     "        [--features a,b] [--secs-allocated N] [--secs-granted N] [--tick-secs N]\n"
     "        [--offline-allowed] [--hwid-policy default|all] [--not-before RFC3339]\n"
-    "        [--license CODE]\n"
+    "        [--license CODE] [--tpm-trust any|certified|KEYID,...]\n"
     "\n"
     "Reads an activation certificate (from FILE or standard input; line breaks are\n"
     "ignored), checks it (its computer ID and EK match its hardware digests) and\n"
@@ -235,16 +235,27 @@ static const char sign_help[] =
     "                        always allows offline mode\n"
     "  --hwid-policy P       default (EK and DMI or NIC must match) or all (every\n"
     "                        component must match)\n"
-    "  --license CODE        refuse unless the activation certificate is for this code\n";
+    "  --license CODE        refuse unless the activation certificate is for this code\n"
+    "  --tpm-trust T         which TPMs the license accepts: any (default: every TPM that\n"
+    "                        proves it holds its endorsement key), certified (its EK\n"
+    "                        certificate chains to a CA of the appliance's EK trust\n"
+    "                        store), or CA key ids (SHA-256 of a CA's public key, as\n"
+    "                        'inspect' shows them) separated by commas\n"
+    "\n"
+    "An activation request made while a license was in force names that license:\n"
+    "the new certificate's usage counter base is then that license's ceiling plus\n"
+    "one, and applying it ends the old one. A request dated more than 30 days ago\n"
+    "is refused (its date anchors the appliance's time floor).\n";
 
 struct sign_args {
     const char *key, *in, *product, *expiry, *not_before, *features, *license;
     const char *customer_id, *type, *secs_allocated, *secs_granted, *tick_secs, *policy;
+    const char *tpm_trust;
 };
 
 static int build_license(const struct sign_args *o, const struct cert_activation *a, time_t now,
                          struct cert_license *l) {
-    char msg[128];
+    char msg[256];
     uint64_t u;
     int r;
 
@@ -276,6 +287,8 @@ static int build_license(const struct sign_args *o, const struct cert_activation
     l->tick_secs = (uint32_t)u;
     if (hwid_policy_from_name(o->policy ? o->policy : "default", &l->hwid_policy) < 0)
         return verb_usage_error(PROG " sign-activation", "--hwid-policy must be default or all");
+    if (cert_tpm_trust_parse(o->tpm_trust, &l->tpm_trust, msg, sizeof(msg)) < 0)
+        return verb_usage_error(PROG " sign-activation", "--%s", msg);
     r = cert_features_parse(o->features, l, msg, sizeof(msg));
     if (r == -EINVAL)
         return verb_usage_error(PROG " sign-activation", "--features %s", msg);
@@ -332,6 +345,7 @@ static int cmd_sign_activation(int argc, char **argv, void *userdata) {
         {"offline-allowed", no_argument, NULL, 'o'},
         {"hwid-policy", required_argument, NULL, 'P'},
         {"license", required_argument, NULL, 'l'},
+        {"tpm-trust", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {0},
@@ -390,6 +404,9 @@ static int cmd_sign_activation(int argc, char **argv, void *userdata) {
         case 'l':
             o.license = optarg;
             break;
+        case 'R':
+            o.tpm_trust = optarg;
+            break;
         case OPT_HELP:
         case OPT_VERSION:
             return help_or_version(c, sign_help);
@@ -428,7 +445,7 @@ static int cmd_sign_activation(int argc, char **argv, void *userdata) {
 /* --- inspect ------------------------------------------------------------------ */
 
 static const char inspect_help[] =
-    "Usage: " PROG " inspect --public FILE [--in FILE] [--json]\n"
+    "Usage: " PROG " inspect --public FILE [--in FILE] [--json] [--ek-ca-dir DIR]\n"
     "\n"
     "Verifies a license certificate against the vendor's public key and shows every\n"
     "field, or checks an activation certificate for consistency and shows its fields\n"
@@ -439,7 +456,10 @@ static const char inspect_help[] =
     "\n"
     "  --public FILE   the vendor's Ed25519 public key (PEM)\n"
     "  --in FILE       the certificate (default: standard input)\n"
-    "  --json          one JSON object: kind, status, message and the fields\n";
+    "  --json          one JSON object: kind, status, message and the fields\n"
+    "  --ek-ca-dir DIR with an activation certificate: check its EK certificate\n"
+    "                  against the CA certificates in DIR and show the CA key ids a\n"
+    "                  license's --tpm-trust can name\n";
 
 static const char *status_token(enum cert_status s) {
     static const char *const t[] = {
@@ -520,6 +540,22 @@ static void print_license(const struct cert_license *l) {
     field("activation_type", "%s", l->activated_offline ? "offline" : "online");
     field("tick_secs", "%u", l->tick_secs);
     print_counter(&l->counter, "base");
+    field("counter.ceiling", "%llu", (unsigned long long)cert_license_ceiling(l));
+    {
+        char trust[CERT_TPM_TRUST_KEYS_MAX * 66];
+        cert_tpm_trust_format(&l->tpm_trust, trust, sizeof(trust));
+        field("tpm_trust", "%s", trust);
+    }
+    if (l->time_floor.present) {
+        field("time_floor.index", "0x%08x", l->time_floor.counter.index);
+        field("time_floor.base", "%llu", (unsigned long long)l->time_floor.counter.value);
+        print_time("time_floor.at", l->time_floor.at);
+    }
+    if (l->window.present) {
+        field("online_window", "TPM clock %llu to %llu ms", (unsigned long long)l->window.tpm_clock,
+              (unsigned long long)l->window.tpm_clock_until);
+        print_time("online_window.until", l->window.until);
+    }
     print_time("iat", l->iat);
     field("jti", "%s", l->jti);
 }
@@ -584,8 +620,25 @@ static json_t *hwid_json(const struct hwid_digests *d) {
     return o;
 }
 
-static int inspect_activation(const char *text, size_t len, bool as_json) {
+/* The EK certificate an activation carries, against a store of CA
+ * certificates: whether it chains, and the CA key ids a license's
+ * tpm_trust may name. */
+static json_t *ek_trust_json(const struct cert_activation *a, const char *ca_dir,
+                             struct cert_ek_trust *t) {
+    json_t *ids = json_array();
+    if (cert_ek_trust(a->ek_certificate, a->ek_certificate_len, ca_dir, t) < 0 || !ids) {
+        json_decref(ids);
+        return NULL;
+    }
+    for (size_t i = 0; i < t->nkeys; i++)
+        json_array_append_new(ids, json_string(t->ca_key_ids[i]));
+    return json_pack("{s:b, s:s, s:o}", "certified", t->certified, "why", t->why, "ca_key_ids",
+                     ids);
+}
+
+static int inspect_activation(const char *text, size_t len, const char *ek_ca_dir, bool as_json) {
     _cleanup_(cert_activation_clearp) struct cert_activation a = {0};
+    struct cert_ek_trust trust = {0};
     char msg[512], recomputed[HWID_ID_STRLEN] = "", ekhex[HWID_DIGEST_HEXLEN] = "", when[21];
     char name[2 * CERT_COUNTER_NAME_MAX + 1], index[11];
     uint8_t ekd[HWID_DIGEST_LEN];
@@ -628,6 +681,18 @@ static int inspect_activation(const char *text, size_t len, bool as_json) {
                     json_object_set_new(o, opt[i].key, json_string(opt[i].value));
             if (a.is_vm >= 0)
                 json_object_set_new(o, "is_vm", json_boolean(a.is_vm));
+            if (a.ek_issuer[0])
+                json_object_set_new(o, "ek_issuer", json_string(a.ek_issuer));
+            if (a.time_floor.index)
+                json_object_set_new(o, "time_floor",
+                                    json_pack("{s:I, s:I}", "index", (json_int_t)a.time_floor.index,
+                                              "value", (json_int_t)a.time_floor.value));
+            if (a.supersedes_jti[0])
+                json_object_set_new(o, "supersedes",
+                                    json_pack("{s:s, s:I}", "jti", a.supersedes_jti, "ceiling",
+                                              (json_int_t)a.supersedes_ceiling));
+            if (ek_ca_dir)
+                json_object_set_new(o, "ek_trust", ek_trust_json(&a, ek_ca_dir, &trust));
         }
         if (print_json(o) < 0)
             return refuse("out of memory");
@@ -664,6 +729,20 @@ static int inspect_activation(const char *text, size_t len, bool as_json) {
                 field("vm_info", "%s", a.vm_info);
             if (a.app_ver[0])
                 field("app_ver", "%s", a.app_ver);
+            field("ek_issuer", "%s", a.ek_issuer[0] ? a.ek_issuer : "(no EK certificate)");
+            if (a.time_floor.index)
+                field("time_floor", "counter 0x%08x at %llu", a.time_floor.index,
+                      (unsigned long long)a.time_floor.value);
+            if (a.supersedes_jti[0])
+                field("supersedes", "%s (its ceiling %llu)", a.supersedes_jti,
+                      (unsigned long long)a.supersedes_ceiling);
+            if (ek_ca_dir &&
+                cert_ek_trust(a.ek_certificate, a.ek_certificate_len, ek_ca_dir, &trust) == 0) {
+                field("ek_trust", "%s",
+                      trust.certified ? "chains to a CA in the store" : trust.why);
+                for (size_t i = 0; i < trust.nkeys; i++)
+                    field("ek_ca_key_id", "%s", trust.ca_key_ids[i]);
+            }
         }
     }
     return s == CERT_OK && ok ? 0 : EXIT_REFUSED;
@@ -674,13 +753,14 @@ static int cmd_inspect(int argc, char **argv, void *userdata) {
         {"public", required_argument, NULL, 'p'},
         {"in", required_argument, NULL, 'i'},
         {"json", no_argument, NULL, 'j'},
+        {"ek-ca-dir", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {0},
     };
     _cleanup_(EVP_PKEY_freep) EVP_PKEY *pub = NULL;
     _cleanup_free_ char *text = NULL;
-    const char *pubfile = NULL, *in = NULL;
+    const char *pubfile = NULL, *in = NULL, *ek_ca_dir = NULL;
     bool as_json = false;
     size_t len;
     int c, state = 0, rc = 0, r;
@@ -695,6 +775,9 @@ static int cmd_inspect(int argc, char **argv, void *userdata) {
             break;
         case 'j':
             as_json = true;
+            break;
+        case 'E':
+            ek_ca_dir = optarg;
             break;
         case OPT_HELP:
         case OPT_VERSION:
@@ -713,7 +796,7 @@ static int cmd_inspect(int argc, char **argv, void *userdata) {
         return r;
     /* base64url has no '.': a dot means the three parts of a JWS */
     if (!memchr(text, '.', len))
-        return inspect_activation(text, len, as_json);
+        return inspect_activation(text, len, ek_ca_dir, as_json);
     if (!pub)
         return verb_usage_error(PROG " inspect",
                                 "--public FILE is needed to verify a license certificate");

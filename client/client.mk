@@ -37,3 +37,9 @@ tpmlicctl_SRCS := client/tpmlicctl.c client/ctl_format.c client/answer.c
 tpmlicctl_LIBS := tpmlic common
 tpmlicctl_PKGS := jansson
 tpmlicctl_LDLIBS := -lpthread
+
+# Symbol versions of the shared library: client/libtpmlic.map exports
+# tpmlic_* at version TPMLIC_0 (debian/libtpmlic0.symbols lists them). The
+# objects depend on the map so that a changed map relinks the library.
+tpmlic_LDLIBS += -Wl,--version-script=client/libtpmlic.map
+$(patsubst %.c,$(B)/pic/%.o,$(tpmlic_SRCS)): client/libtpmlic.map

@@ -3,9 +3,15 @@
  * decoded reason, capabilities, stale-handle flushing and ReadClock. */
 #include "tpm/tpm-internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
@@ -361,6 +367,86 @@ static bool tcti_is_resource_manager(const char *tcti) {
     return strncmp(tcti, "device:/dev/tpmrm", 17) == 0 || strncmp(tcti, "tabrmd", 6) == 0;
 }
 
+/* "crw-rw----" for a mode, as ls shows it. */
+static void mode_text(mode_t m, char out[11]) {
+    static const char rwx[] = "rwxrwxrwx";
+    out[0] = S_ISCHR(m) ? 'c' : S_ISBLK(m) ? 'b' : S_ISDIR(m) ? 'd' : S_ISREG(m) ? '-' : '?';
+    for (int i = 0; i < 9; i++)
+        out[1 + i] = (m & (0400u >> i)) ? rwx[i] : '-';
+    out[10] = '\0';
+}
+
+static void user_text(uid_t uid, char *out, size_t len) {
+    struct passwd pw, *res = NULL;
+    char buf[1024];
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) == 0 && res)
+        snprintf(out, len, "%s", pw.pw_name);
+    else
+        snprintf(out, len, "%u", (unsigned)uid);
+}
+
+static void group_text(gid_t gid, char *out, size_t len) {
+    struct group gr, *res = NULL;
+    char buf[1024];
+    if (getgrgid_r(gid, &gr, buf, sizeof(buf), &res) == 0 && res)
+        snprintf(out, len, "%s", gr.gr_name);
+    else
+        snprintf(out, len, "%u", (unsigned)gid);
+}
+
+/* The device TCTI reports a node it may not open as a bare I/O failure
+ * (0xa000a). When the TCTI is "device:PATH" and PATH exists but this process
+ * may not open it read-write, write the reason instead: the node's owner,
+ * group and mode, our ids, and what to add, into ctx->error. Returns -EACCES
+ * then, 0 when permissions are not the problem. */
+static int explain_device_denied(struct tpm_ctx *ctx, const char *tcti) {
+    const char *path = strncmp(tcti, "device:", 7) == 0 ? tcti + 7 : NULL;
+    char mode[11], owner[64], group[64];
+    struct stat st;
+    int fd, err;
+
+    if (!path || !*path)
+        return 0;
+    if (stat(path, &st) < 0) {
+        if (errno != EACCES)
+            return 0;
+        return tpm_fail(ctx, -EACCES,
+                        "cannot reach the TPM device %s: permission denied on a directory above "
+                        "it (uid %u, gid %u)",
+                        path, (unsigned)geteuid(), (unsigned)getegid());
+    }
+    fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    err = errno;
+    if (err != EACCES && err != EPERM)
+        return 0;
+    mode_text(st.st_mode, mode);
+    user_text(st.st_uid, owner, sizeof(owner));
+    group_text(st.st_gid, group, sizeof(group));
+    if (err == EPERM)
+        /* the node's permissions allow us: a device cgroup refuses it */
+        return tpm_fail(ctx, -EACCES,
+                        "cannot open the TPM device %s (%s %s:%s): refused by the device policy "
+                        "(uid %u, gid %u); allow it (systemd: DeviceAllow=%s rw)",
+                        path, mode, owner, group, (unsigned)geteuid(), (unsigned)getegid(), path);
+    if ((st.st_mode & 0060) == 0060)
+        return tpm_fail(
+            ctx, -EACCES,
+            "cannot open the TPM device %s (%s %s:%s): permission denied for uid %u, "
+            "gid %u; add group %s (systemd: SupplementaryGroups=%s, or membership of group "
+            "%s)",
+            path, mode, owner, group, (unsigned)geteuid(), (unsigned)getegid(), group, group,
+            group);
+    return tpm_fail(ctx, -EACCES,
+                    "cannot open the TPM device %s (%s %s:%s): permission denied for uid %u, "
+                    "gid %u; only its owner may open it: give it a group (a udev rule; Debian's "
+                    "tpm-udev: tss:tss 0660)",
+                    path, mode, owner, group, (unsigned)geteuid(), (unsigned)getegid());
+}
+
 void tpm_close(struct tpm_ctx *ctx) {
     if (!ctx)
         return;
@@ -405,6 +491,8 @@ int tpm_open(const char *tcti, unsigned flags, struct tpm_ctx **ret_ctx, char *e
             r = -ENODEV;
         snprintf(ctx->error, sizeof(ctx->error), "no TPM at '%s' (0x%x: %s)", tcti, rc,
                  Tss2_RC_Decode(rc));
+        if (r == -ENODEV && explain_device_denied(ctx, tcti) < 0)
+            r = -EACCES;
         goto fail;
     }
     count_tcti_init(&ctx->counting, ctx->tcti, &ctx->commands);

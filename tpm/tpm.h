@@ -13,7 +13,7 @@
  *   -ENOLCK     dictionary-attack lockout
  *   -EBUSY      NV write rate limit (TPM_RC_NV_RATE): retry later
  *   -EAGAIN     TPM busy/testing/yielded after our retries
- *   -EACCES     authorization failed
+ *   -EACCES     authorization failed, or the TPM device may not be opened
  *   -EROFS      NV index write-locked
  *   -EFBIG      data larger than the index or than NV_INDEX_MAX
  *   -EPROTO     malformed response from the TPM
@@ -45,7 +45,8 @@ enum tpm_open_flags {
  * Startup(CLEAR) (a TPM that is already started is fine), flushes stale
  * transient objects and sessions unless the TCTI is a resource manager, and
  * reads the fixed capabilities. On failure writes a one-line reason into
- * errbuf (may be NULL). */
+ * errbuf (may be NULL); a "device:PATH" TCTI whose node exists but may not be
+ * opened gives -EACCES with the node's owner, group and mode in the reason. */
 int tpm_open(const char *tcti, unsigned flags, struct tpm_ctx **ret_ctx, char *errbuf,
              size_t errlen);
 /* Closes the context; accepts NULL. */
