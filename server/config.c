@@ -38,8 +38,8 @@ static const struct serve_opt {
     S("key", "FILE", key, "the vendor's Ed25519 private key (PEM)"),
     S("listen", "HOST:PORT", listen,
       "address for appliances, e.g. 0.0.0.0:8443 or\n"
-      "[::]:8443; port 0 picks a free port (see --port-\n"
-      "file)"),
+      "[::]:8443; port 0 picks a free port (see\n"
+      "--port-file)"),
     S("tls-cert", "FILE", tls_cert, "the server's certificate (PEM, chain after it)"),
     S("tls-key", "FILE", tls_key, "its private key (PEM, not encrypted)"),
     S("port-file", "FILE", port_file,
