@@ -38,6 +38,9 @@ static const struct option_def defs[] = {
      "CA certificates the TPM's EK certificate may chain to (default " AGENT_DEFAULT_EK_CA_DIR ")"},
     {"owner_auth_file", T_STR, O(owner_auth_file), "FILE",
      "the TPM owner's authorization, when the image set one (root-only file)"},
+    {"license_file", T_STR, O(license_file), "FILE",
+     "the license to activate online while the TPM holds none (zero-touch; default "
+     AGENT_DEFAULT_LICENSE_FILE ", if present)"},
     {"server_timeout", T_UINT, O(server_timeout_secs), "SECONDS",
      "longest exchange with the license server, connecting included (default 30)"},
     {"user", T_STR, O(user), "USER", "drop privileges to this user after start-up"},
@@ -64,6 +67,7 @@ static void set_defaults(struct agent_config *c) {
     c->state_dir = strdup(AGENT_DEFAULT_STATE_DIR);
     c->vendor_key = strdup(AGENT_DEFAULT_VENDOR_KEY);
     c->ek_ca_dir = strdup(AGENT_DEFAULT_EK_CA_DIR);
+    c->license_file = strdup(AGENT_DEFAULT_LICENSE_FILE);
     c->service_group = strdup("tpmlic");
     c->admin_group = strdup("tpmlic-admin");
     c->log_level = LOG_LVL_INFO;

@@ -15,6 +15,7 @@
 #define AGENT_DEFAULT_STATE_DIR  "/var/lib/tpmlic"
 #define AGENT_DEFAULT_VENDOR_KEY "/etc/tpmlic/vendor.pub"
 #define AGENT_DEFAULT_EK_CA_DIR  "/etc/tpmlic/ek-ca.d"
+#define AGENT_DEFAULT_LICENSE_FILE "/etc/tpmlic/license.json"
 
 struct agent_config {
     char *config_file;
@@ -26,6 +27,7 @@ struct agent_config {
     char *server_ca;
     char *ek_ca_dir;
     char *owner_auth_file;
+    char *license_file;
     char *user;
     char *service_group;
     char *admin_group;

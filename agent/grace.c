@@ -12,6 +12,7 @@ bool grace_begin(struct store_state *s, enum online_failure f, bool validated_th
         f == FAILURE_UNREACHABLE && validated_this_boot ? GRACE_LONG_SECS : GRACE_SHORT_SECS;
     s->grace_seen_ms = 0;
     s->clock_anchor_ms = tpm_ms;
+    s->grace_ended = 0;
     return true;
 }
 
@@ -33,6 +34,11 @@ bool grace_observe(struct store_state *s, time_t now, uint64_t tpm_ms, bool tpm_
     }
     if (seen == s->grace_seen_ms && anchor == s->clock_anchor_ms)
         return false;
+    /* the moment it ran out, on the wall clock: what is shown from then on */
+    if (!s->grace_ended && seen >= (uint64_t)s->grace_secs * 1000 && now > 0) {
+        uint64_t over_by_ms = seen - (uint64_t)s->grace_secs * 1000;
+        s->grace_ended = (uint64_t)now > over_by_ms / 1000 ? (uint64_t)now - over_by_ms / 1000 : 1;
+    }
     s->grace_seen_ms = seen;
     s->clock_anchor_ms = anchor;
     return true;
@@ -50,6 +56,9 @@ uint64_t grace_left_ms(const struct store_state *s) {
 time_t grace_end(const struct store_state *s, time_t now) {
     if (!s->grace_start)
         return 0;
+    if (grace_over(s))
+        return s->grace_ended ? (time_t)s->grace_ended
+                              : (time_t)(s->grace_start + s->grace_secs);
     return now + (time_t)((grace_left_ms(s) + 999) / 1000);
 }
 
@@ -58,6 +67,7 @@ void grace_succeeded(struct store_state *s, time_t now) {
     s->grace_secs = 0;
     s->grace_seen_ms = 0;
     s->clock_anchor_ms = 0;
+    s->grace_ended = 0;
     s->flags &= ~(uint32_t)STORE_REFUSED;
     s->refusal = 0;
     s->last_success = now > 0 ? (uint64_t)now : 0;
@@ -77,6 +87,7 @@ void grace_from_record(struct store_state *s) {
         s->grace_secs = 0;
         s->grace_seen_ms = 0;
         s->clock_anchor_ms = 0;
+        s->grace_ended = 0;
         return;
     }
     s->grace_secs = s->grace_secs == GRACE_LONG_SECS ? GRACE_LONG_SECS : GRACE_SHORT_SECS;

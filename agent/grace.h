@@ -40,7 +40,8 @@ bool grace_begin(struct store_state *s, enum online_failure f, bool validated_th
 bool grace_observe(struct store_state *s, time_t now, uint64_t tpm_ms, bool tpm_ok);
 
 /* After grace_observe: is the grace period over, and when does it end on
- * the wall clock as it stands (for display)? 0 when none runs. */
+ * the wall clock as it stands (for display)? Once over, the moment it ran
+ * out (grace_ended), which no later retry moves. 0 when none runs. */
 bool grace_over(const struct store_state *s);
 time_t grace_end(const struct store_state *s, time_t now);
 /* Milliseconds left, 0 when over or none runs. */

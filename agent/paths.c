@@ -117,7 +117,7 @@ int agent_state_dir_open(const char *path, uid_t uid, gid_t gid, int *ret_fd, ch
     r = agent_path_trusted(dir, "the state directory's parent", err, errlen);
     if (r < 0)
         return r;
-    parent = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    parent = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (parent < 0) {
         r = -errno;
         snprintf(err, errlen, "cannot open %s: %s", dir, strerror(errno));
@@ -128,7 +128,9 @@ int agent_state_dir_open(const char *path, uid_t uid, gid_t gid, int *ret_fd, ch
         snprintf(err, errlen, "cannot create state directory %s: %s", path, strerror(errno));
         return r;
     }
-    fd = openat(parent, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    /* O_PATH: root without CAP_DAC_OVERRIDE may not read a directory its
+     * service user owns, but may hold it; the user opens files in it later */
+    fd = openat(parent, base, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         r = -errno;
         snprintf(err, errlen, "cannot open state directory %s: %s", path,
@@ -142,7 +144,8 @@ int agent_state_dir_open(const char *path, uid_t uid, gid_t gid, int *ret_fd, ch
         close(fd);
         return r;
     }
-    if (uid != (uid_t)-1 && fchown(fd, uid, gid) < 0) {
+    if (uid != (uid_t)-1 && (st.st_uid != uid || (gid != (gid_t)-1 && st.st_gid != gid)) &&
+        fchownat(fd, "", uid, gid, AT_EMPTY_PATH) < 0) {
         r = -errno;
         snprintf(err, errlen, "cannot give %s to uid %u: %s", path, (unsigned)uid, strerror(errno));
         close(fd);
@@ -188,8 +191,16 @@ int agent_nv_auth_load(int dirfd, uint8_t ret[AGENT_NV_AUTH_LEN], bool *ret_crea
         secure_wipe(hex, sizeof(hex));
         if (r == 0 && write(fd, ret, AGENT_NV_AUTH_LEN) != AGENT_NV_AUTH_LEN)
             r = -EIO;
-        if (r == 0 && (fsync(fd) < 0 || fsync(dirfd) < 0))
+        if (r == 0 && fsync(fd) < 0)
             r = -errno;
+        if (r == 0) {
+            /* the directory entry too (dirfd is O_PATH: a readable one) */
+            int d = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (d < 0 || fsync(d) < 0)
+                r = -errno;
+            if (d >= 0)
+                close(d);
+        }
         if (r < 0) {
             unlinkat(dirfd, "nv.auth", 0);
             snprintf(err, errlen, "cannot write nv.auth in the state directory: %s", strerror(-r));

@@ -27,15 +27,17 @@ int agent_dir_trusted(const char *path, const char *what, char *err, size_t errl
 
 /* Opens the state directory (made with mode 0750 when missing) without
  * following a link at its path, after checking its parent as above; gives
- * it to uid:gid (-1: unchanged). It must not be writable by others. The fd
- * is in *ret_fd. */
+ * it to uid:gid (-1: unchanged) when it is not theirs yet. It must not be
+ * writable by others. *ret_fd is an O_PATH descriptor, for openat() by the
+ * user the agent runs as. */
 int agent_state_dir_open(const char *path, uid_t uid, gid_t gid, int *ret_fd, char *err,
                          size_t errlen);
 
 /* The auth value of the agent's NV indices, kept in the state directory as
- * nv.auth (mode 0400): read, or made (random) when missing, in which case
- * *ret_created is set. A link, a file others may read or one of another
- * size is refused. */
+ * nv.auth (mode 0400, the agent's user's: after the privilege drop only the
+ * agent and root can read it): read, or made (random) when missing, in
+ * which case *ret_created is set. A link, a file others may read or one of
+ * another size is refused. */
 int agent_nv_auth_load(int dirfd, uint8_t ret[AGENT_NV_AUTH_LEN], bool *ret_created, char *err,
                        size_t errlen);
 

@@ -28,6 +28,8 @@
 #include "agent/routes.h"
 #include "agent/tpmio.h"
 #include "agent/validator.h"
+#include "common/json.h"
+#include "common/licensecode.h"
 #include "common/log.h"
 #include "hwid/hwid.h"
 
@@ -41,6 +43,8 @@ struct daemon {
     struct ledger *ledger;
     struct validator *validator;
     struct cert_ek_trust ek_trust;
+    struct activation_fields zero_touch; /* from the license file */
+    bool have_zero_touch;
     struct routes_ctx routes;
     struct http_server *http;
     int listen_fd;
@@ -72,15 +76,15 @@ static int check_trusted_files(struct daemon *d, char *err, size_t errlen) {
     return 0;
 }
 
-/* The state directory, the auth value of the NV indices kept there, and the
- * owner authorization when one is configured: all before the ledger uses
- * the TPM. */
-static int prepare_tpm_secrets(struct daemon *d, char *err, size_t errlen) {
+/* Before the privilege drop: the owner authorization (a root-only file)
+ * when one is configured, and the state directory (made and given to the
+ * service user only when it is missing or not the user's yet: a packaged
+ * image has it from tmpfiles.d, so the unit needs no CAP_CHOWN). */
+static int prepare_as_root(struct daemon *d, char *err, size_t errlen) {
     struct passwd pw, *res = NULL;
-    uint8_t auth[AGENT_NV_AUTH_LEN], owner[64];
+    uint8_t owner[64];
     size_t owner_len = 0;
     char buf[4096];
-    bool created;
     int r;
 
     if (d->cfg->user && (getpwnam_r(d->cfg->user, &pw, buf, sizeof(buf), &res) != 0 || !res)) {
@@ -89,27 +93,92 @@ static int prepare_tpm_secrets(struct daemon *d, char *err, size_t errlen) {
     }
     r = agent_state_dir_open(d->cfg->state_dir, res ? res->pw_uid : (uid_t)-1,
                              res ? res->pw_gid : (gid_t)-1, &d->state_fd, err, errlen);
-    if (r < 0)
+    if (r < 0 || !d->cfg->owner_auth_file || !*d->cfg->owner_auth_file)
         return r;
-    r = agent_nv_auth_load(d->state_fd, auth, &created, err, errlen);
-    if (r < 0)
-        return r;
-    if (created)
-        log_info("made the auth value for the agent's NV indices (%s/nv.auth)", d->cfg->state_dir);
-    r = tpmio_set_nv_auth(d->tpm, auth, sizeof(auth));
-    secure_wipe(auth, sizeof(auth));
-    if (r < 0) {
-        snprintf(err, errlen, "setting the NV auth value failed");
-        return r;
-    }
-    if (!d->cfg->owner_auth_file || !*d->cfg->owner_auth_file)
-        return 0;
     r = agent_secret_file_read(d->cfg->owner_auth_file, "the owner authorization file", owner,
                                sizeof(owner), &owner_len, err, errlen);
     if (r == 0 && (r = tpmio_set_owner_auth(d->tpm, owner, owner_len)) < 0)
         snprintf(err, errlen, "setting the owner authorization failed");
     secure_wipe(owner, sizeof(owner));
     return r;
+}
+
+/* After the drop: the auth value of the NV indices, kept in the state
+ * directory readable by the agent's user alone (nv.auth), made at the first
+ * start. */
+static int load_nv_auth(struct daemon *d, char *err, size_t errlen) {
+    uint8_t auth[AGENT_NV_AUTH_LEN];
+    bool created;
+    int r = agent_nv_auth_load(d->state_fd, auth, &created, err, errlen);
+
+    if (r < 0)
+        return r;
+    if (created)
+        log_info("made the auth value for the agent's NV indices (%s/nv.auth)", d->cfg->state_dir);
+    r = tpmio_set_nv_auth(d->tpm, auth, sizeof(auth));
+    secure_wipe(auth, sizeof(auth));
+    if (r < 0)
+        snprintf(err, errlen, "setting the NV auth value failed");
+    return r;
+}
+
+/* The license file for zero-touch provisioning (docs/packaging.md): the
+ * license code and the operator's fields, as a POST of
+ * /v1/management/license would carry them. It decides which license the
+ * appliance takes, so it must be root's alone like the other trust files. */
+static int read_license_file(struct daemon *d, char *err, size_t errlen) {
+    static const char *const keys[] = {"license", "username", "email_address", "company_name",
+                                       NULL};
+    const char *path = d->cfg->license_file;
+    _cleanup_(json_decrefp) json_t *o = NULL;
+    _cleanup_free_ char *text = NULL;
+    char msg[200], tail[LICENSE_CODE_LOG_BUFLEN];
+    struct cj c = {.msg = msg, .msglen = sizeof(msg)};
+    struct activation_fields *f = &d->zero_touch;
+    size_t len = 0;
+    FILE *fp;
+    int r;
+
+    if (!path || !*path || access(path, F_OK) < 0)
+        return 0;
+    r = agent_path_trusted(path, "the license file", err, errlen);
+    if (r < 0)
+        return r;
+    fp = fopen(path, "re");
+    if (!fp) {
+        r = -errno;
+        snprintf(err, errlen, "cannot read the license file %s: %s", path, strerror(errno));
+        return r;
+    }
+    text = calloc(1, 4097);
+    len = text ? fread(text, 1, 4097, fp) : 0;
+    fclose(fp);
+    if (!text)
+        return -ENOMEM;
+    if (len > 4096) {
+        snprintf(err, errlen, "the license file %s is larger than 4096 bytes", path);
+        return -EFBIG;
+    }
+    if (cj_load_object(text, len, false, &o, msg, sizeof(msg)) < 0 ||
+        !cj_only_keys(&c, o, "", keys) ||
+        !cj_license_code(&c, o, "license", true, f->license, sizeof(f->license)) ||
+        !cj_string(&c, o, "username", CJ_OPTIONAL, CJ_TEXT, 128, f->username,
+                   sizeof(f->username)) ||
+        !cj_string(&c, o, "email_address", CJ_OPTIONAL, CJ_TEXT, 128, f->email_address,
+                   sizeof(f->email_address)) ||
+        !cj_string(&c, o, "company_name", CJ_OPTIONAL, CJ_TEXT, 128, f->company_name,
+                   sizeof(f->company_name))) {
+        secure_wipe(text, len);
+        snprintf(err, errlen, "the license file %s: %s", path, msg);
+        return -EINVAL;
+    }
+    secure_wipe(text, len);
+    d->have_zero_touch = true;
+    if (!d->cfg->server || !*d->cfg->server)
+        log_warn("the license file %s names license %s, but no license server is configured to "
+                 "activate it with",
+                 path, license_code_for_log(f->license, tail));
+    return 0;
 }
 
 static int load_vendor_key(struct daemon *d, char *err, size_t errlen) {
@@ -183,13 +252,39 @@ static int start(struct daemon *d, char *err, size_t errlen) {
     if (h.present)
         log_info("EK certificate: %s",
                  d->ek_trust.certified ? "chains to the EK trust store" : d->ek_trust.why);
+    r = prepare_as_root(d, err, errlen);
+    if (r == 0)
+        r = read_license_file(d, err, errlen);
+    if (r < 0)
+        return r;
+
+    /* 2. the socket, owned by the service group */
+    have_service = http_resolve_group(cfg->service_group, &service_gid) == 0;
+    have_admin = http_resolve_group(cfg->admin_group, &admin_gid) == 0;
+    if (!have_service)
+        log_warn("group %s does not exist: only root may use the service endpoints",
+                 cfg->service_group);
+    if (!have_admin)
+        log_warn("group %s does not exist: only root may use the management endpoints",
+                 cfg->admin_group);
+    r = open_socket(d, service_gid, have_service, err, errlen);
+    if (r < 0)
+        return r;
+
+    /* 3. root is no longer needed */
+    if (cfg->user) {
+        r = agent_drop_privileges(cfg->user, err, errlen);
+        if (r < 0)
+            return r;
+        log_info("running as user %s", cfg->user);
+    }
+
+    /* 4. the license from NV */
     if (h.present) {
-        r = prepare_tpm_secrets(d, err, errlen);
+        r = load_nv_auth(d, err, errlen);
         if (r < 0)
             return r;
     }
-
-    /* 2. the license from NV */
     {
         struct tpm_info info = {0};
         struct ledger_config lc = {
@@ -216,38 +311,15 @@ static int start(struct daemon *d, char *err, size_t errlen) {
     if (r < 0)
         return r;
 
-    /* 3. the socket, owned by the service group */
-    have_service = http_resolve_group(cfg->service_group, &service_gid) == 0;
-    have_admin = http_resolve_group(cfg->admin_group, &admin_gid) == 0;
-    if (!have_service)
-        log_warn("group %s does not exist: only root may use the service endpoints",
-                 cfg->service_group);
-    if (!have_admin)
-        log_warn("group %s does not exist: only root may use the management endpoints",
-                 cfg->admin_group);
-    if (!h.present) {
-        r = agent_state_dir_open(cfg->state_dir, (uid_t)-1, (gid_t)-1, &d->state_fd, err, errlen);
-        if (r < 0)
-            return r;
-    }
-    r = open_socket(d, service_gid, have_service, err, errlen);
-    if (r < 0)
-        return r;
-
-    /* 4. root is no longer needed */
-    if (cfg->user) {
-        r = agent_drop_privileges(cfg->user, err, errlen);
-        if (r < 0)
-            return r;
-        log_info("running as user %s", cfg->user);
-    }
-
     /* 5. serve */
     r = validator_new(&(struct validator_config){.server = cfg->server,
                                                  .server_ca = cfg->server_ca,
                                                  .state_dir = cfg->state_dir,
                                                  .timeout_secs = cfg->server_timeout_secs,
-                                                 .vendor_key = d->vendor_key},
+                                                 .vendor_key = d->vendor_key,
+                                                 .zero_touch = d->have_zero_touch
+                                                                   ? &d->zero_touch
+                                                                   : NULL},
                       d->ledger, &d->validator);
     if (r < 0) {
         snprintf(err, errlen, "out of memory");
@@ -305,6 +377,7 @@ static void stop(struct daemon *d) {
     hwid_info_free(d->hwid);
     tpm_ek_clear(&d->ek);
     EVP_PKEY_free(d->vendor_key);
+    secure_wipe(&d->zero_touch, sizeof(d->zero_touch));
     if (d->curl)
         online_global_cleanup();
 }

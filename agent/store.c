@@ -90,6 +90,7 @@ void store_state_encode(const struct store_state *s, uint8_t out[STORE_STATE_IND
     out[56] = s->refusal;
     memcpy(out + 64, s->epoch, STORE_EPOCH_LEN);
     memcpy(out + 80, s->next_epoch, STORE_EPOCH_LEN);
+    put_be64(out + 96, s->grace_ended);
 }
 
 int store_state_decode(const uint8_t *buf, size_t buflen, struct store_state *ret) {
@@ -108,6 +109,7 @@ int store_state_decode(const uint8_t *buf, size_t buflen, struct store_state *re
     ret->refusal = buf[56];
     memcpy(ret->epoch, buf + 64, STORE_EPOCH_LEN);
     memcpy(ret->next_epoch, buf + 80, STORE_EPOCH_LEN);
+    ret->grace_ended = get_be64(buf + 96);
     return 0;
 }
 

@@ -37,6 +37,7 @@ struct store_state {
     uint8_t refusal;          /* enum online_reason, with STORE_REFUSED */
     uint8_t epoch[STORE_EPOCH_LEN];      /* the activation's current epoch; zero = none */
     uint8_t next_epoch[STORE_EPOCH_LEN]; /* sent, not yet confirmed; zero = none */
+    uint64_t grace_ended;                /* wall clock when the grace period ran out; 0 = not yet */
 };
 
 /* Pure encoding. license: len 0 means "no license". Decoding returns

@@ -33,6 +33,11 @@ struct validator {
     time_t next_due;   /* agent_mono() when the next validation is due; 0: none */
     char last_error[400];
     uint64_t ok, failed, refused;
+    /* zero-touch: activate cfg.zero_touch while the TPM holds no license */
+    struct activation_fields zero_touch;
+    bool zero_touch_pending;
+    unsigned zero_touch_failures;
+    time_t zero_touch_due; /* agent_mono() of the next attempt */
 };
 
 int validator_new(const struct validator_config *cfg, struct ledger *ledger,
@@ -44,6 +49,11 @@ int validator_new(const struct validator_config *cfg, struct ledger *ledger,
         return -ENOMEM;
     v->cfg = *cfg;
     v->ledger = ledger;
+    if (cfg->zero_touch) {
+        v->zero_touch = *cfg->zero_touch;
+        v->zero_touch_pending = true;
+    }
+    v->cfg.zero_touch = NULL;
     pthread_mutex_init(&v->exchange, NULL);
     pthread_mutex_init(&v->mu, NULL);
     pthread_condattr_init(&ca);
@@ -247,6 +257,9 @@ static void validate_once(struct validator *v) {
 static long wait_ms(struct validator *v, time_t mono) {
     _cleanup_(snapshot_putp) const struct snapshot *s = ledger_snapshot(v->ledger);
     time_t wait = v->next_due ? v->next_due - mono : 3600, now = agent_now();
+
+    if (v->zero_touch_pending && v->zero_touch_due - mono < wait)
+        wait = v->zero_touch_due - mono;
     long cap = agent_clock_wait_cap_ms(), ms;
 
     if (s->lic.online.grace_end && !s->lic.online.grace_over && s->lic.online.grace_end > now &&
@@ -258,6 +271,41 @@ static long wait_ms(struct validator *v, time_t mono) {
     return cap > 0 && ms > cap ? cap : ms;
 }
 
+/* One zero-touch attempt: activates the license of the license file when
+ * the TPM holds none (a license in the TPM wins over the file), and plans
+ * the next attempt on the back-off schedule after a failure. Caller holds
+ * mu; it is released during the exchange. */
+static void zero_touch_once(struct validator *v) {
+    char tail[LICENSE_CODE_LOG_BUFLEN];
+    struct activation_fields f = v->zero_touch;
+    struct outcome o;
+    unsigned n, wait;
+    bool ok;
+
+    pthread_mutex_unlock(&v->mu);
+    if (!ledger_can_activate(v->ledger, &o)) {
+        pthread_mutex_lock(&v->mu);
+        v->zero_touch_pending = false; /* a license is there already */
+        return;
+    }
+    ok = validator_activate(v, &f, &o);
+    secure_wipe(&f, sizeof(f));
+    pthread_mutex_lock(&v->mu);
+    if (ok) {
+        v->zero_touch_pending = false;
+        log_info("license %s activated from the license file (zero-touch)",
+                 license_code_for_log(v->zero_touch.license, tail));
+        return;
+    }
+    n = ++v->zero_touch_failures;
+    wait = backoff_minutes(n);
+    v->zero_touch_due = agent_mono() + (time_t)wait * 60;
+    log_warn("zero-touch activation of license %s, attempt %u, failed: %s; next attempt in %u "
+             "minute%s",
+             license_code_for_log(v->zero_touch.license, tail), n, o.msg, wait,
+             wait == 1 ? "" : "s");
+}
+
 static void *validation_thread(void *arg) {
     struct validator *v = arg;
 
@@ -267,6 +315,10 @@ static void *validation_thread(void *arg) {
         struct timespec ts;
         long ms;
 
+        if (v->zero_touch_pending && now >= v->zero_touch_due) {
+            zero_touch_once(v);
+            continue;
+        }
         if (v->poke || (v->next_due && now >= v->next_due)) {
             v->poke = false;
             /* validate_once schedules the next one; should it not get that
@@ -311,6 +363,7 @@ int validator_start(struct validator *v) {
 void validator_free(struct validator *v) {
     if (!v)
         return;
+    secure_wipe(&v->zero_touch, sizeof(v->zero_touch));
     pthread_mutex_lock(&v->mu);
     v->stop = true;
     pthread_cond_signal(&v->wake);

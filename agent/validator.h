@@ -29,6 +29,9 @@ struct validator_config {
     const char *state_dir; /* the proxy settings */
     unsigned timeout_secs;
     EVP_PKEY *vendor_key;
+    /* zero-touch provisioning (docs/packaging.md): the license to activate
+     * online while the TPM holds none; NULL: none */
+    const struct activation_fields *zero_touch;
 };
 
 /* The strings are borrowed and must outlive the validator. */

@@ -459,7 +459,7 @@ static const char inspect_help[] =
     "  --json          one JSON object: kind, status, message and the fields\n"
     "  --ek-ca-dir DIR with an activation certificate: check its EK certificate\n"
     "                  against the CA certificates in DIR and show the CA key ids a\n"
-    "                  license's --tpm-trust can name\n";
+    "                  license's tpm trust (sign-activation) can name\n";
 
 static const char *status_token(enum cert_status s) {
     static const char *const t[] = {

@@ -323,6 +323,13 @@ test_server_error_gives_2h_grace_with_backoff() {
         fail "still allowed after the grace period"
     out=$(api a POST /v1/check)
     assert_contains "$(jq -r .error <<<"$out")" "grace period is over"
+    # once over, its end stays where it was, in /licensing and in the message
+    over_end=$(grace_end_epoch a)
+    near "$end" "$over_end" || fail "the grace end moved when it ran out: $end -> $over_end"
+    assert_contains "$(jq -r .error <<<"$out")" "since $(date -u -d "@$over_end" +%Y-%m-%dT%H:%M:%SZ)"
+    clock_advance 3600
+    sleep 0.3
+    assert_eq "$over_end" "$(grace_end_epoch a)" "the grace end an hour after it ran out"
     grep -q "grace period of 2 h starts (server-side error)" "$T/a.log" || fail "no log of the grace start"
     wait_until 5 grep -q "the grace period is over" "$T/a.log" || fail "no log of the grace end"
     # the server answers again: valid at the next retry
@@ -405,6 +412,57 @@ test_bad_answers_are_failures_never_successes() {
 }
 
 # --- a cloned vTPM --------------------------------------------------------------------
+
+# Zero-touch provisioning: a license file in the image, the agent activates it
+# online at its first start, retrying on the back-off schedule while the
+# license server cannot be reached; services wait with tpmlicctl wait.
+test_zero_touch_activation_from_the_license_file() {
+    clock_init
+    setup_online a --type subscription --expiry "$(date -u -d '+60 days' +%Y-%m-%dT%H:%M:%SZ)"
+    start_faultproxy fp srv
+    printf '{"license": "L-1", "username": "image", "company_name": "Example"}\n' >"$T/license.json"
+    faultproxy_mode fp refuse
+    online_agent a "$tcti" "$(cat "$T/fp.url")" --license-file "$T/license.json" --server-timeout 2
+    "$B/tpmlicctl" --socket "$T/a.sock" wait --timeout 60 >"$T/wait.out" 2>&1 &
+    local waiter=$!
+    wait_until 10 grep -q "zero-touch activation of license ...1, attempt 1, failed" "$T/a.log" ||
+        fail "no first attempt: $(tail -3 "$T/a.log")"
+    sleep 0.3
+    kill -0 $waiter 2>/dev/null || fail "tpmlicctl wait ended while unlicensed: $(cat "$T/wait.out")"
+    # the server comes back; the next attempt is a minute later
+    faultproxy_mode fp pass
+    clock_advance 61
+    wait_until 10 grep -q "activated from the license file" "$T/a.log" || fail "not activated"
+    wait $waiter || fail "tpmlicctl wait did not succeed: $(cat "$T/wait.out")"
+    assert_eq true "$(api a GET /v1/status | jq .valid)"
+    grep -q "L-1" "$T/a.log" && fail "the log shows the whole license code"
+    assert_eq 1 "$(activation_json | jq .active_activations)"
+    # a license in the TPM wins over the file
+    printf '{"license": "L-2"}\n' >"$T/license.json"
+    stop_agent a
+    online_agent a "$tcti" "$(cat "$T/fp.url")" --license-file "$T/license.json"
+    wait_until 10 validations_are a ok 1 || fail "no validation after the restart"
+    assert_eq "L-1" "$(api a GET /v1/management/license | jq -r .license_code)"
+    ! grep -q "from the license file" <(sed -n '/stopping/,$p' "$T/a.log") ||
+        fail "the file was used with a license in the TPM"
+    stop_agent a
+    # a broken file or one others can write stops the start, naming it
+    printf '{"license": "bad code!"}' >"$T/license.json"
+    rc=0
+    timeout 30 "$TPMLICD" --config /dev/null --tcti "$tcti" --socket "$T/b.sock" \
+        --state-dir "$T/a.state" --vendor-key "$T/vendor.pub" --license-file "$T/license.json" \
+        >"$T/b.log" 2>&1 || rc=$?
+    assert_eq 1 "$rc"
+    assert_contains "$(cat "$T/b.log")" "the license file $T/license.json: Invalid license code"
+    printf '{"license": "L-1"}' >"$T/license.json"
+    chmod 0666 "$T/license.json"
+    rc=0
+    timeout 30 "$TPMLICD" --config /dev/null --tcti "$tcti" --socket "$T/b.sock" \
+        --state-dir "$T/a.state" --vendor-key "$T/vendor.pub" --license-file "$T/license.json" \
+        >"$T/b.log" 2>&1 || rc=$?
+    assert_eq 1 "$rc"
+    assert_contains "$(cat "$T/b.log")" "the license file $T/license.json can be changed by others"
+}
 
 test_two_copies_of_one_vtpm_one_is_refused() {
     setup_online a --type subscription --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)"

@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include <string.h>
+
 #include "agent/grace.h"
 
 #define T0    1800000000 /* a wall-clock time */
@@ -127,6 +129,45 @@ static void success_clears_grace_and_refusal(void **state) {
     assert_false(grace_observe(&s, T0 + 100, C0, true));
 }
 
+/* Once over, the end shown is the moment it ran out: later retries (and the
+ * wall clock going on) do not move it. */
+static void the_end_stays_where_it_was_once_over(void **state) {
+    struct store_state s = {0};
+
+    grace_begin(&s, FAILURE_SERVER, false, T0, C0);
+    grace_observe(&s, T0 + 3 * HOURS, C0 + 3 * 3600000ull, true);
+    assert_true(grace_over(&s));
+    assert_int_equal(grace_end(&s, T0 + 3 * HOURS), T0 + 2 * HOURS);
+    grace_observe(&s, T0 + 30 * HOURS, C0 + 30 * 3600000ull, true);
+    assert_int_equal(grace_end(&s, T0 + 30 * HOURS), T0 + 2 * HOURS);
+    /* the TPM clock ran out first: the end is when it did, on the wall clock */
+    memset(&s, 0, sizeof(s));
+    grace_begin(&s, FAILURE_SERVER, false, T0, C0);
+    grace_observe(&s, T0 + HOURS, C0 + 3 * 3600000ull, true);
+    assert_true(grace_over(&s));
+    assert_int_equal(grace_end(&s, T0 + HOURS), T0);
+}
+
+/* A record read from NV: the length comes from the class, whatever number
+ * the record holds; a damaged record counts as a grace period that is over. */
+static void lengths_never_come_from_the_record(void **state) {
+    struct store_state s = {0};
+
+    grace_begin(&s, FAILURE_SERVER, false, T0, C0);
+    s.grace_secs = 0xffffffffu;
+    grace_from_record(&s);
+    assert_int_equal(s.grace_secs, GRACE_SHORT_SECS);
+    s.grace_secs = GRACE_LONG_SECS;
+    grace_from_record(&s);
+    assert_int_equal(s.grace_secs, GRACE_LONG_SECS);
+    s.grace_start = 0;
+    s.grace_secs = 99;
+    grace_from_record(&s);
+    assert_int_equal(s.grace_secs, 0);
+    grace_least_favourable(&s);
+    assert_true(grace_over(&s));
+}
+
 static void backoff_doubles_to_1024_minutes(void **state) {
     static const unsigned want[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 1024, 1024};
     for (unsigned n = 1; n <= 13; n++)
@@ -145,6 +186,8 @@ int main(void) {
         cmocka_unit_test(a_tpm_clock_that_stepped_back_is_reanchored),
         cmocka_unit_test(without_a_tpm_clock_the_wall_clock_and_what_was_seen_count),
         cmocka_unit_test(success_clears_grace_and_refusal),
+        cmocka_unit_test(the_end_stays_where_it_was_once_over),
+        cmocka_unit_test(lengths_never_come_from_the_record),
         cmocka_unit_test(backoff_doubles_to_1024_minutes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
