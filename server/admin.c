@@ -964,7 +964,8 @@ static const char activation_transfer_help[] =
     "Moves an activation's seat to another computer (an appliance replaced): the\n"
     "activation is closed like 'revoke', and its seat is kept for the computer\n"
     "COMPUTER_ID ('tpmlicctl computer-id' on the new appliance) for 30 days, even\n"
-    "when every other seat is taken. Counts against the license's --max-transfers.\n";
+    "when every other seat is taken. Counts against the license's max_transfers\n"
+    "(set by license create or update).\n";
 
 static const struct option transfer_opts[] = {
     OPT_DB, OPT_JSON, OPT_HELP, OPT("to", required_argument, O_TO), {0}};
@@ -996,9 +997,10 @@ static const char activation_cull_help[] =
     "        [--json]\n"
     "\n"
     "Closes the online activations whose appliance has not validated for their\n"
-    "license's cull_days (license create/update --cull-days), every license with a\n"
+    "license's cull_days (set by license create or update), every license with a\n"
     "policy or the one given; their seats are free again and their grants stay used.\n"
-    "'serve' does this every --cull-interval too. --dry-run only lists them.\n";
+    "'serve' does this on its own too (every hour by default). --dry-run only lists\n"
+    "them.\n";
 
 static const struct option cull_opts[] = {OPT_DB,
                                           OPT_JSON,
