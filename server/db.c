@@ -1,177 +1,449 @@
-/* The server's SQLite database: opening with the pragmas the server relies
- * on (WAL, busy timeout, foreign keys, synchronous=FULL), the schema as
- * numbered migrations recorded in PRAGMA user_version, and the rows. The
- * schema is described in docs/server.md. */
-#include "server/server.h"
+/* The server's database (db.h): opening either backend, the schema as
+ * numbered migrations, and the rows, each query written once over sql.h.
+ * The schema is described in docs/server.md. */
+#include "server/db.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "common/hex.h"
 #include "common/macro.h"
 #include "common/timefmt.h"
 
-/* Migration N brings the schema from version N-1 to N. Never edit a step
- * once released: add one. */
-static const char *const migrations[] = {
-    /* 1: licenses and their activations */
-    "CREATE TABLE licenses ("
-    "  id INTEGER PRIMARY KEY,"
-    "  code TEXT NOT NULL UNIQUE,"
-    "  product TEXT NOT NULL,"
-    "  customer_id INTEGER NOT NULL,"
-    "  license_type TEXT NOT NULL"
-    "    CHECK (license_type IN ('perpetual','time-limited','subscription','consumption')),"
-    "  expiry INTEGER NOT NULL DEFAULT 0,"
-    "  features TEXT NOT NULL DEFAULT '',"
-    "  secs_allocated INTEGER NOT NULL DEFAULT 0 CHECK (secs_allocated >= 0),"
-    "  cache_secs INTEGER NOT NULL CHECK (cache_secs > 0),"
-    "  tick_secs INTEGER NOT NULL CHECK (tick_secs BETWEEN 1 AND 86400),"
-    "  max_activations INTEGER NOT NULL CHECK (max_activations >= 0),"
-    "  offline_allowed INTEGER NOT NULL DEFAULT 0,"
-    "  suspended INTEGER NOT NULL DEFAULT 0,"
-    "  terms INTEGER NOT NULL DEFAULT 1,"
-    "  created INTEGER NOT NULL,"
-    "  updated INTEGER NOT NULL"
-    ");"
-    "CREATE TABLE activations ("
-    "  id TEXT PRIMARY KEY,"
-    "  license_id INTEGER NOT NULL REFERENCES licenses(id) ON DELETE CASCADE,"
-    "  kind TEXT NOT NULL CHECK (kind IN ('online','offline')),"
-    "  state TEXT NOT NULL CHECK (state IN ('active','closed')),"
-    "  computer_id TEXT NOT NULL,"
-    "  hwid_ek TEXT, hwid_dmi TEXT, hwid_nic TEXT,"
-    "  ek_public BLOB NOT NULL,"
-    "  ek_certificate BLOB,"
-    "  counter_index INTEGER NOT NULL,"
-    "  counter_name TEXT NOT NULL,"
-    "  counter_base INTEGER NOT NULL,"
-    "  tick_secs INTEGER NOT NULL,"
-    "  epoch TEXT NOT NULL DEFAULT '',"
-    "  secs_granted INTEGER NOT NULL CHECK (secs_granted >= 0),"
-    "  consumed_secs INTEGER NOT NULL DEFAULT 0,"
-    "  final_secs INTEGER NOT NULL DEFAULT 0,"
-    "  returned_secs INTEGER NOT NULL DEFAULT 0,"
-    "  last_counter INTEGER NOT NULL,"
-    "  terms INTEGER NOT NULL,"
-    "  username TEXT, email_address TEXT, company_name TEXT, hostname TEXT,"
-    "  created INTEGER NOT NULL,"
-    "  last_seen INTEGER NOT NULL,"
-    "  closed INTEGER NOT NULL DEFAULT 0"
-    ");"
-    "CREATE INDEX activations_license ON activations(license_id, state);",
+/* Migration N brings the schema from version N-1 to N, in each dialect:
+ * the same tables, columns, constraints, indexes and triggers. Never edit a
+ * step once released: add one. SQLite records the version in PRAGMA
+ * user_version, PostgreSQL in the table schema_migrations. */
+struct migration {
+    const char *sqlite;
+    const char *postgresql;
+};
 
-    /* 2: flags raised against an activation (clone defence) */
-    "CREATE TABLE flags ("
-    "  id INTEGER PRIMARY KEY,"
-    "  activation_id TEXT NOT NULL REFERENCES activations(id) ON DELETE CASCADE,"
-    "  time INTEGER NOT NULL,"
-    "  reason TEXT NOT NULL,"
-    "  detail TEXT NOT NULL"
-    ");"
-    "CREATE INDEX flags_activation ON flags(activation_id);",
+static const struct migration migrations[] = {
+    {/* 1: licenses and their activations */
+     "CREATE TABLE licenses ("
+     "  id INTEGER PRIMARY KEY,"
+     "  code TEXT NOT NULL UNIQUE,"
+     "  product TEXT NOT NULL,"
+     "  customer_id INTEGER NOT NULL,"
+     "  license_type TEXT NOT NULL"
+     "    CHECK (license_type IN ('perpetual','time-limited','subscription','consumption')),"
+     "  expiry INTEGER NOT NULL DEFAULT 0,"
+     "  features TEXT NOT NULL DEFAULT '',"
+     "  secs_allocated INTEGER NOT NULL DEFAULT 0 CHECK (secs_allocated >= 0),"
+     "  cache_secs INTEGER NOT NULL CHECK (cache_secs > 0),"
+     "  tick_secs INTEGER NOT NULL CHECK (tick_secs BETWEEN 1 AND 86400),"
+     "  max_activations INTEGER NOT NULL CHECK (max_activations >= 0),"
+     "  offline_allowed INTEGER NOT NULL DEFAULT 0,"
+     "  suspended INTEGER NOT NULL DEFAULT 0,"
+     "  terms INTEGER NOT NULL DEFAULT 1,"
+     "  created INTEGER NOT NULL,"
+     "  updated INTEGER NOT NULL"
+     ");"
+     "CREATE TABLE activations ("
+     "  id TEXT PRIMARY KEY,"
+     "  license_id INTEGER NOT NULL REFERENCES licenses(id) ON DELETE CASCADE,"
+     "  kind TEXT NOT NULL CHECK (kind IN ('online','offline')),"
+     "  state TEXT NOT NULL CHECK (state IN ('active','closed')),"
+     "  computer_id TEXT NOT NULL,"
+     "  hwid_ek TEXT, hwid_dmi TEXT, hwid_nic TEXT,"
+     "  ek_public BLOB NOT NULL,"
+     "  ek_certificate BLOB,"
+     "  counter_index INTEGER NOT NULL,"
+     "  counter_name TEXT NOT NULL,"
+     "  counter_base INTEGER NOT NULL,"
+     "  tick_secs INTEGER NOT NULL,"
+     "  epoch TEXT NOT NULL DEFAULT '',"
+     "  secs_granted INTEGER NOT NULL CHECK (secs_granted >= 0),"
+     "  consumed_secs INTEGER NOT NULL DEFAULT 0,"
+     "  final_secs INTEGER NOT NULL DEFAULT 0,"
+     "  returned_secs INTEGER NOT NULL DEFAULT 0,"
+     "  last_counter INTEGER NOT NULL,"
+     "  terms INTEGER NOT NULL,"
+     "  username TEXT, email_address TEXT, company_name TEXT, hostname TEXT,"
+     "  created INTEGER NOT NULL,"
+     "  last_seen INTEGER NOT NULL,"
+     "  closed INTEGER NOT NULL DEFAULT 0"
+     ");"
+     "CREATE INDEX activations_license ON activations(license_id, state);",
 
-    /* 3: the pool of each license kept on its row by triggers, so that an
-     * activation reads one row instead of summing every activation the
-     * license ever had (and a server on PostgreSQL locks that row: see
-     * docs/server.md); the appliance lookup of an activation by index */
-    "ALTER TABLE licenses ADD COLUMN committed_secs INTEGER NOT NULL DEFAULT 0;"
-    "ALTER TABLE licenses ADD COLUMN active_activations INTEGER NOT NULL DEFAULT 0;"
-    "UPDATE licenses SET"
-    "  committed_secs = (SELECT COALESCE(SUM(CASE state WHEN 'active' THEN secs_granted"
-    "    ELSE final_secs END), 0) FROM activations WHERE license_id = licenses.id),"
-    "  active_activations = (SELECT COUNT(*) FROM activations"
-    "    WHERE license_id = licenses.id AND state = 'active');"
-    "CREATE TRIGGER activations_pool_insert AFTER INSERT ON activations BEGIN"
-    "  UPDATE licenses SET"
-    "    committed_secs = committed_secs +"
-    "      (CASE NEW.state WHEN 'active' THEN NEW.secs_granted ELSE NEW.final_secs END),"
-    "    active_activations = active_activations + (NEW.state = 'active')"
-    "  WHERE id = NEW.license_id;"
-    "END;"
-    "CREATE TRIGGER activations_pool_update AFTER UPDATE OF state, secs_granted, final_secs"
-    "  ON activations WHEN OLD.state IS NOT NEW.state OR"
-    "    OLD.secs_granted IS NOT NEW.secs_granted OR OLD.final_secs IS NOT NEW.final_secs BEGIN"
-    "  UPDATE licenses SET"
-    "    committed_secs = committed_secs"
-    "      - (CASE OLD.state WHEN 'active' THEN OLD.secs_granted ELSE OLD.final_secs END)"
-    "      + (CASE NEW.state WHEN 'active' THEN NEW.secs_granted ELSE NEW.final_secs END),"
-    "    active_activations = active_activations - (OLD.state = 'active')"
-    "      + (NEW.state = 'active')"
-    "  WHERE id = NEW.license_id;"
-    "END;"
-    "CREATE TRIGGER activations_pool_delete AFTER DELETE ON activations BEGIN"
-    "  UPDATE licenses SET"
-    "    committed_secs = committed_secs -"
-    "      (CASE OLD.state WHEN 'active' THEN OLD.secs_granted ELSE OLD.final_secs END),"
-    "    active_activations = active_activations - (OLD.state = 'active')"
-    "  WHERE id = OLD.license_id;"
-    "END;"
-    "CREATE INDEX activations_appliance ON activations(license_id, computer_id, counter_name,"
-    "  state);",
+     "CREATE TABLE licenses ("
+     "  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+     "  code TEXT COLLATE \"C\" NOT NULL UNIQUE,"
+     "  product TEXT NOT NULL,"
+     "  customer_id BIGINT NOT NULL,"
+     "  license_type TEXT NOT NULL"
+     "    CHECK (license_type IN ('perpetual','time-limited','subscription','consumption')),"
+     "  expiry BIGINT NOT NULL DEFAULT 0,"
+     "  features TEXT NOT NULL DEFAULT '',"
+     "  secs_allocated BIGINT NOT NULL DEFAULT 0 CHECK (secs_allocated >= 0),"
+     "  cache_secs BIGINT NOT NULL CHECK (cache_secs > 0),"
+     "  tick_secs BIGINT NOT NULL CHECK (tick_secs BETWEEN 1 AND 86400),"
+     "  max_activations BIGINT NOT NULL CHECK (max_activations >= 0),"
+     "  offline_allowed INTEGER NOT NULL DEFAULT 0,"
+     "  suspended INTEGER NOT NULL DEFAULT 0,"
+     "  terms BIGINT NOT NULL DEFAULT 1,"
+     "  created BIGINT NOT NULL,"
+     "  updated BIGINT NOT NULL"
+     ");"
+     "CREATE TABLE activations ("
+     "  id TEXT COLLATE \"C\" PRIMARY KEY,"
+     "  license_id BIGINT NOT NULL REFERENCES licenses(id) ON DELETE CASCADE,"
+     "  kind TEXT NOT NULL CHECK (kind IN ('online','offline')),"
+     "  state TEXT COLLATE \"C\" NOT NULL CHECK (state IN ('active','closed')),"
+     "  computer_id TEXT NOT NULL,"
+     "  hwid_ek TEXT, hwid_dmi TEXT, hwid_nic TEXT,"
+     "  ek_public BYTEA NOT NULL,"
+     "  ek_certificate BYTEA,"
+     "  counter_index BIGINT NOT NULL,"
+     "  counter_name TEXT NOT NULL,"
+     "  counter_base BIGINT NOT NULL,"
+     "  tick_secs BIGINT NOT NULL,"
+     "  epoch TEXT NOT NULL DEFAULT '',"
+     "  secs_granted BIGINT NOT NULL CHECK (secs_granted >= 0),"
+     "  consumed_secs BIGINT NOT NULL DEFAULT 0,"
+     "  final_secs BIGINT NOT NULL DEFAULT 0,"
+     "  returned_secs BIGINT NOT NULL DEFAULT 0,"
+     "  last_counter BIGINT NOT NULL,"
+     "  terms BIGINT NOT NULL,"
+     "  username TEXT, email_address TEXT, company_name TEXT, hostname TEXT,"
+     "  created BIGINT NOT NULL,"
+     "  last_seen BIGINT NOT NULL,"
+     "  closed BIGINT NOT NULL DEFAULT 0"
+     ");"
+     "CREATE INDEX activations_license ON activations(license_id, state);"},
+
+    {/* 2: flags raised against an activation (clone defence) */
+     "CREATE TABLE flags ("
+     "  id INTEGER PRIMARY KEY,"
+     "  activation_id TEXT NOT NULL REFERENCES activations(id) ON DELETE CASCADE,"
+     "  time INTEGER NOT NULL,"
+     "  reason TEXT NOT NULL,"
+     "  detail TEXT NOT NULL"
+     ");"
+     "CREATE INDEX flags_activation ON flags(activation_id);",
+
+     "CREATE TABLE flags ("
+     "  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+     "  activation_id TEXT NOT NULL REFERENCES activations(id) ON DELETE CASCADE,"
+     "  time BIGINT NOT NULL,"
+     "  reason TEXT NOT NULL,"
+     "  detail TEXT NOT NULL"
+     ");"
+     "CREATE INDEX flags_activation ON flags(activation_id);"},
+
+    {/* 3: the pool of each license kept on its row by triggers, so that an
+      * activation reads one row instead of summing every activation the
+      * license ever had, and a server on PostgreSQL locks that row; the
+      * appliance lookup of an activation by index */
+     "ALTER TABLE licenses ADD COLUMN committed_secs INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE licenses ADD COLUMN active_activations INTEGER NOT NULL DEFAULT 0;"
+     "UPDATE licenses SET"
+     "  committed_secs = (SELECT COALESCE(SUM(CASE state WHEN 'active' THEN secs_granted"
+     "    ELSE final_secs END), 0) FROM activations WHERE license_id = licenses.id),"
+     "  active_activations = (SELECT COUNT(*) FROM activations"
+     "    WHERE license_id = licenses.id AND state = 'active');"
+     "CREATE TRIGGER activations_pool_insert AFTER INSERT ON activations BEGIN"
+     "  UPDATE licenses SET"
+     "    committed_secs = committed_secs +"
+     "      (CASE NEW.state WHEN 'active' THEN NEW.secs_granted ELSE NEW.final_secs END),"
+     "    active_activations = active_activations + (NEW.state = 'active')"
+     "  WHERE id = NEW.license_id;"
+     "END;"
+     "CREATE TRIGGER activations_pool_update AFTER UPDATE OF state, secs_granted, final_secs"
+     "  ON activations WHEN OLD.state IS NOT NEW.state OR"
+     "    OLD.secs_granted IS NOT NEW.secs_granted OR OLD.final_secs IS NOT NEW.final_secs BEGIN"
+     "  UPDATE licenses SET"
+     "    committed_secs = committed_secs"
+     "      - (CASE OLD.state WHEN 'active' THEN OLD.secs_granted ELSE OLD.final_secs END)"
+     "      + (CASE NEW.state WHEN 'active' THEN NEW.secs_granted ELSE NEW.final_secs END),"
+     "    active_activations = active_activations - (OLD.state = 'active')"
+     "      + (NEW.state = 'active')"
+     "  WHERE id = NEW.license_id;"
+     "END;"
+     "CREATE TRIGGER activations_pool_delete AFTER DELETE ON activations BEGIN"
+     "  UPDATE licenses SET"
+     "    committed_secs = committed_secs -"
+     "      (CASE OLD.state WHEN 'active' THEN OLD.secs_granted ELSE OLD.final_secs END),"
+     "    active_activations = active_activations - (OLD.state = 'active')"
+     "  WHERE id = OLD.license_id;"
+     "END;"
+     "CREATE INDEX activations_appliance ON activations(license_id, computer_id, counter_name,"
+     "  state);",
+
+     "ALTER TABLE licenses ADD COLUMN committed_secs BIGINT NOT NULL DEFAULT 0;"
+     "ALTER TABLE licenses ADD COLUMN active_activations BIGINT NOT NULL DEFAULT 0;"
+     "UPDATE licenses SET"
+     "  committed_secs = (SELECT COALESCE(SUM(CASE state WHEN 'active' THEN secs_granted"
+     "    ELSE final_secs END), 0) FROM activations WHERE license_id = licenses.id),"
+     "  active_activations = (SELECT COUNT(*) FROM activations"
+     "    WHERE license_id = licenses.id AND state = 'active');"
+     "CREATE FUNCTION activations_pool() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+     "  IF TG_OP IN ('UPDATE', 'DELETE') THEN"
+     "    UPDATE licenses SET"
+     "      committed_secs = committed_secs -"
+     "        (CASE OLD.state WHEN 'active' THEN OLD.secs_granted ELSE OLD.final_secs END),"
+     "      active_activations = active_activations -"
+     "        (CASE OLD.state WHEN 'active' THEN 1 ELSE 0 END)"
+     "    WHERE id = OLD.license_id;"
+     "  END IF;"
+     "  IF TG_OP IN ('UPDATE', 'INSERT') THEN"
+     "    UPDATE licenses SET"
+     "      committed_secs = committed_secs +"
+     "        (CASE NEW.state WHEN 'active' THEN NEW.secs_granted ELSE NEW.final_secs END),"
+     "      active_activations = active_activations +"
+     "        (CASE NEW.state WHEN 'active' THEN 1 ELSE 0 END)"
+     "    WHERE id = NEW.license_id;"
+     "  END IF;"
+     "  RETURN NULL;"
+     "END $$;"
+     "CREATE TRIGGER activations_pool_insert AFTER INSERT ON activations"
+     "  FOR EACH ROW EXECUTE FUNCTION activations_pool();"
+     "CREATE TRIGGER activations_pool_update AFTER UPDATE OF state, secs_granted, final_secs"
+     "  ON activations FOR EACH ROW WHEN (OLD.state IS DISTINCT FROM NEW.state OR"
+     "    OLD.secs_granted IS DISTINCT FROM NEW.secs_granted OR"
+     "    OLD.final_secs IS DISTINCT FROM NEW.final_secs)"
+     "  EXECUTE FUNCTION activations_pool();"
+     "CREATE TRIGGER activations_pool_delete AFTER DELETE ON activations"
+     "  FOR EACH ROW EXECUTE FUNCTION activations_pool();"
+     "CREATE INDEX activations_appliance ON activations(license_id, computer_id, counter_name,"
+     "  state);"},
+
+    {/* 4: running a fleet: transfer, cull and pool-alert terms, why an
+      * activation was closed, clearing flags, one active activation per
+      * appliance enforced by the database, transfers, API tokens (hashed),
+      * the append-only audit log, webhooks and their delivery log */
+     "ALTER TABLE licenses ADD COLUMN max_transfers INTEGER NOT NULL DEFAULT 0"
+     "  CHECK (max_transfers >= 0);"
+     "ALTER TABLE licenses ADD COLUMN transfers_used INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE licenses ADD COLUMN cull_days INTEGER NOT NULL DEFAULT 0 CHECK (cull_days >= 0);"
+     "ALTER TABLE licenses ADD COLUMN pool_alert_secs INTEGER NOT NULL DEFAULT 0"
+     "  CHECK (pool_alert_secs >= 0);"
+     "ALTER TABLE activations ADD COLUMN closed_reason TEXT NOT NULL DEFAULT '';"
+     "UPDATE activations SET closed_reason = 'deactivated' WHERE state = 'closed';"
+     "CREATE UNIQUE INDEX activations_one_active ON activations(license_id, computer_id,"
+     "  counter_name) WHERE state = 'active';"
+     "CREATE INDEX activations_seen ON activations(state, last_seen);"
+     "ALTER TABLE flags ADD COLUMN cleared INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE flags ADD COLUMN cleared_by TEXT NOT NULL DEFAULT '';"
+     "CREATE TABLE transfers ("
+     "  id INTEGER PRIMARY KEY,"
+     "  license_id INTEGER NOT NULL REFERENCES licenses(id) ON DELETE CASCADE,"
+     "  from_activation TEXT NOT NULL,"
+     "  to_computer_id TEXT NOT NULL,"
+     "  created INTEGER NOT NULL,"
+     "  expires INTEGER NOT NULL,"
+     "  used_by TEXT NOT NULL DEFAULT '',"
+     "  used_at INTEGER NOT NULL DEFAULT 0"
+     ");"
+     "CREATE INDEX transfers_license ON transfers(license_id, to_computer_id);"
+     "CREATE TABLE tokens ("
+     "  id TEXT PRIMARY KEY,"
+     "  name TEXT NOT NULL,"
+     "  scope TEXT NOT NULL CHECK (scope IN ('read','write','admin')),"
+     "  hash TEXT NOT NULL,"
+     "  created INTEGER NOT NULL,"
+     "  created_by TEXT NOT NULL,"
+     "  revoked INTEGER NOT NULL DEFAULT 0"
+     ");"
+     "CREATE TABLE audit ("
+     "  id INTEGER PRIMARY KEY,"
+     "  time INTEGER NOT NULL,"
+     "  actor TEXT NOT NULL,"
+     "  action TEXT NOT NULL,"
+     "  target TEXT NOT NULL,"
+     "  state_before TEXT,"
+     "  state_after TEXT,"
+     "  detail TEXT NOT NULL DEFAULT ''"
+     ");"
+     "CREATE INDEX audit_time ON audit(time);"
+     "CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit BEGIN"
+     "  SELECT RAISE(ABORT, 'the audit log is append-only');"
+     "END;"
+     "CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit BEGIN"
+     "  SELECT RAISE(ABORT, 'the audit log is append-only');"
+     "END;"
+     "CREATE TABLE webhooks ("
+     "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  url TEXT NOT NULL,"
+     "  secret TEXT NOT NULL,"
+     "  description TEXT NOT NULL DEFAULT '',"
+     "  created INTEGER NOT NULL,"
+     "  created_by TEXT NOT NULL"
+     ");"
+     "CREATE TABLE webhook_events ("
+     "  webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
+     "  event TEXT NOT NULL,"
+     "  PRIMARY KEY (webhook_id, event)"
+     ");"
+     "CREATE INDEX webhook_events_event ON webhook_events(event);"
+     "CREATE TABLE deliveries ("
+     "  id INTEGER PRIMARY KEY AUTOINCREMENT," /* IDs receivers see: never reused */
+     "  webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
+     "  event TEXT NOT NULL,"
+     "  payload TEXT NOT NULL,"
+     "  created INTEGER NOT NULL,"
+     "  state TEXT NOT NULL CHECK (state IN ('pending','delivered','failed')),"
+     "  attempts INTEGER NOT NULL DEFAULT 0,"
+     "  next_attempt INTEGER NOT NULL,"
+     "  claimed_until INTEGER NOT NULL DEFAULT 0,"
+     "  last_status INTEGER NOT NULL DEFAULT 0,"
+     "  last_error TEXT NOT NULL DEFAULT '',"
+     "  finished INTEGER NOT NULL DEFAULT 0"
+     ");"
+     "CREATE INDEX deliveries_due ON deliveries(state, next_attempt);"
+     "CREATE TABLE delivery_attempts ("
+     "  id INTEGER PRIMARY KEY,"
+     "  delivery_id INTEGER NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,"
+     "  time INTEGER NOT NULL,"
+     "  status INTEGER NOT NULL,"
+     "  error TEXT NOT NULL,"
+     "  duration_ms INTEGER NOT NULL"
+     ");"
+     "CREATE INDEX delivery_attempts_delivery ON delivery_attempts(delivery_id);",
+
+     "ALTER TABLE licenses ADD COLUMN max_transfers BIGINT NOT NULL DEFAULT 0"
+     "  CHECK (max_transfers >= 0);"
+     "ALTER TABLE licenses ADD COLUMN transfers_used BIGINT NOT NULL DEFAULT 0;"
+     "ALTER TABLE licenses ADD COLUMN cull_days BIGINT NOT NULL DEFAULT 0 CHECK (cull_days >= 0);"
+     "ALTER TABLE licenses ADD COLUMN pool_alert_secs BIGINT NOT NULL DEFAULT 0"
+     "  CHECK (pool_alert_secs >= 0);"
+     "ALTER TABLE activations ADD COLUMN closed_reason TEXT NOT NULL DEFAULT '';"
+     "UPDATE activations SET closed_reason = 'deactivated' WHERE state = 'closed';"
+     "CREATE UNIQUE INDEX activations_one_active ON activations(license_id, computer_id,"
+     "  counter_name) WHERE state = 'active';"
+     "CREATE INDEX activations_seen ON activations(state, last_seen);"
+     "ALTER TABLE flags ADD COLUMN cleared BIGINT NOT NULL DEFAULT 0;"
+     "ALTER TABLE flags ADD COLUMN cleared_by TEXT NOT NULL DEFAULT '';"
+     "CREATE TABLE transfers ("
+     "  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+     "  license_id BIGINT NOT NULL REFERENCES licenses(id) ON DELETE CASCADE,"
+     "  from_activation TEXT NOT NULL,"
+     "  to_computer_id TEXT NOT NULL,"
+     "  created BIGINT NOT NULL,"
+     "  expires BIGINT NOT NULL,"
+     "  used_by TEXT NOT NULL DEFAULT '',"
+     "  used_at BIGINT NOT NULL DEFAULT 0"
+     ");"
+     "CREATE INDEX transfers_license ON transfers(license_id, to_computer_id);"
+     "CREATE TABLE tokens ("
+     "  id TEXT PRIMARY KEY,"
+     "  name TEXT NOT NULL,"
+     "  scope TEXT NOT NULL CHECK (scope IN ('read','write','admin')),"
+     "  hash TEXT NOT NULL,"
+     "  created BIGINT NOT NULL,"
+     "  created_by TEXT NOT NULL,"
+     "  revoked BIGINT NOT NULL DEFAULT 0"
+     ");"
+     "CREATE TABLE audit ("
+     "  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+     "  time BIGINT NOT NULL,"
+     "  actor TEXT NOT NULL,"
+     "  action TEXT NOT NULL,"
+     "  target TEXT NOT NULL,"
+     "  state_before TEXT,"
+     "  state_after TEXT,"
+     "  detail TEXT NOT NULL DEFAULT ''"
+     ");"
+     "CREATE INDEX audit_time ON audit(time);"
+     "CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+     "  RAISE EXCEPTION 'the audit log is append-only';"
+     "END $$;"
+     "CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit"
+     "  FOR EACH ROW EXECUTE FUNCTION audit_append_only();"
+     "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit"
+     "  FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();"
+     "CREATE TABLE webhooks ("
+     "  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+     "  url TEXT NOT NULL,"
+     "  secret TEXT NOT NULL,"
+     "  description TEXT NOT NULL DEFAULT '',"
+     "  created BIGINT NOT NULL,"
+     "  created_by TEXT NOT NULL"
+     ");"
+     "CREATE TABLE webhook_events ("
+     "  webhook_id BIGINT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
+     "  event TEXT NOT NULL,"
+     "  PRIMARY KEY (webhook_id, event)"
+     ");"
+     "CREATE INDEX webhook_events_event ON webhook_events(event);"
+     "CREATE TABLE deliveries ("
+     "  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+     "  webhook_id BIGINT NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
+     "  event TEXT NOT NULL,"
+     "  payload TEXT NOT NULL,"
+     "  created BIGINT NOT NULL,"
+     "  state TEXT NOT NULL CHECK (state IN ('pending','delivered','failed')),"
+     "  attempts BIGINT NOT NULL DEFAULT 0,"
+     "  next_attempt BIGINT NOT NULL,"
+     "  claimed_until BIGINT NOT NULL DEFAULT 0,"
+     "  last_status BIGINT NOT NULL DEFAULT 0,"
+     "  last_error TEXT NOT NULL DEFAULT '',"
+     "  finished BIGINT NOT NULL DEFAULT 0"
+     ");"
+     "CREATE INDEX deliveries_due ON deliveries(state, next_attempt);"
+     "CREATE TABLE delivery_attempts ("
+     "  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+     "  delivery_id BIGINT NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,"
+     "  time BIGINT NOT NULL,"
+     "  status BIGINT NOT NULL,"
+     "  error TEXT NOT NULL,"
+     "  duration_ms BIGINT NOT NULL"
+     ");"
+     "CREATE INDEX delivery_attempts_delivery ON delivery_attempts(delivery_id);"},
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == SRV_SCHEMA_VERSION, "one migration per schema version");
 
-static int exec(sqlite3 *db, const char *sql) {
-    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-        return -EBUSY;
-    return rc == SQLITE_OK ? 0 : -EIO;
+/* ---- opening and migrating ------------------------------------------------------ */
+
+#define PG_MIGRATION_LOCK 0x74706d6c /* "tpml": the advisory lock migrations run under */
+
+int srv_db_version(struct srv_db *db) {
+    int64_t v = 0;
+    int r;
+
+    if (db->backend == SRV_DB_SQLITE)
+        r = srv_sql_scalar(db, "PRAGMA user_version", &v, 0);
+    else
+        r = srv_sql_scalar(db, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &v, 0);
+    return r < 0 ? r : (int)v;
 }
 
-int srv_db_version(sqlite3 *db) {
-    sqlite3_stmt *st = NULL;
-    int v = -EIO;
+/* Runs the missing steps, each in its own transaction that re-reads the
+ * version under the lock, so a failed step leaves the previous version. */
+static int migrate(struct srv_db *db, char *err, size_t errlen) {
+    bool pg = db->backend == SRV_DB_POSTGRESQL;
 
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return v;
-}
-
-int srv_db_begin(sqlite3 *db) {
-    return exec(db, "BEGIN IMMEDIATE");
-}
-
-int srv_db_commit(sqlite3 *db) {
-    int r = exec(db, "COMMIT");
-    if (r < 0)
-        srv_db_rollback(db);
-    return r;
-}
-
-void srv_db_rollback(sqlite3 *db) {
-    if (!sqlite3_get_autocommit(db))
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-/* Runs the migrations still missing, each in its own transaction; the
- * version is re-read under the write lock, so two processes opening a new
- * file at once do not both run a step. */
-static int migrate(sqlite3 *db, char *err, size_t errlen) {
     for (;;) {
-        char sql[64];
+        char sql[96];
         int v, r;
 
         r = srv_db_begin(db);
+        if (r == 0 && pg) {
+            snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%d)", PG_MIGRATION_LOCK);
+            r = srv_db_exec(db, sql);
+            if (r == 0)
+                r = srv_db_exec(db, "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                                    "version INTEGER PRIMARY KEY, applied BIGINT NOT NULL)");
+        }
         if (r < 0) {
-            snprintf(err, errlen, "cannot lock the database: %s", sqlite3_errmsg(db));
+            snprintf(err, errlen, "cannot lock the database: %s", srv_db_errmsg(db));
+            srv_db_rollback(db);
             return r;
         }
         v = srv_db_version(db);
         if (v < 0) {
+            snprintf(err, errlen, "cannot read the schema version: %s", srv_db_errmsg(db));
             srv_db_rollback(db);
-            snprintf(err, errlen, "cannot read the schema version: %s", sqlite3_errmsg(db));
             return -EIO;
         }
         if (v > SRV_SCHEMA_VERSION) {
             srv_db_rollback(db);
             snprintf(err, errlen,
-                     "the database has schema version %d, newer than this " SRV_PROG
-                     " knows (%d): use a newer " SRV_PROG,
+                     "the database has schema version %d, newer than this tpmlic-server knows "
+                     "(%d): use a newer tpmlic-server",
                      v, SRV_SCHEMA_VERSION);
             return -EPROTO;
         }
@@ -179,104 +451,75 @@ static int migrate(sqlite3 *db, char *err, size_t errlen) {
             srv_db_rollback(db);
             return 0;
         }
-        snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
-        if (exec(db, migrations[v]) < 0 || exec(db, sql) < 0) {
+        if (pg)
+            snprintf(sql, sizeof(sql),
+                     "INSERT INTO schema_migrations (version, applied) VALUES (%d, %lld)", v + 1,
+                     (long long)time(NULL));
+        else
+            snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+        r = srv_db_exec(db, pg ? migrations[v].postgresql : migrations[v].sqlite);
+        if (r == 0)
+            r = srv_db_exec(db, sql);
+        if (r < 0) {
             snprintf(err, errlen, "migration to schema version %d failed: %s", v + 1,
-                     sqlite3_errmsg(db));
+                     srv_db_errmsg(db));
             srv_db_rollback(db);
             return -EIO;
         }
         r = srv_db_commit(db);
         if (r < 0) {
-            snprintf(err, errlen, "migration to schema version %d failed to commit", v + 1);
+            snprintf(err, errlen, "migration to schema version %d failed to commit: %s", v + 1,
+                     srv_db_errmsg(db));
             return r;
         }
     }
 }
 
-int srv_db_open(const char *path, bool create, sqlite3 **ret, char *err, size_t errlen) {
-    sqlite3 *db = NULL;
-    struct stat st;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-    int rc, r;
-
-    if (!create && stat(path, &st) < 0) {
-        snprintf(err, errlen, "no database at %s (%s)", path, strerror(errno));
-        return -ENOENT;
-    }
-    if (create)
-        flags |= SQLITE_OPEN_CREATE;
-    rc = sqlite3_open_v2(path, &db, flags, NULL);
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "cannot open the database %s: %s", path,
-                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-        sqlite3_close(db);
-        return -EIO;
-    }
-    sqlite3_extended_result_codes(db, 0);
-    sqlite3_busy_timeout(db, SRV_BUSY_TIMEOUT_MS);
-    /* journal_mode answers with a row: not through exec's error path */
-    if (exec(db, "PRAGMA journal_mode = WAL") < 0 || exec(db, "PRAGMA foreign_keys = ON") < 0 ||
-        exec(db, "PRAGMA synchronous = FULL") < 0) {
-        snprintf(err, errlen, "%s is not a usable SQLite database: %s", path, sqlite3_errmsg(db));
-        sqlite3_close(db);
-        return -EIO;
-    }
+int srv_db_open(const char *spec, bool create, struct srv_db **ret, char *err, size_t errlen) {
+    struct srv_db *db = NULL;
+    int r = srv_db_spec_is_postgresql(spec) ? srv_pg_connect(spec, &db, err, errlen)
+                                            : srv_sqlite_connect(spec, create, &db, err, errlen);
+    if (r < 0)
+        return r;
     r = migrate(db, err, errlen);
     if (r < 0) {
-        sqlite3_close(db);
+        srv_db_close(db);
         return r;
     }
     *ret = db;
     return 0;
 }
 
-void srv_db_close(sqlite3 *db) {
+void srv_db_close(struct srv_db *db) {
     if (db)
-        sqlite3_close(db);
+        db->ops->close(db);
 }
 
-/* ---- statements ------------------------------------------------------------ */
+/* ---- helpers ------------------------------------------------------------------------ */
 
-static void finalizep(sqlite3_stmt **st) {
-    sqlite3_finalize(*st);
-}
-#define _cleanup_stmt_ _cleanup_(finalizep)
-
-static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **ret) {
-    return sqlite3_prepare_v2(db, sql, -1, ret, NULL) == SQLITE_OK ? 0 : -EIO;
+static void text_col(struct srv_stmt *st, int col, char *out, size_t outlen) {
+    const char *t = srv_sql_text(st, col);
+    snprintf(out, outlen, "%s", t ? t : "");
 }
 
-static int step_done(sqlite3_stmt *st) {
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        return 0;
-    if (rc == SQLITE_CONSTRAINT)
-        return -EEXIST;
-    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-        return -EBUSY;
-    return -EIO;
+/* Binds v, a count of seconds or a number within JSON's range (2^53). */
+static int bind_u64(struct srv_stmt *st, int idx, uint64_t v) {
+    return srv_sql_bind_int(st, idx, v > INT64_MAX ? INT64_MAX : (int64_t)v);
 }
 
-static int step_row(sqlite3_stmt *st) {
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        return 0;
-    if (rc == SQLITE_DONE)
-        return -ENOENT;
-    if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-        return -EBUSY;
-    return -EIO;
-}
+/* Binds n values in order from idx; stops at the first failure. */
+#define BIND_ALL(r, ...)                                                                           \
+    do {                                                                                           \
+        int _rs[] = {__VA_ARGS__};                                                                 \
+        r = 0;                                                                                     \
+        for (size_t _i = 0; _i < ARRAY_SIZE(_rs) && r == 0; _i++)                                  \
+            r = _rs[_i];                                                                           \
+    } while (0)
 
-static void text_col(sqlite3_stmt *st, int col, char *out, size_t outlen) {
-    const unsigned char *t = sqlite3_column_text(st, col);
-    snprintf(out, outlen, "%s", t ? (const char *)t : "");
-}
-
-static uint64_t u64_col(sqlite3_stmt *st, int col) {
-    sqlite3_int64 v = sqlite3_column_int64(st, col);
-    return v < 0 ? 0 : (uint64_t)v;
+/* A step that must give one row: 0, -ENOENT when there is none. */
+static int step_row(struct srv_stmt *st) {
+    int r = srv_sql_step(st);
+    return r == 1 ? 0 : r == 0 ? -ENOENT : r;
 }
 
 void srv_features_join(const char features[][CERT_FEATURE_MAX + 1], size_t n, char *out,
@@ -287,415 +530,545 @@ void srv_features_join(const char features[][CERT_FEATURE_MAX + 1], size_t n, ch
         o += (size_t)snprintf(out + o, outlen - o, "%s%s", i ? "," : "", features[i]);
 }
 
-/* ---- licenses ------------------------------------------------------------- */
+static void counter_name_hex(const struct cert_counter *c,
+                             char out[2 * CERT_COUNTER_NAME_MAX + 1]) {
+    hex_encode(c->name, c->name_len, out);
+}
+
+/* ---- licenses ------------------------------------------------------------------------- */
 
 #define LICENSE_COLS                                                                               \
     "id, code, product, customer_id, license_type, expiry, features, secs_allocated, "             \
-    "cache_secs, tick_secs, max_activations, offline_allowed, suspended, terms, created, updated"
+    "cache_secs, tick_secs, max_activations, offline_allowed, suspended, terms, created, "         \
+    "updated, max_transfers, transfers_used, cull_days, pool_alert_secs"
 
-static int license_row(sqlite3_stmt *st, struct srv_license *l) {
+static int license_row(struct srv_stmt *st, struct srv_license *l) {
     char type[20], feats[CERT_FEATURES_MAX * (CERT_FEATURE_MAX + 1) + 1];
     struct cert_license tmp;
     char err[128];
 
     memset(l, 0, sizeof(*l));
-    l->id = sqlite3_column_int64(st, 0);
+    l->id = srv_sql_int(st, 0);
     text_col(st, 1, l->code, sizeof(l->code));
     text_col(st, 2, l->product, sizeof(l->product));
-    l->customer_id = sqlite3_column_int64(st, 3);
+    l->customer_id = srv_sql_int(st, 3);
     text_col(st, 4, type, sizeof(type));
     if (cert_license_type_from_name(type, &l->type) < 0)
         return -EIO;
-    l->expiry = (time_t)sqlite3_column_int64(st, 5);
+    l->expiry = (time_t)srv_sql_int(st, 5);
     text_col(st, 6, feats, sizeof(feats));
     if (cert_features_parse(feats, &tmp, err, sizeof(err)) < 0)
         return -EIO;
     memcpy(l->features, tmp.features, sizeof(l->features));
     l->nfeatures = tmp.nfeatures;
-    l->secs_allocated = u64_col(st, 7);
-    l->cache_secs = u64_col(st, 8);
-    l->tick_secs = (uint32_t)u64_col(st, 9);
-    l->max_activations = (uint32_t)u64_col(st, 10);
-    l->offline_allowed = sqlite3_column_int(st, 11) != 0;
-    l->suspended = sqlite3_column_int(st, 12) != 0;
-    l->terms = sqlite3_column_int64(st, 13);
-    l->created = (time_t)sqlite3_column_int64(st, 14);
-    l->updated = (time_t)sqlite3_column_int64(st, 15);
+    l->secs_allocated = srv_sql_uint(st, 7);
+    l->cache_secs = srv_sql_uint(st, 8);
+    l->tick_secs = (uint32_t)srv_sql_uint(st, 9);
+    l->max_activations = (uint32_t)srv_sql_uint(st, 10);
+    l->offline_allowed = srv_sql_int(st, 11) != 0;
+    l->suspended = srv_sql_int(st, 12) != 0;
+    l->terms = srv_sql_int(st, 13);
+    l->created = (time_t)srv_sql_int(st, 14);
+    l->updated = (time_t)srv_sql_int(st, 15);
+    l->max_transfers = (uint32_t)srv_sql_uint(st, 16);
+    l->transfers_used = (uint32_t)srv_sql_uint(st, 17);
+    l->cull_days = (uint32_t)srv_sql_uint(st, 18);
+    l->pool_alert_secs = srv_sql_uint(st, 19);
     return 0;
 }
 
-int srv_license_get(sqlite3 *db, const char *code, struct srv_license *ret) {
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = prepare(db, "SELECT " LICENSE_COLS " FROM licenses WHERE code = ?", &st);
-    if (r < 0)
+int srv_license_get(struct srv_db *db, const char *code, bool lock, struct srv_license *ret) {
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int r = srv_sql_prepare(db,
+                            lock ? "SELECT " LICENSE_COLS " FROM licenses WHERE code = ? FOR UPDATE"
+                                 : "SELECT " LICENSE_COLS " FROM licenses WHERE code = ?",
+                            &st);
+    if (r < 0 || (r = srv_sql_bind_text(st, 1, code)) < 0 || (r = step_row(st)) < 0)
         return r;
-    sqlite3_bind_text(st, 1, code, -1, SQLITE_STATIC);
-    r = step_row(st);
-    return r < 0 ? r : license_row(st, ret);
+    return license_row(st, ret);
 }
 
-int srv_license_get_by_id(sqlite3 *db, int64_t id, struct srv_license *ret) {
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = prepare(db, "SELECT " LICENSE_COLS " FROM licenses WHERE id = ?", &st);
-    if (r < 0)
+int srv_license_get_by_id(struct srv_db *db, int64_t id, bool lock, struct srv_license *ret) {
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int r = srv_sql_prepare(db,
+                            lock ? "SELECT " LICENSE_COLS " FROM licenses WHERE id = ? FOR UPDATE"
+                                 : "SELECT " LICENSE_COLS " FROM licenses WHERE id = ?",
+                            &st);
+    if (r < 0 || (r = srv_sql_bind_int(st, 1, id)) < 0 || (r = step_row(st)) < 0)
         return r;
-    sqlite3_bind_int64(st, 1, id);
-    r = step_row(st);
-    return r < 0 ? r : license_row(st, ret);
+    return license_row(st, ret);
 }
 
-static void bind_license(sqlite3_stmt *st, const struct srv_license *l, char *feats,
-                         size_t featslen) {
-    srv_features_join(l->features, l->nfeatures, feats, featslen);
-    sqlite3_bind_text(st, 1, l->code, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, l->product, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, l->customer_id);
-    sqlite3_bind_text(st, 4, cert_license_type_name(l->type), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)l->expiry);
-    sqlite3_bind_text(st, 6, feats, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 7, (sqlite3_int64)l->secs_allocated);
-    sqlite3_bind_int64(st, 8, (sqlite3_int64)l->cache_secs);
-    sqlite3_bind_int64(st, 9, l->tick_secs);
-    sqlite3_bind_int64(st, 10, l->max_activations);
-    sqlite3_bind_int(st, 11, l->offline_allowed);
-    sqlite3_bind_int(st, 12, l->suspended);
-    sqlite3_bind_int64(st, 13, l->terms);
-    sqlite3_bind_int64(st, 14, (sqlite3_int64)l->created);
-    sqlite3_bind_int64(st, 15, (sqlite3_int64)l->updated);
-}
-
-int srv_license_insert(sqlite3 *db, struct srv_license *l) {
+static int bind_license(struct srv_stmt *st, const struct srv_license *l) {
     char feats[CERT_FEATURES_MAX * (CERT_FEATURE_MAX + 1) + 1];
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = prepare(db,
-                    "INSERT INTO licenses (code, product, customer_id, license_type, expiry, "
-                    "features, secs_allocated, cache_secs, tick_secs, max_activations, "
-                    "offline_allowed, suspended, terms, created, updated) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    &st);
-    if (r < 0)
-        return r;
-    bind_license(st, l, feats, sizeof(feats));
-    r = step_done(st);
-    if (r == 0)
-        l->id = sqlite3_last_insert_rowid(db);
+    int r;
+
+    srv_features_join(l->features, l->nfeatures, feats, sizeof(feats));
+    BIND_ALL(r, srv_sql_bind_text(st, 1, l->code), srv_sql_bind_text(st, 2, l->product),
+             srv_sql_bind_int(st, 3, l->customer_id),
+             srv_sql_bind_text(st, 4, cert_license_type_name(l->type)),
+             srv_sql_bind_int(st, 5, (int64_t)l->expiry), srv_sql_bind_text(st, 6, feats),
+             bind_u64(st, 7, l->secs_allocated), bind_u64(st, 8, l->cache_secs),
+             srv_sql_bind_int(st, 9, l->tick_secs), srv_sql_bind_int(st, 10, l->max_activations),
+             srv_sql_bind_int(st, 11, l->offline_allowed), srv_sql_bind_int(st, 12, l->suspended),
+             srv_sql_bind_int(st, 13, l->terms), srv_sql_bind_int(st, 14, (int64_t)l->created),
+             srv_sql_bind_int(st, 15, (int64_t)l->updated),
+             srv_sql_bind_int(st, 16, l->max_transfers),
+             srv_sql_bind_int(st, 17, l->transfers_used), srv_sql_bind_int(st, 18, l->cull_days),
+             bind_u64(st, 19, l->pool_alert_secs));
     return r;
 }
 
-int srv_license_update(sqlite3 *db, const struct srv_license *l) {
-    char feats[CERT_FEATURES_MAX * (CERT_FEATURE_MAX + 1) + 1];
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = prepare(db,
-                    "UPDATE licenses SET code = ?, product = ?, customer_id = ?, license_type = ?, "
-                    "expiry = ?, features = ?, secs_allocated = ?, cache_secs = ?, tick_secs = ?, "
-                    "max_activations = ?, offline_allowed = ?, suspended = ?, terms = ?, "
-                    "created = ?, updated = ? WHERE id = ?",
-                    &st);
-    if (r < 0)
+int srv_license_insert(struct srv_db *db, struct srv_license *l) {
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int r = srv_sql_prepare(
+        db,
+        "INSERT INTO licenses (code, product, customer_id, license_type, expiry, features, "
+        "secs_allocated, cache_secs, tick_secs, max_activations, offline_allowed, suspended, "
+        "terms, created, updated, max_transfers, transfers_used, cull_days, pool_alert_secs) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        &st);
+    if (r < 0 || (r = bind_license(st, l)) < 0 || (r = step_row(st)) < 0)
         return r;
-    bind_license(st, l, feats, sizeof(feats));
-    sqlite3_bind_int64(st, 16, l->id);
-    return step_done(st);
+    l->id = srv_sql_int(st, 0);
+    return srv_sql_run(st);
 }
 
-int srv_license_delete(sqlite3 *db, int64_t id) {
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = prepare(db, "DELETE FROM licenses WHERE id = ?", &st);
-    if (r < 0)
+int srv_license_update(struct srv_db *db, const struct srv_license *l) {
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int r = srv_sql_prepare(
+        db,
+        "UPDATE licenses SET code = ?, product = ?, customer_id = ?, license_type = ?, "
+        "expiry = ?, features = ?, secs_allocated = ?, cache_secs = ?, tick_secs = ?, "
+        "max_activations = ?, offline_allowed = ?, suspended = ?, terms = ?, created = ?, "
+        "updated = ?, max_transfers = ?, transfers_used = ?, cull_days = ?, "
+        "pool_alert_secs = ? WHERE id = ?",
+        &st);
+    if (r < 0 || (r = bind_license(st, l)) < 0 || (r = srv_sql_bind_int(st, 20, l->id)) < 0 ||
+        (r = srv_sql_run(st)) < 0)
         return r;
-    sqlite3_bind_int64(st, 1, id);
-    return step_done(st);
+    return srv_sql_changes(st) == 1 ? 0 : -ENOENT;
+}
+
+int srv_license_delete(struct srv_db *db, int64_t id) {
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int r = srv_sql_prepare(db, "DELETE FROM licenses WHERE id = ?", &st);
+    if (r < 0 || (r = srv_sql_bind_int(st, 1, id)) < 0)
+        return r;
+    return srv_sql_run(st);
 }
 
 /* The pool columns are kept by the triggers of migration 3 in the same
  * transaction as every change to an activation. */
-int srv_pool_get(sqlite3 *db, const struct srv_license *l, struct srv_pool *ret) {
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r =
-        prepare(db, "SELECT committed_secs, active_activations FROM licenses WHERE id = ?", &st);
-    if (r < 0)
+int srv_pool_get(struct srv_db *db, const struct srv_license *l, time_t now, bool lock,
+                 struct srv_pool *ret) {
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int64_t reserved = 0;
+    int r = srv_sql_prepare(
+        db,
+        lock ? "SELECT committed_secs, active_activations FROM licenses WHERE id = ? FOR UPDATE"
+             : "SELECT committed_secs, active_activations FROM licenses WHERE id = ?",
+        &st);
+    if (r < 0 || (r = srv_sql_bind_int(st, 1, l->id)) < 0 || (r = step_row(st)) < 0)
         return r;
-    sqlite3_bind_int64(st, 1, l->id);
-    r = step_row(st);
-    if (r < 0)
-        return r;
+    /* only a license that has had a transfer can have a seat reserved */
+    if (l->transfers_used) {
+        r = srv_sql_scalar(db,
+                           "SELECT COUNT(*) FROM transfers WHERE license_id = ? AND used_by = '' "
+                           "AND expires > ?",
+                           &reserved, 2, l->id, (int64_t)now);
+        if (r < 0)
+            return r;
+    }
     ret->allocated = l->secs_allocated;
-    ret->committed = u64_col(st, 0);
-    ret->active = (unsigned)u64_col(st, 1);
+    ret->committed = srv_sql_uint(st, 0);
+    ret->active = (unsigned)srv_sql_uint(st, 1);
+    ret->reserved = (unsigned)reserved;
     ret->free = ret->committed < ret->allocated ? ret->allocated - ret->committed : 0;
     return 0;
 }
 
-/* ---- activations ------------------------------------------------------------ */
+/* ---- activations ---------------------------------------------------------------------- */
 
 #define ACTIVATION_COLS                                                                            \
     "id, license_id, kind, state, computer_id, hwid_ek, hwid_dmi, hwid_nic, counter_index, "       \
     "counter_name, counter_base, tick_secs, epoch, secs_granted, consumed_secs, final_secs, "      \
-    "returned_secs, last_counter, terms, created, last_seen, closed, "                             \
-    "(SELECT COUNT(*) FROM flags WHERE flags.activation_id = activations.id)"
+    "returned_secs, last_counter, terms, created, last_seen, closed, closed_reason, hostname, "    \
+    "(SELECT COUNT(*) FROM flags WHERE flags.activation_id = activations.id), "                    \
+    "(SELECT COUNT(*) FROM flags WHERE flags.activation_id = activations.id AND cleared = 0)"
 
-static int hex_to_bytes(const char *hex, uint8_t *out, size_t max, size_t *ret_len) {
-    size_t n = strlen(hex);
-    if (n % 2 || n / 2 > max)
-        return -EINVAL;
-    for (size_t i = 0; i < n / 2; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return -EINVAL;
-        out[i] = (uint8_t)v;
-    }
-    *ret_len = n / 2;
-    return 0;
-}
-
-static int activation_row(sqlite3_stmt *st, struct srv_activation *a) {
+static int activation_row(struct srv_stmt *st, struct srv_activation *a) {
     char kind[10], state[10], name[2 * CERT_COUNTER_NAME_MAX + 1];
 
     memset(a, 0, sizeof(*a));
     text_col(st, 0, a->id, sizeof(a->id));
-    a->license_id = sqlite3_column_int64(st, 1);
+    a->license_id = srv_sql_int(st, 1);
     text_col(st, 2, kind, sizeof(kind));
     a->kind = strcmp(kind, "offline") == 0 ? SRV_OFFLINE : SRV_ONLINE;
     text_col(st, 3, state, sizeof(state));
     a->state = strcmp(state, "closed") == 0 ? SRV_CLOSED : SRV_ACTIVE;
     text_col(st, 4, a->computer_id, sizeof(a->computer_id));
     for (int c = 0; c < HWID_COMPONENT_MAX; c++) {
-        const unsigned char *t = sqlite3_column_text(st, 5 + c);
-        if (t && hwid_digest_from_hex((const char *)t, a->hwid.digest[c]) == 0)
+        const char *t = srv_sql_text(st, 5 + c);
+        if (t && hwid_digest_from_hex(t, a->hwid.digest[c]) == 0)
             a->hwid.present[c] = true;
     }
-    a->counter.index = (uint32_t)u64_col(st, 8);
+    a->counter.index = (uint32_t)srv_sql_uint(st, 8);
     text_col(st, 9, name, sizeof(name));
-    if (hex_to_bytes(name, a->counter.name, sizeof(a->counter.name), &a->counter.name_len) < 0)
+    if (hex_decode(name, strlen(name), a->counter.name, sizeof(a->counter.name),
+                   &a->counter.name_len) < 0)
         return -EIO;
-    a->counter.value = u64_col(st, 10);
-    a->tick_secs = (uint32_t)u64_col(st, 11);
+    a->counter.value = srv_sql_uint(st, 10);
+    a->tick_secs = (uint32_t)srv_sql_uint(st, 11);
     text_col(st, 12, a->epoch, sizeof(a->epoch));
-    a->secs_granted = u64_col(st, 13);
-    a->consumed_secs = u64_col(st, 14);
-    a->final_secs = u64_col(st, 15);
-    a->returned_secs = u64_col(st, 16);
-    a->last_counter = u64_col(st, 17);
-    a->terms = sqlite3_column_int64(st, 18);
-    a->created = (time_t)sqlite3_column_int64(st, 19);
-    a->last_seen = (time_t)sqlite3_column_int64(st, 20);
-    a->closed = (time_t)sqlite3_column_int64(st, 21);
-    a->nflags = (unsigned)u64_col(st, 22);
+    a->secs_granted = srv_sql_uint(st, 13);
+    a->consumed_secs = srv_sql_uint(st, 14);
+    a->final_secs = srv_sql_uint(st, 15);
+    a->returned_secs = srv_sql_uint(st, 16);
+    a->last_counter = srv_sql_uint(st, 17);
+    a->terms = srv_sql_int(st, 18);
+    a->created = (time_t)srv_sql_int(st, 19);
+    a->last_seen = (time_t)srv_sql_int(st, 20);
+    a->closed = (time_t)srv_sql_int(st, 21);
+    text_col(st, 22, a->closed_reason, sizeof(a->closed_reason));
+    text_col(st, 23, a->hostname, sizeof(a->hostname));
+    a->nflags = (unsigned)srv_sql_uint(st, 24);
+    a->nflags_open = (unsigned)srv_sql_uint(st, 25);
     return 0;
 }
 
-int srv_activation_get(sqlite3 *db, const char *id, struct srv_activation *ret) {
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = prepare(db, "SELECT " ACTIVATION_COLS " FROM activations WHERE id = ?", &st);
-    if (r < 0)
+int srv_activation_get(struct srv_db *db, const char *id, bool lock, struct srv_activation *ret) {
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int r =
+        srv_sql_prepare(db,
+                        lock ? "SELECT " ACTIVATION_COLS " FROM activations WHERE id = ? FOR UPDATE"
+                             : "SELECT " ACTIVATION_COLS " FROM activations WHERE id = ?",
+                        &st);
+    if (r < 0 || (r = srv_sql_bind_text(st, 1, id)) < 0 || (r = step_row(st)) < 0)
         return r;
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    r = step_row(st);
-    return r < 0 ? r : activation_row(st, ret);
+    return activation_row(st, ret);
 }
 
-int srv_activation_find(sqlite3 *db, int64_t license_id, const char *computer_id,
+int srv_activation_find(struct srv_db *db, int64_t license_id, const char *computer_id,
                         const struct cert_counter *counter, struct srv_activation *ret) {
     char name[2 * CERT_COUNTER_NAME_MAX + 1];
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = prepare(db,
-                    "SELECT " ACTIVATION_COLS " FROM activations WHERE license_id = ? AND "
-                    "state = 'active' AND computer_id = ? AND counter_name = ? "
-                    "ORDER BY created DESC LIMIT 1",
-                    &st);
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int r = srv_sql_prepare(db,
+                            "SELECT " ACTIVATION_COLS " FROM activations WHERE license_id = ? AND "
+                            "state = 'active' AND computer_id = ? AND counter_name = ? "
+                            "FOR UPDATE",
+                            &st);
     if (r < 0)
         return r;
-    for (size_t i = 0; i < counter->name_len; i++)
-        snprintf(name + 2 * i, 3, "%02x", counter->name[i]);
-    name[2 * counter->name_len] = '\0';
-    sqlite3_bind_int64(st, 1, license_id);
-    sqlite3_bind_text(st, 2, computer_id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-    r = step_row(st);
-    return r < 0 ? r : activation_row(st, ret);
+    counter_name_hex(counter, name);
+    BIND_ALL(r, srv_sql_bind_int(st, 1, license_id), srv_sql_bind_text(st, 2, computer_id),
+             srv_sql_bind_text(st, 3, name));
+    if (r < 0 || (r = step_row(st)) < 0)
+        return r;
+    return activation_row(st, ret);
 }
 
-static void bind_text_or_null(sqlite3_stmt *st, int col, const char *s) {
-    if (s && *s)
-        sqlite3_bind_text(st, col, s, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, col);
+static int bind_opt_text(struct srv_stmt *st, int idx, const char *s) {
+    return srv_sql_bind_text(st, idx, s && *s ? s : NULL);
 }
 
-int srv_activation_insert(sqlite3 *db, const struct srv_activation *a,
+int srv_activation_insert(struct srv_db *db, const struct srv_activation *a,
                           const struct cert_activation *req) {
-    char name[2 * CERT_COUNTER_NAME_MAX + 1];
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = prepare(db,
-                    "INSERT INTO activations (id, license_id, kind, state, computer_id, hwid_ek, "
-                    "hwid_dmi, hwid_nic, ek_public, ek_certificate, counter_index, counter_name, "
-                    "counter_base, tick_secs, epoch, secs_granted, consumed_secs, last_counter, "
-                    "terms, username, email_address, company_name, hostname, created, last_seen) "
-                    "VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, "
-                    "?, ?, ?, ?, ?)",
-                    &st);
+    char name[2 * CERT_COUNTER_NAME_MAX + 1], hex[HWID_COMPONENT_MAX][HWID_DIGEST_HEXLEN];
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int r = srv_sql_prepare(
+        db,
+        "INSERT INTO activations (id, license_id, kind, state, computer_id, hwid_ek, "
+        "hwid_dmi, hwid_nic, ek_public, ek_certificate, counter_index, counter_name, "
+        "counter_base, tick_secs, epoch, secs_granted, consumed_secs, last_counter, terms, "
+        "username, email_address, company_name, hostname, created, last_seen) "
+        "VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, "
+        "?)",
+        &st);
     if (r < 0)
         return r;
-    for (size_t i = 0; i < a->counter.name_len; i++)
-        snprintf(name + 2 * i, 3, "%02x", a->counter.name[i]);
-    name[2 * a->counter.name_len] = '\0';
-    sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, a->license_id);
-    sqlite3_bind_text(st, 3, a->kind == SRV_OFFLINE ? "offline" : "online", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, a->computer_id, -1, SQLITE_STATIC);
-    for (int c = 0; c < HWID_COMPONENT_MAX; c++) {
-        char hex[HWID_DIGEST_HEXLEN];
-        if (a->hwid.present[c]) {
-            hwid_digest_to_hex(a->hwid.digest[c], hex);
-            sqlite3_bind_text(st, 5 + c, hex, -1, SQLITE_TRANSIENT);
-        } else {
-            sqlite3_bind_null(st, 5 + c);
-        }
-    }
-    sqlite3_bind_blob(st, 8, req->ek_public, (int)req->ek_public_len, SQLITE_STATIC);
-    if (req->ek_certificate)
-        sqlite3_bind_blob(st, 9, req->ek_certificate, (int)req->ek_certificate_len, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 9);
-    sqlite3_bind_int64(st, 10, a->counter.index);
-    sqlite3_bind_text(st, 11, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 12, (sqlite3_int64)a->counter.value);
-    sqlite3_bind_int64(st, 13, a->tick_secs);
-    sqlite3_bind_text(st, 14, a->epoch, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 15, (sqlite3_int64)a->secs_granted);
-    sqlite3_bind_int64(st, 16, (sqlite3_int64)a->last_counter);
-    sqlite3_bind_int64(st, 17, a->terms);
-    bind_text_or_null(st, 18, req->username);
-    bind_text_or_null(st, 19, req->email_address);
-    bind_text_or_null(st, 20, req->company_name);
-    bind_text_or_null(st, 21, req->hostname);
-    sqlite3_bind_int64(st, 22, (sqlite3_int64)a->created);
-    sqlite3_bind_int64(st, 23, (sqlite3_int64)a->last_seen);
-    return step_done(st);
-}
-
-int srv_activation_update(sqlite3 *db, const struct srv_activation *a) {
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = prepare(db,
-                    "UPDATE activations SET state = ?, epoch = ?, secs_granted = ?, "
-                    "consumed_secs = ?, final_secs = ?, returned_secs = ?, last_counter = ?, "
-                    "terms = ?, last_seen = ?, closed = ? WHERE id = ?",
-                    &st);
+    counter_name_hex(&a->counter, name);
+    for (int c = 0; c < HWID_COMPONENT_MAX; c++)
+        hwid_digest_to_hex(a->hwid.digest[c], hex[c]);
+    BIND_ALL(r, srv_sql_bind_text(st, 1, a->id), srv_sql_bind_int(st, 2, a->license_id),
+             srv_sql_bind_text(st, 3, a->kind == SRV_OFFLINE ? "offline" : "online"),
+             srv_sql_bind_text(st, 4, a->computer_id),
+             srv_sql_bind_text(st, 5, a->hwid.present[0] ? hex[0] : NULL),
+             srv_sql_bind_text(st, 6, a->hwid.present[1] ? hex[1] : NULL),
+             srv_sql_bind_text(st, 7, a->hwid.present[2] ? hex[2] : NULL),
+             srv_sql_bind_blob(st, 8, req->ek_public, req->ek_public_len),
+             srv_sql_bind_blob(st, 9, req->ek_certificate, req->ek_certificate_len),
+             srv_sql_bind_int(st, 10, a->counter.index), srv_sql_bind_text(st, 11, name),
+             bind_u64(st, 12, a->counter.value), srv_sql_bind_int(st, 13, a->tick_secs),
+             srv_sql_bind_text(st, 14, a->epoch), bind_u64(st, 15, a->secs_granted),
+             bind_u64(st, 16, a->last_counter), srv_sql_bind_int(st, 17, a->terms),
+             bind_opt_text(st, 18, req->username), bind_opt_text(st, 19, req->email_address),
+             bind_opt_text(st, 20, req->company_name), bind_opt_text(st, 21, req->hostname),
+             srv_sql_bind_int(st, 22, (int64_t)a->created),
+             srv_sql_bind_int(st, 23, (int64_t)a->last_seen));
     if (r < 0)
         return r;
-    sqlite3_bind_text(st, 1, a->state == SRV_CLOSED ? "closed" : "active", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, a->epoch, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)a->secs_granted);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)a->consumed_secs);
-    sqlite3_bind_int64(st, 5, (sqlite3_int64)a->final_secs);
-    sqlite3_bind_int64(st, 6, (sqlite3_int64)a->returned_secs);
-    sqlite3_bind_int64(st, 7, (sqlite3_int64)a->last_counter);
-    sqlite3_bind_int64(st, 8, a->terms);
-    sqlite3_bind_int64(st, 9, (sqlite3_int64)a->last_seen);
-    sqlite3_bind_int64(st, 10, (sqlite3_int64)a->closed);
-    sqlite3_bind_text(st, 11, a->id, -1, SQLITE_STATIC);
-    r = step_done(st);
-    if (r == 0 && sqlite3_changes(db) != 1)
-        return -ENOENT;
-    return r;
+    return srv_sql_run(st);
 }
 
-int srv_flag_add(sqlite3 *db, const char *activation_id, time_t when, const char *reason,
+int srv_activation_update(struct srv_db *db, const struct srv_activation *a) {
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int r = srv_sql_prepare(db,
+                            "UPDATE activations SET state = ?, epoch = ?, secs_granted = ?, "
+                            "consumed_secs = ?, final_secs = ?, returned_secs = ?, "
+                            "last_counter = ?, terms = ?, last_seen = ?, closed = ?, "
+                            "closed_reason = ? WHERE id = ?",
+                            &st);
+    if (r < 0)
+        return r;
+    BIND_ALL(r, srv_sql_bind_text(st, 1, a->state == SRV_CLOSED ? "closed" : "active"),
+             srv_sql_bind_text(st, 2, a->epoch), bind_u64(st, 3, a->secs_granted),
+             bind_u64(st, 4, a->consumed_secs), bind_u64(st, 5, a->final_secs),
+             bind_u64(st, 6, a->returned_secs), bind_u64(st, 7, a->last_counter),
+             srv_sql_bind_int(st, 8, a->terms), srv_sql_bind_int(st, 9, (int64_t)a->last_seen),
+             srv_sql_bind_int(st, 10, (int64_t)a->closed),
+             srv_sql_bind_text(st, 11, a->closed_reason), srv_sql_bind_text(st, 12, a->id));
+    if (r < 0 || (r = srv_sql_run(st)) < 0)
+        return r;
+    return srv_sql_changes(st) == 1 ? 0 : -ENOENT;
+}
+
+int srv_flag_add(struct srv_db *db, const char *activation_id, time_t when, const char *reason,
                  const char *detail) {
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    int r = prepare(
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int r = srv_sql_prepare(
         db, "INSERT INTO flags (activation_id, time, reason, detail) VALUES (?, ?, ?, ?)", &st);
     if (r < 0)
         return r;
-    sqlite3_bind_text(st, 1, activation_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)when);
-    sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, detail, -1, SQLITE_STATIC);
-    return step_done(st);
+    BIND_ALL(r, srv_sql_bind_text(st, 1, activation_id), srv_sql_bind_int(st, 2, (int64_t)when),
+             srv_sql_bind_text(st, 3, reason), srv_sql_bind_text(st, 4, detail));
+    return r < 0 ? r : srv_sql_run(st);
 }
 
-/* ---- lists (admin) --------------------------------------------------------------- */
-
-int srv_license_list(sqlite3 *db, struct srv_license **ret, size_t *ret_n) {
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    _cleanup_free_ struct srv_license *v = NULL;
-    size_t n = 0, cap = 0;
-    int r = prepare(db, "SELECT " LICENSE_COLS " FROM licenses ORDER BY code", &st);
-
+int srv_flags_clear(struct srv_db *db, const char *activation_id, time_t when, const char *by) {
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int r = srv_sql_prepare(db,
+                            "UPDATE flags SET cleared = ?, cleared_by = ? WHERE activation_id = ? "
+                            "AND cleared = 0",
+                            &st);
     if (r < 0)
         return r;
-    while ((r = step_row(st)) == 0) {
+    BIND_ALL(r, srv_sql_bind_int(st, 1, (int64_t)when), srv_sql_bind_text(st, 2, by),
+             srv_sql_bind_text(st, 3, activation_id));
+    if (r < 0 || (r = srv_sql_run(st)) < 0)
+        return r;
+    return (int)srv_sql_changes(st);
+}
+
+/* ---- lists ------------------------------------------------------------------------------ */
+
+/* Appends the rows st gives to a growing array of n structs of size sz,
+ * each read by row(). */
+static int collect_rows(struct srv_stmt *st, size_t sz, int (*row)(struct srv_stmt *, void *),
+                        void **ret, size_t *ret_n) {
+    _cleanup_free_ void *v = NULL;
+    size_t n = 0, cap = 0;
+    int r;
+
+    while ((r = srv_sql_step(st)) == 1) {
         if (n == cap) {
-            struct srv_license *nv = reallocarray(v, cap ? cap * 2 : 16, sizeof(*v));
+            void *nv = reallocarray(v, cap ? cap * 2 : 16, sz);
             if (!nv)
                 return -ENOMEM;
             v = nv;
             cap = cap ? cap * 2 : 16;
         }
-        r = license_row(st, &v[n++]);
+        r = row(st, (char *)v + n * sz);
         if (r < 0)
             return r;
+        n++;
     }
-    if (r != -ENOENT)
+    if (r < 0)
         return r;
     *ret = TAKE_PTR(v);
     *ret_n = n;
     return 0;
 }
 
-int srv_activation_list(sqlite3 *db, int64_t license_id, struct srv_activation **ret,
-                        size_t *ret_n) {
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    _cleanup_free_ struct srv_activation *v = NULL;
-    size_t n = 0, cap = 0;
-    int r = prepare(db,
-                    "SELECT " ACTIVATION_COLS " FROM activations WHERE license_id = ? "
-                    "ORDER BY state, created, id",
-                    &st);
-
-    if (r < 0)
-        return r;
-    sqlite3_bind_int64(st, 1, license_id);
-    while ((r = step_row(st)) == 0) {
-        if (n == cap) {
-            struct srv_activation *nv = reallocarray(v, cap ? cap * 2 : 16, sizeof(*v));
-            if (!nv)
-                return -ENOMEM;
-            v = nv;
-            cap = cap ? cap * 2 : 16;
-        }
-        r = activation_row(st, &v[n++]);
-        if (r < 0)
-            return r;
-    }
-    if (r != -ENOENT)
-        return r;
-    *ret = TAKE_PTR(v);
-    *ret_n = n;
-    return 0;
+static int license_row_v(struct srv_stmt *st, void *p) {
+    return license_row(st, p);
 }
 
-int srv_flag_list(sqlite3 *db, const char *activation_id, json_t **ret) {
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+static int activation_row_v(struct srv_stmt *st, void *p) {
+    return activation_row(st, p);
+}
+
+int srv_license_list(struct srv_db *db, struct srv_license **ret, size_t *ret_n) {
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int r = srv_sql_prepare(db, "SELECT " LICENSE_COLS " FROM licenses ORDER BY code", &st);
+    if (r < 0)
+        return r;
+    return collect_rows(st, sizeof(**ret), license_row_v, (void **)ret, ret_n);
+}
+
+int srv_activation_list(struct srv_db *db, const struct srv_activation_filter *f,
+                        struct srv_activation **ret, size_t *ret_n) {
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    char sql[1024];
+    size_t o;
+    int r, n = 0;
+
+    o = (size_t)snprintf(sql, sizeof(sql),
+                         "SELECT " ACTIVATION_COLS " FROM activations WHERE 1 = 1");
+#define WHERE(cond) o += (size_t)snprintf(sql + o, sizeof(sql) - o, " AND %s", cond)
+    if (f->license_id)
+        WHERE("license_id = ?");
+    if (f->state && *f->state)
+        WHERE("state = ?");
+    if (f->kind && *f->kind)
+        WHERE("kind = ?");
+    if (f->computer_id && *f->computer_id)
+        WHERE("computer_id = ?");
+    if (f->flagged)
+        WHERE("EXISTS (SELECT 1 FROM flags WHERE flags.activation_id = activations.id AND "
+              "cleared = 0)");
+    if (f->seen_before)
+        WHERE("last_seen < ?");
+#undef WHERE
+    o += (size_t)snprintf(sql + o, sizeof(sql) - o, " ORDER BY state, created, id");
+    if (f->limit)
+        o += (size_t)snprintf(sql + o, sizeof(sql) - o, " LIMIT ? OFFSET ?");
+    if (o >= sizeof(sql))
+        return -E2BIG;
+    r = srv_sql_prepare(db, sql, &st);
+    if (r == 0 && f->license_id)
+        r = srv_sql_bind_int(st, ++n, f->license_id);
+    if (r == 0 && f->state && *f->state)
+        r = srv_sql_bind_text(st, ++n, f->state);
+    if (r == 0 && f->kind && *f->kind)
+        r = srv_sql_bind_text(st, ++n, f->kind);
+    if (r == 0 && f->computer_id && *f->computer_id)
+        r = srv_sql_bind_text(st, ++n, f->computer_id);
+    if (r == 0 && f->seen_before)
+        r = srv_sql_bind_int(st, ++n, (int64_t)f->seen_before);
+    if (r == 0 && f->limit) {
+        r = srv_sql_bind_int(st, ++n, f->limit);
+        if (r == 0)
+            r = srv_sql_bind_int(st, ++n, f->offset);
+    }
+    if (r < 0)
+        return r;
+    return collect_rows(st, sizeof(**ret), activation_row_v, (void **)ret, ret_n);
+}
+
+int srv_sql_json_rows(struct srv_stmt *st, srv_row_json_fn row, void *arg, json_t **ret) {
     _cleanup_(json_decrefp) json_t *a = json_array();
-    int r = prepare(
-        db, "SELECT time, reason, detail FROM flags WHERE activation_id = ? ORDER BY id", &st);
+    int r;
 
-    if (r < 0)
-        return r;
     if (!a)
         return -ENOMEM;
-    sqlite3_bind_text(st, 1, activation_id, -1, SQLITE_STATIC);
-    while ((r = step_row(st)) == 0) {
-        char when[21];
-        rfc3339_format((time_t)sqlite3_column_int64(st, 0), when);
-        if (json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "time", when, "reason",
-                                               (const char *)sqlite3_column_text(st, 1), "detail",
-                                               (const char *)sqlite3_column_text(st, 2))) < 0)
-            return -ENOMEM;
+    while ((r = srv_sql_step(st)) == 1) {
+        int err = -ENOMEM;
+        json_t *o = row(st, arg, &err);
+        if (!o || json_array_append_new(a, o) < 0)
+            return o ? -ENOMEM : err;
     }
-    if (r != -ENOENT)
+    if (r < 0)
         return r;
     *ret = TAKE_PTR(a);
     return 0;
+}
+
+int srv_json_single(json_t *arr, json_t **ret) {
+    int r = json_array_size(arr) == 1 ? 0 : -ENOENT;
+    if (r == 0)
+        *ret = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    return r;
+}
+
+json_t *srv_time_json(time_t t) {
+    char when[RFC3339_BUFLEN];
+    if (!t)
+        return json_null();
+    rfc3339_format(t, when);
+    return json_string(when);
+}
+
+static json_t *flag_row(struct srv_stmt *st, void *arg, int *err) {
+    const char *by = srv_sql_text(st, 4);
+    return json_pack("{s:o, s:s, s:s, s:o, s:o}", "time", srv_time_json(srv_sql_int(st, 0)),
+                     "reason", srv_sql_text(st, 1) ?: "", "detail", srv_sql_text(st, 2) ?: "",
+                     "cleared", srv_time_json(srv_sql_int(st, 3)), "cleared_by",
+                     by && *by ? json_string(by) : json_null());
+}
+
+int srv_flag_list(struct srv_db *db, const char *activation_id, json_t **ret) {
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int r = srv_sql_prepare(db,
+                            "SELECT time, reason, detail, cleared, cleared_by FROM flags WHERE "
+                            "activation_id = ? ORDER BY id",
+                            &st);
+    if (r < 0 || (r = srv_sql_bind_text(st, 1, activation_id)) < 0)
+        return r;
+    return srv_sql_json_rows(st, flag_row, NULL, ret);
+}
+
+/* ---- transfers --------------------------------------------------------------------------------
+ */
+
+int srv_transfer_add(struct srv_db *db, int64_t license_id, const char *from_activation,
+                     const char *to_computer_id, time_t now) {
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int r = srv_sql_prepare(db,
+                            "INSERT INTO transfers (license_id, from_activation, to_computer_id, "
+                            "created, expires) VALUES (?, ?, ?, ?, ?)",
+                            &st);
+    if (r < 0)
+        return r;
+    BIND_ALL(r, srv_sql_bind_int(st, 1, license_id), srv_sql_bind_text(st, 2, from_activation),
+             srv_sql_bind_text(st, 3, to_computer_id), srv_sql_bind_int(st, 4, (int64_t)now),
+             srv_sql_bind_int(st, 5, (int64_t)now + SRV_TRANSFER_DAYS * 86400));
+    return r < 0 ? r : srv_sql_run(st);
+}
+
+int srv_transfer_use(struct srv_db *db, int64_t license_id, const char *computer_id,
+                     const char *activation_id, time_t now) {
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int64_t id;
+    int r =
+        srv_sql_prepare(db,
+                        "SELECT id FROM transfers WHERE license_id = ? AND to_computer_id = ? AND "
+                        "used_by = '' AND expires > ? ORDER BY id LIMIT 1",
+                        &st);
+    if (r < 0)
+        return r;
+    BIND_ALL(r, srv_sql_bind_int(st, 1, license_id), srv_sql_bind_text(st, 2, computer_id),
+             srv_sql_bind_int(st, 3, (int64_t)now));
+    if (r < 0 || (r = step_row(st)) < 0)
+        return r;
+    id = srv_sql_int(st, 0);
+    srv_sql_finalize(st);
+    st = NULL;
+    r = srv_sql_prepare(db, "UPDATE transfers SET used_by = ?, used_at = ? WHERE id = ?", &st);
+    if (r < 0)
+        return r;
+    BIND_ALL(r, srv_sql_bind_text(st, 1, activation_id), srv_sql_bind_int(st, 2, (int64_t)now),
+             srv_sql_bind_int(st, 3, id));
+    return r < 0 ? r : srv_sql_run(st);
+}
+
+static json_t *transfer_row(struct srv_stmt *st, void *arg, int *err) {
+    return json_pack("{s:s, s:s, s:o, s:o}", "from_activation", srv_sql_text(st, 0) ?: "",
+                     "to_computer_id", srv_sql_text(st, 1) ?: "", "created",
+                     srv_time_json(srv_sql_int(st, 2)), "expires",
+                     srv_time_json(srv_sql_int(st, 3)));
+}
+
+int srv_transfer_list(struct srv_db *db, int64_t license_id, time_t now, json_t **ret) {
+    _cleanup_stmt_ struct srv_stmt *st = NULL;
+    int r = srv_sql_prepare(db,
+                            "SELECT from_activation, to_computer_id, created, expires FROM "
+                            "transfers WHERE license_id = ? AND used_by = '' AND expires > ? "
+                            "ORDER BY id",
+                            &st);
+    if (r < 0)
+        return r;
+    BIND_ALL(r, srv_sql_bind_int(st, 1, license_id), srv_sql_bind_int(st, 2, (int64_t)now));
+    return r < 0 ? r : srv_sql_json_rows(st, transfer_row, NULL, ret);
 }

@@ -1,10 +1,14 @@
 /* The license server's decisions (docs/online.md): given the database and
- * one parsed request, what to answer. No network here: http.c parses the
+ * one parsed request, what to answer. No network here: http.c reads the
  * body, calls srv_handle() and signs what comes back; the unit tests call
- * srv_handle() directly on a real database. Each decision runs in one
- * write transaction (BEGIN IMMEDIATE), so the pool and the epochs never see
- * two requests interleaved. */
-#include "server/server.h"
+ * srv_handle() directly on a real database. Each decision is one
+ * transaction: on SQLite under BEGIN IMMEDIATE (the whole database), on
+ * PostgreSQL with the rows it changes locked (the license row for an
+ * activation, the activation row for a validation or deactivation, then
+ * the license row when the pool changes), so the pool and the epochs never
+ * see two requests interleaved. The webhook events a decision raises are
+ * written in the same transaction (webhook.c). */
+#include "server/logic.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -12,11 +16,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/hex.h"
+#include "common/json.h"
 #include "common/macro.h"
 #include "common/timefmt.h"
-#include "common/hex.h"
+#include "server/webhook.h"
 
 #define JSON_INT_MAX 9007199254740992ull /* 2^53: what JSON carries exactly */
+#define RETRIES      8                   /* a PostgreSQL transaction that lost a race */
 
 const char *srv_request_name(enum srv_request r) {
     switch (r) {
@@ -35,13 +42,6 @@ void srv_reply_clear(struct srv_reply *r) {
     r->body = NULL;
 }
 
-void srv_code_hint(const char *code, char out[16]) {
-    if (strlen(code) <= 4)
-        snprintf(out, 16, "%s", code);
-    else
-        snprintf(out, 16, "%.4s...", code);
-}
-
 static void cert_activation_clearp(struct cert_activation *a) {
     cert_activation_clear(a);
 }
@@ -50,7 +50,7 @@ static void cert_activation_clearp(struct cert_activation *a) {
 
 static json_t *answer_base(const struct srv_ctx *ctx, enum srv_request type, const char *nonce,
                            const char *result) {
-    char now[21];
+    char now[RFC3339_BUFLEN];
     rfc3339_format(ctx->now, now);
     return json_pack("{s:i, s:s, s:s, s:s, s:s}", "v", 1, "type", srv_request_name(type), "nonce",
                      nonce, "result", result, "time", now);
@@ -74,6 +74,17 @@ _printf_(6, 7) static int refuse(const struct srv_ctx *ctx, enum srv_request typ
     ret->status = 403;
     ret->signed_answer = true;
     snprintf(ret->reason, sizeof(ret->reason), "%s", reason);
+    /* the vendor's systems hear of refused validations and deactivations */
+    if (type != SRV_REQ_ACTIVATE) {
+        _cleanup_(json_decrefp) json_t *ev = json_pack(
+            "{s:s, s:s, s:s, s:s, s:s}", "request", srv_request_name(type), "license", ret->license,
+            "activation", ret->activation, "reason", reason, "message", msg);
+        int r = ev ? srv_event_emit(ctx->db, ctx->now, SRV_EVENT_VALIDATION_REFUSED, ev) : -ENOMEM;
+        if (r < 0) {
+            srv_reply_clear(ret);
+            return r;
+        }
+    }
     return 0;
 }
 
@@ -93,122 +104,90 @@ _printf_(2, 3) static int malformed(struct srv_reply *ret, const char *fmt, ...)
     return 0;
 }
 
+/* A flag against an activation (the clone defence), and its event. */
+static int flag(const struct srv_ctx *ctx, const struct srv_license *l,
+                const struct srv_activation *a, const char *reason, const char *detail) {
+    _cleanup_(json_decrefp) json_t *ev = NULL;
+    int r = srv_flag_add(ctx->db, a->id, ctx->now, reason, detail);
+    if (r < 0)
+        return r;
+    ev = json_pack("{s:s, s:s, s:s, s:s, s:s}", "license", l->code, "activation", a->id,
+                   "computer_id", a->computer_id, "reason", reason, "detail", detail);
+    return ev ? srv_event_emit(ctx->db, ctx->now, SRV_EVENT_CLONE_FLAGGED, ev) : -ENOMEM;
+}
+
 /* ---- request fields ------------------------------------------------------------ */
 
-static bool is_hex32(const char *s) {
-    if (strlen(s) != SRV_ID_HEX)
+/* A field of 32 lower-case hex digits (nonces, epochs). */
+static bool hex32(struct cj *c, json_t *o, const char *key, bool required,
+                  char out[SRV_ID_HEX + 1]) {
+    uint8_t bytes[SRV_ID_HEX / 2];
+    if (!cj_string(c, o, key, required ? CJ_REQUIRED : CJ_OPTIONAL, CJ_IDENTIFIER, SRV_ID_HEX, out,
+                   SRV_ID_HEX + 1))
         return false;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return false;
+    if (out[0] && hex_decode_exact(out, bytes, sizeof(bytes)) < 0)
+        return cj_fail(c, "field '%s' must be 32 lower-case hex digits", key);
     return true;
 }
 
-static bool is_identifier(const char *s, size_t max) {
-    size_t n = strlen(s);
-    if (n == 0 || n > max)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              *s == '.' || *s == '-' || *s == '_'))
-            return false;
-    return true;
-}
-
-/* The validate and deactivate request (docs/online.md). */
-struct check_req {
-    const char *license, *activation, *computer_id, *nonce, *epoch, *next_epoch;
-    uint64_t counter, consumed_secs;
-    bool refill;
-};
-
-/* Field readers: each returns false after filling *err. Unknown fields are
- * ignored (a newer agent may send more); known ones must have their type. */
-static bool get_string(json_t *o, const char *key, bool required, const char **out, char *err,
-                       size_t errlen) {
-    json_t *v = json_object_get(o, key);
-    *out = NULL;
-    if (!v) {
-        if (required)
-            snprintf(err, errlen, "field '%s' is missing", key);
-        return !required;
-    }
-    if (!json_is_string(v)) {
-        snprintf(err, errlen, "field '%s' must be a string", key);
-        return false;
-    }
-    *out = json_string_value(v);
-    return true;
-}
-
-static bool get_uint(json_t *o, const char *key, uint64_t *out, char *err, size_t errlen) {
-    json_t *v = json_object_get(o, key);
-    if (!v) {
-        snprintf(err, errlen, "field '%s' is missing", key);
-        return false;
-    }
-    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-        (uint64_t)json_integer_value(v) > JSON_INT_MAX) {
-        snprintf(err, errlen, "field '%s' must be a whole number from 0 to 2^53", key);
-        return false;
-    }
-    *out = (uint64_t)json_integer_value(v);
-    return true;
-}
-
-static bool parse_check(json_t *o, enum srv_request type, struct check_req *q, char *err,
-                        size_t errlen) {
-    json_t *v;
+int srv_parse_check(json_t *o, enum srv_request type, struct srv_check_req *q, char *err,
+                    size_t errlen) {
+    struct cj c = {.msg = err, .msglen = errlen};
+    uint64_t v = 0;
 
     memset(q, 0, sizeof(*q));
-    v = json_object_get(o, "v");
-    if (!v || !json_is_integer(v) || json_integer_value(v) != 1) {
+    if (!json_is_object(o)) {
+        snprintf(err, errlen, "the body must be a JSON object");
+        return -EINVAL;
+    }
+    if (!cj_uint(&c, o, "v", true, 1, 1, &v)) {
         snprintf(err, errlen, "field 'v' must be 1");
-        return false;
+        return -EINVAL;
     }
-    if (!get_string(o, "license", true, &q->license, err, errlen) ||
-        !get_string(o, "activation", true, &q->activation, err, errlen) ||
-        !get_string(o, "computer_id", true, &q->computer_id, err, errlen) ||
-        !get_string(o, "nonce", true, &q->nonce, err, errlen) ||
-        !get_string(o, "epoch", true, &q->epoch, err, errlen) ||
-        !get_string(o, "next_epoch", type == SRV_REQ_VALIDATE, &q->next_epoch, err, errlen) ||
-        !get_uint(o, "counter", &q->counter, err, errlen) ||
-        !get_uint(o, "consumed_secs", &q->consumed_secs, err, errlen))
-        return false;
-    if (!is_identifier(q->license, CERT_TEXT_MAX)) {
-        snprintf(err, errlen, "field 'license' must be 1 to %d letters, digits, '.', '-' or '_'",
-                 CERT_TEXT_MAX);
-        return false;
+    /* the license code: "missing" named as such, then the one grammar */
+    if (!json_object_get(o, "license"))
+        cj_fail(&c, "field 'license' is missing");
+    cj_license_code(&c, o, "license", true, q->license, sizeof(q->license));
+    cj_string(&c, o, "activation", CJ_REQUIRED, CJ_IDENTIFIER, CERT_TEXT_MAX, q->activation,
+              sizeof(q->activation));
+    if (cj_string(&c, o, "computer_id", CJ_REQUIRED, CJ_IDENTIFIER, HWID_ID_STRLEN - 1,
+                  q->computer_id, sizeof(q->computer_id)) &&
+        strlen(q->computer_id) != HWID_ID_STRLEN - 1)
+        cj_fail(&c, "field 'computer_id' is not a UUID");
+    hex32(&c, o, "nonce", true, q->nonce);
+    hex32(&c, o, "epoch", true, q->epoch);
+    hex32(&c, o, "next_epoch", type == SRV_REQ_VALIDATE, q->next_epoch);
+    cj_uint(&c, o, "counter", true, 0, JSON_INT_MAX, &q->counter);
+    cj_uint(&c, o, "consumed_secs", true, 0, JSON_INT_MAX, &q->consumed_secs);
+    if (type == SRV_REQ_VALIDATE)
+        cj_bool(&c, o, "refill", false, &q->refill);
+    return c.failed ? -EINVAL : 0;
+}
+
+int srv_parse_activate(json_t *o, struct cert_activation *ret, char *err, size_t errlen) {
+    _cleanup_free_ char *text = malloc(CERT_ACTIVATION_MAX + 1);
+    struct cj c = {.msg = err, .msglen = errlen};
+    char msg[512], recomputed[HWID_ID_STRLEN];
+
+    if (!text)
+        return -ENOMEM;
+    if (!json_is_object(o)) {
+        snprintf(err, errlen, "the body must be a JSON object");
+        return -EINVAL;
     }
-    if (!is_identifier(q->activation, CERT_TEXT_MAX)) {
-        snprintf(err, errlen, "field 'activation' is not an activation ID");
-        return false;
+    if (!cj_string(&c, o, "activation_certificate", CJ_REQUIRED, CJ_IDENTIFIER, CERT_ACTIVATION_MAX,
+                   text, CERT_ACTIVATION_MAX + 1))
+        return -EINVAL;
+    if (cert_activation_decode(text, strlen(text), ret, msg, sizeof(msg)) != CERT_OK) {
+        snprintf(err, errlen, "the activation certificate is %s", msg);
+        return -EINVAL;
     }
-    if (strlen(q->computer_id) != 36 || !is_identifier(q->computer_id, 36)) {
-        snprintf(err, errlen, "field 'computer_id' is not a UUID");
-        return false;
+    if (!cert_activation_consistent(ret, recomputed, msg, sizeof(msg))) {
+        cert_activation_clear(ret);
+        snprintf(err, errlen, "the activation certificate is refused: %s", msg);
+        return -EINVAL;
     }
-    if (!is_hex32(q->nonce)) {
-        snprintf(err, errlen, "field 'nonce' must be 32 lower-case hex digits");
-        return false;
-    }
-    if (!is_hex32(q->epoch)) {
-        snprintf(err, errlen, "field 'epoch' must be 32 lower-case hex digits");
-        return false;
-    }
-    if (q->next_epoch && !is_hex32(q->next_epoch)) {
-        snprintf(err, errlen, "field 'next_epoch' must be 32 lower-case hex digits");
-        return false;
-    }
-    v = json_object_get(o, "refill");
-    if (type == SRV_REQ_VALIDATE && v) {
-        if (!json_is_boolean(v)) {
-            snprintf(err, errlen, "field 'refill' must be true or false");
-            return false;
-        }
-        q->refill = json_is_true(v);
-    }
-    return true;
+    return 0;
 }
 
 /* ---- certificates ------------------------------------------------------------------ */
@@ -253,35 +232,61 @@ static bool expired(const struct srv_ctx *ctx, const struct srv_license *l) {
 
 static int refuse_terms(const struct srv_ctx *ctx, enum srv_request type, const char *nonce,
                         const struct srv_license *l, struct srv_reply *ret) {
-    char when[21];
+    char when[RFC3339_BUFLEN];
     if (l->suspended)
         return refuse(ctx, type, nonce, "suspended", ret, "the license is suspended by the vendor");
     rfc3339_format(l->expiry, when);
     return refuse(ctx, type, nonce, "expired", ret, "the license expired on %s", when);
 }
 
+/* Whether a new appliance may take a seat: the active activations and the
+ * seats open transfers hold stay within the maximum; a computer an open
+ * transfer names takes that seat (marked used by a->id). */
+static int admit(const struct srv_ctx *ctx, const struct srv_license *l,
+                 const struct srv_pool *pool, const struct srv_activation *a, bool *ret) {
+    *ret = false;
+    if (pool->reserved) {
+        int r = srv_transfer_use(ctx->db, l->id, a->computer_id, a->id, ctx->now);
+        if (r == 0) {
+            *ret = true;
+            return 0;
+        }
+        if (r != -ENOENT)
+            return r;
+    }
+    *ret = (uint64_t)pool->active + pool->reserved < l->max_activations;
+    return 0;
+}
+
+static int activation_event(const struct srv_ctx *ctx, const struct srv_license *l,
+                            const struct srv_activation *a, bool existing) {
+    _cleanup_(json_decrefp) json_t *ev =
+        json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:s}", "license", l->code, "activation", a->id,
+                  "computer_id", a->computer_id, "kind",
+                  a->kind == SRV_OFFLINE ? "offline" : "online", "reactivation", existing,
+                  "secs_granted", (json_int_t)a->secs_granted, "hostname", a->hostname);
+    return ev ? srv_event_emit(ctx->db, ctx->now, SRV_EVENT_ACTIVATION, ev) : -ENOMEM;
+}
+
 static int do_activate(const struct srv_ctx *ctx, json_t *req, struct srv_reply *ret) {
     _cleanup_(cert_activation_clearp) struct cert_activation act = {0};
     _cleanup_free_ char *jws = NULL;
-    char msg[512], recomputed[HWID_ID_STRLEN];
+    char msg[512];
     struct srv_license l;
     struct srv_activation a;
-    struct srv_pool pool;
-    const char *text = NULL;
-    enum cert_status s;
-    bool existing;
+    struct srv_pool pool = {0};
+    bool existing, admitted = false;
     int r;
 
-    if (!get_string(req, "activation_certificate", true, &text, msg, sizeof(msg)))
+    r = srv_parse_activate(req, &act, msg, sizeof(msg));
+    if (r == -EINVAL)
         return malformed(ret, "%s", msg);
-    s = cert_activation_decode(text, strlen(text), &act, msg, sizeof(msg));
-    if (s != CERT_OK)
-        return malformed(ret, "the activation certificate is %s", msg);
-    if (!cert_activation_consistent(&act, recomputed, msg, sizeof(msg)))
-        return malformed(ret, "the activation certificate is refused: %s", msg);
+    if (r < 0)
+        return r;
     snprintf(ret->license, sizeof(ret->license), "%s", act.license);
 
-    r = srv_license_get(ctx->db, act.license, &l);
+    /* the license row is the lock for its pool and its maximum */
+    r = srv_license_get(ctx->db, act.license, true, &l);
     if (r == -ENOENT)
         return refuse(ctx, SRV_REQ_ACTIVATE, act.nonce, "unknown_license", ret,
                       "Invalid license code");
@@ -307,34 +312,38 @@ static int do_activate(const struct srv_ctx *ctx, json_t *req, struct srv_reply 
                      "re-activation with counter %" PRIu64 ", below the %" PRIu64
                      " reported before",
                      act.counter.value, a.last_counter);
-            r = srv_flag_add(ctx->db, a.id, ctx->now, "counter_went_back", detail);
+            r = flag(ctx, &l, &a, "counter_went_back", detail);
             if (r < 0)
                 return r;
             return refuse(ctx, SRV_REQ_ACTIVATE, act.nonce, "counter_went_back", ret, "%s", detail);
         }
         a.last_counter = act.counter.value;
     } else {
-        r = srv_pool_get(ctx->db, &l, &pool);
+        r = srv_pool_get(ctx->db, &l, ctx->now, false, &pool);
         if (r < 0)
             return r;
-        if (pool.active >= l.max_activations)
-            return refuse(ctx, SRV_REQ_ACTIVATE, act.nonce, "max_activations", ret,
-                          "all %u activations of this license are in use", l.max_activations);
         memset(&a, 0, sizeof(a));
         r = hex_random(a.id, 16);
         if (r < 0)
             return r;
+        snprintf(a.computer_id, sizeof(a.computer_id), "%s", act.computer_id);
+        r = admit(ctx, &l, &pool, &a, &admitted);
+        if (r < 0)
+            return r;
+        if (!admitted)
+            return refuse(ctx, SRV_REQ_ACTIVATE, act.nonce, "max_activations", ret,
+                          "all %u activations of this license are in use", l.max_activations);
         snprintf(ret->activation, sizeof(ret->activation), "%s", a.id);
         a.license_id = l.id;
         a.kind = SRV_ONLINE;
         a.state = SRV_ACTIVE;
-        snprintf(a.computer_id, sizeof(a.computer_id), "%s", act.computer_id);
         a.hwid = act.hwid;
         a.counter = act.counter;
         a.tick_secs = l.tick_secs;
         a.secs_granted = l.cache_secs < pool.free ? l.cache_secs : pool.free;
         a.last_counter = act.counter.value;
         a.created = ctx->now;
+        snprintf(a.hostname, sizeof(a.hostname), "%s", act.hostname);
     }
     r = hex_random(a.epoch, 16);
     if (r < 0)
@@ -345,6 +354,10 @@ static int do_activate(const struct srv_ctx *ctx, json_t *req, struct srv_reply 
     if (r < 0)
         return r;
     r = existing ? srv_activation_update(ctx->db, &a) : srv_activation_insert(ctx->db, &a, &act);
+    if (r == 0)
+        r = activation_event(ctx, &l, &a, existing);
+    if (r == 0 && !existing)
+        r = srv_event_pool_check(ctx->db, ctx->now, &l, pool.free);
     if (r < 0)
         return r;
 
@@ -365,9 +378,66 @@ static int do_activate(const struct srv_ctx *ctx, json_t *req, struct srv_reply 
 /* The epoch is accepted when it is the current one, or when the server has
  * already moved to the request's next_epoch (the answer to that exchange
  * was lost and the agent retries with the same pair). */
-static bool epoch_ok(const struct srv_activation *a, const struct check_req *q) {
+static bool epoch_ok(const struct srv_activation *a, const struct srv_check_req *q) {
     return strcmp(q->epoch, a->epoch) == 0 ||
-           (q->next_epoch && strcmp(q->next_epoch, a->epoch) == 0);
+           (q->next_epoch[0] && strcmp(q->next_epoch, a->epoch) == 0);
+}
+
+/* Validation: the refill towards consumed + cache_secs, by at most what the
+ * pool has free; *new_cert when the grant or the terms changed. */
+static int refill(const struct srv_ctx *ctx, const struct srv_license *l, struct srv_activation *a,
+                  const struct srv_check_req *q, bool *new_cert, uint64_t *ret_free_before) {
+    uint64_t left = a->secs_granted > q->consumed_secs ? a->secs_granted - q->consumed_secs : 0;
+    uint64_t target = q->consumed_secs + l->cache_secs;
+    struct srv_pool pool;
+    uint64_t raise;
+    int r;
+
+    *ret_free_before = UINT64_MAX;
+    if (!(q->refill || left < l->cache_secs / 4) || target <= a->secs_granted)
+        return 0;
+    /* the activation row is locked; now the license row */
+    r = srv_pool_get(ctx->db, l, ctx->now, true, &pool);
+    if (r < 0)
+        return r;
+    raise = target - a->secs_granted;
+    if (raise > pool.free)
+        raise = pool.free;
+    if (raise) {
+        a->secs_granted += raise;
+        *new_cert = true;
+        *ret_free_before = pool.free;
+    }
+    return 0;
+}
+
+static const char *closed_text(const struct srv_activation *a) {
+    if (!strcmp(a->closed_reason, "revoked"))
+        return "was revoked by the vendor";
+    if (!strcmp(a->closed_reason, "transferred"))
+        return "was transferred to another computer";
+    if (!strcmp(a->closed_reason, "culled"))
+        return "was closed after it was not seen for too long";
+    return "was deactivated";
+}
+
+/* A report lower than one before: flagged and refused. */
+static int went_back(const struct srv_ctx *ctx, enum srv_request type,
+                     const struct srv_check_req *q, const struct srv_license *l,
+                     const struct srv_activation *a, const char *reason, const char *field,
+                     const char *what, uint64_t got, uint64_t had, struct srv_reply *ret) {
+    char detail[200];
+    int r;
+
+    snprintf(detail, sizeof(detail),
+             "%s with %s %" PRIu64 ", below the %" PRIu64 " reported before",
+             srv_request_name(type), field, got, had);
+    r = flag(ctx, l, a, reason, detail);
+    if (r < 0)
+        return r;
+    return refuse(ctx, type, q->nonce, reason, ret,
+                  "%s (%" PRIu64 ") is lower than one reported before (%" PRIu64 ")", what, got,
+                  had);
 }
 
 static int do_check(const struct srv_ctx *ctx, enum srv_request type, json_t *req,
@@ -375,22 +445,24 @@ static int do_check(const struct srv_ctx *ctx, enum srv_request type, json_t *re
     _cleanup_free_ char *jws = NULL;
     struct srv_license l;
     struct srv_activation a;
-    struct check_req q;
+    struct srv_check_req q;
     char err[256], detail[200];
+    uint64_t free_before = UINT64_MAX;
     bool new_cert = false;
     int r;
 
-    if (!parse_check(req, type, &q, err, sizeof(err)))
+    if (srv_parse_check(req, type, &q, err, sizeof(err)) < 0)
         return malformed(ret, "%s", err);
     snprintf(ret->license, sizeof(ret->license), "%s", q.license);
     snprintf(ret->activation, sizeof(ret->activation), "%s", q.activation);
 
-    r = srv_license_get(ctx->db, q.license, &l);
+    r = srv_license_get(ctx->db, q.license, false, &l);
     if (r == -ENOENT)
         return refuse(ctx, type, q.nonce, "unknown_license", ret, "Invalid license code");
     if (r < 0)
         return r;
-    r = srv_activation_get(ctx->db, q.activation, &a);
+    /* the activation row is the lock for its epoch (compare and set) */
+    r = srv_activation_get(ctx->db, q.activation, true, &a);
     if (r < 0 && r != -ENOENT)
         return r;
     if (r == -ENOENT || a.license_id != l.id)
@@ -404,34 +476,33 @@ static int do_check(const struct srv_ctx *ctx, enum srv_request type, json_t *re
                       "activation %s belongs to another computer", a.id);
     if (a.state == SRV_CLOSED) {
         /* A deactivation whose answer was lost, retried: the same answer. */
-        if (type == SRV_REQ_DEACTIVATE && epoch_ok(&a, &q) && q.counter == a.last_counter)
+        if (type == SRV_REQ_DEACTIVATE && !strcmp(a.closed_reason, "deactivated") &&
+            epoch_ok(&a, &q) && q.counter == a.last_counter)
             goto answer;
-        return refuse(ctx, type, q.nonce, "not_active", ret, "activation %s was deactivated", a.id);
+        return refuse(ctx, type, q.nonce, "not_active", ret, "activation %s %s", a.id,
+                      closed_text(&a));
     }
     if (!epoch_ok(&a, &q)) {
         snprintf(detail, sizeof(detail),
                  "%s with epoch %.8s..., not the current one: another copy of this appliance "
                  "has validated since",
                  srv_request_name(type), q.epoch);
-        r = srv_flag_add(ctx->db, a.id, ctx->now, "stale_epoch", detail);
+        r = flag(ctx, &l, &a, "stale_epoch", detail);
         if (r < 0)
             return r;
         return refuse(ctx, type, q.nonce, "stale_epoch", ret,
                       "the epoch is not the current one: another copy of this appliance has "
                       "validated since");
     }
-    if (q.counter < a.last_counter) {
-        snprintf(detail, sizeof(detail),
-                 "%s with counter %" PRIu64 ", below the %" PRIu64 " reported before",
-                 srv_request_name(type), q.counter, a.last_counter);
-        r = srv_flag_add(ctx->db, a.id, ctx->now, "counter_went_back", detail);
-        if (r < 0)
-            return r;
-        return refuse(ctx, type, q.nonce, "counter_went_back", ret,
-                      "the usage counter (%" PRIu64 ") is lower than one reported before (%" PRIu64
-                      ")",
-                      q.counter, a.last_counter);
-    }
+    /* A counter, or consumption, reported lower than before: the counter
+     * of a restored or cloned TPM; and the server never credits what it
+     * cannot check (lower consumption would give back seconds spent). */
+    if (q.counter < a.last_counter)
+        return went_back(ctx, type, &q, &l, &a, "counter_went_back", "counter", "the usage counter",
+                         q.counter, a.last_counter, ret);
+    if (q.consumed_secs < a.consumed_secs)
+        return went_back(ctx, type, &q, &l, &a, "consumption_went_back", "consumed_secs",
+                         "the consumption reported", q.consumed_secs, a.consumed_secs, ret);
     /* Seconds go back to the pool whatever the license's state. */
     if (type == SRV_REQ_VALIDATE && (l.suspended || expired(ctx, &l)))
         return refuse_terms(ctx, type, q.nonce, &l, ret);
@@ -439,27 +510,13 @@ static int do_check(const struct srv_ctx *ctx, enum srv_request type, json_t *re
     a.last_counter = q.counter;
     a.consumed_secs = q.consumed_secs;
     a.last_seen = ctx->now;
-    if (q.next_epoch)
+    if (q.next_epoch[0])
         snprintf(a.epoch, sizeof(a.epoch), "%s", q.next_epoch);
 
     if (type == SRV_REQ_VALIDATE) {
-        uint64_t left = a.secs_granted > q.consumed_secs ? a.secs_granted - q.consumed_secs : 0;
-        if (q.refill || left < l.cache_secs / 4) {
-            uint64_t target = q.consumed_secs + l.cache_secs;
-            if (target > a.secs_granted) {
-                struct srv_pool pool;
-                uint64_t raise = target - a.secs_granted;
-                r = srv_pool_get(ctx->db, &l, &pool);
-                if (r < 0)
-                    return r;
-                if (raise > pool.free)
-                    raise = pool.free;
-                if (raise) {
-                    a.secs_granted += raise;
-                    new_cert = true;
-                }
-            }
-        }
+        r = refill(ctx, &l, &a, &q, &new_cert, &free_before);
+        if (r < 0)
+            return r;
         if (a.terms != l.terms) {
             a.terms = l.terms;
             new_cert = true;
@@ -472,10 +529,22 @@ static int do_check(const struct srv_ctx *ctx, enum srv_request type, json_t *re
     } else {
         a.state = SRV_CLOSED;
         a.closed = ctx->now;
+        snprintf(a.closed_reason, sizeof(a.closed_reason), "deactivated");
         a.final_secs = q.consumed_secs < a.secs_granted ? q.consumed_secs : a.secs_granted;
         a.returned_secs = a.secs_granted - a.final_secs;
     }
     r = srv_activation_update(ctx->db, &a);
+    if (r < 0)
+        return r;
+    if (type == SRV_REQ_DEACTIVATE) {
+        _cleanup_(json_decrefp) json_t *ev =
+            json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "license", l.code, "activation", a.id,
+                      "computer_id", a.computer_id, "reason", "deactivated", "final_secs",
+                      (json_int_t)a.final_secs, "returned_secs", (json_int_t)a.returned_secs);
+        r = ev ? srv_event_emit(ctx->db, ctx->now, SRV_EVENT_DEACTIVATION, ev) : -ENOMEM;
+    } else if (free_before != UINT64_MAX) {
+        r = srv_event_pool_check(ctx->db, ctx->now, &l, free_before);
+    }
     if (r < 0)
         return r;
 
@@ -487,7 +556,7 @@ answer:
         r = json_object_set_new(ret->body, "returned_secs",
                                 json_integer((json_int_t)a.returned_secs));
     } else {
-        char when[21];
+        char when[RFC3339_BUFLEN];
         rfc3339_format(l.expiry, when);
         r = json_object_update_new(
             ret->body,
@@ -509,25 +578,29 @@ answer:
 
 int srv_handle(const struct srv_ctx *ctx, enum srv_request type, json_t *request,
                struct srv_reply *ret) {
-    int r;
+    int r = -EAGAIN;
 
     memset(ret, 0, sizeof(*ret));
     if (!json_is_object(request))
         return malformed(ret, "the body must be a JSON object");
-    if (ctx->write_lock)
-        pthread_mutex_lock(ctx->write_lock);
-    r = srv_db_begin(ctx->db);
-    if (r == 0) {
-        r = type == SRV_REQ_ACTIVATE ? do_activate(ctx, request, ret)
-                                     : do_check(ctx, type, request, ret);
-        /* A refusal that flagged an activation is kept too. */
-        if (r == 0 && ret->status != 400)
-            r = srv_db_commit(ctx->db);
-        else
-            srv_db_rollback(ctx->db);
+    for (int attempt = 0; attempt < RETRIES && r == -EAGAIN; attempt++) {
+        srv_reply_clear(ret);
+        memset(ret, 0, sizeof(*ret));
+        if (ctx->write_lock)
+            pthread_mutex_lock(ctx->write_lock);
+        r = srv_db_begin(ctx->db);
+        if (r == 0) {
+            r = type == SRV_REQ_ACTIVATE ? do_activate(ctx, request, ret)
+                                         : do_check(ctx, type, request, ret);
+            /* A refusal that flagged an activation is kept too. */
+            if (r == 0 && ret->status != 400)
+                r = srv_db_commit(ctx->db);
+            else
+                srv_db_rollback(ctx->db);
+        }
+        if (ctx->write_lock)
+            pthread_mutex_unlock(ctx->write_lock);
     }
-    if (ctx->write_lock)
-        pthread_mutex_unlock(ctx->write_lock);
     if (r < 0)
         srv_reply_clear(ret);
     return r;
@@ -535,31 +608,29 @@ int srv_handle(const struct srv_ctx *ctx, enum srv_request type, json_t *request
 
 /* ---- offline signing ------------------------------------------------------------------ */
 
-int srv_offline_sign(const struct srv_ctx *ctx, const struct cert_activation *act, uint64_t granted,
-                     char **ret_jws, char *reason, size_t reasonlen, char *msg, size_t msglen) {
+int srv_offline_decide(const struct srv_ctx *ctx, const struct cert_activation *act,
+                       uint64_t granted, char **ret_jws, char ret_id[CERT_TEXT_MAX + 1],
+                       bool *existing, char *reason, size_t reasonlen, char *msg, size_t msglen) {
     struct srv_license l;
     struct srv_activation a;
-    struct srv_pool pool;
-    char when[21];
-    bool existing = false;
+    struct srv_pool pool = {0};
+    char when[RFC3339_BUFLEN];
+    bool admitted = false;
     int r;
 
 #define REFUSE(tok, ...)                                                                           \
     do {                                                                                           \
         snprintf(reason, reasonlen, "%s", tok);                                                    \
         snprintf(msg, msglen, __VA_ARGS__);                                                        \
-        srv_db_rollback(ctx->db);                                                                  \
         return 1;                                                                                  \
     } while (0)
 
-    r = srv_db_begin(ctx->db);
-    if (r < 0)
-        return r;
-    r = srv_license_get(ctx->db, act->license, &l);
+    *existing = false;
+    r = srv_license_get(ctx->db, act->license, true, &l);
     if (r == -ENOENT)
         REFUSE("unknown_license", "no license has the code in the activation certificate");
     if (r < 0)
-        goto fail;
+        return r;
     if (!l.offline_allowed)
         REFUSE("offline_not_allowed", "the license does not allow offline activation");
     if (l.suspended)
@@ -570,61 +641,63 @@ int srv_offline_sign(const struct srv_ctx *ctx, const struct cert_activation *ac
     }
     r = srv_activation_find(ctx->db, l.id, act->computer_id, &act->counter, &a);
     if (r < 0 && r != -ENOENT)
-        goto fail;
+        return r;
     if (r == 0) {
         if (a.kind == SRV_ONLINE)
             REFUSE("online_active",
                    "this appliance has the online activation %s of this license: deactivate it "
                    "first",
                    a.id);
-        existing = true; /* the same activation again: same grant and base */
+        *existing = true; /* the same activation again: same grant and base */
     } else {
-        r = srv_pool_get(ctx->db, &l, &pool);
+        r = srv_pool_get(ctx->db, &l, ctx->now, false, &pool);
         if (r < 0)
-            goto fail;
-        if (pool.active >= l.max_activations)
-            REFUSE("max_activations", "all %u activations of this license are in use",
-                   l.max_activations);
-        memset(&a, 0, sizeof(a));
-        r = hex_random(a.id, 16);
-        if (r < 0)
-            goto fail;
-        a.license_id = l.id;
-        a.kind = SRV_OFFLINE;
-        a.state = SRV_ACTIVE;
-        snprintf(a.computer_id, sizeof(a.computer_id), "%s", act->computer_id);
-        a.hwid = act->hwid;
-        a.counter = act->counter;
-        a.tick_secs = l.tick_secs;
+            return r;
         if (granted == UINT64_MAX)
             granted = pool.free;
         if (granted > pool.free)
             REFUSE("pool", "%" PRIu64 " seconds asked, the pool has %" PRIu64 " free", granted,
                    pool.free);
+        memset(&a, 0, sizeof(a));
+        r = hex_random(a.id, 16);
+        if (r < 0)
+            return r;
+        snprintf(a.computer_id, sizeof(a.computer_id), "%s", act->computer_id);
+        r = admit(ctx, &l, &pool, &a, &admitted);
+        if (r < 0)
+            return r;
+        if (!admitted)
+            REFUSE("max_activations", "all %u activations of this license are in use",
+                   l.max_activations);
+        a.license_id = l.id;
+        a.kind = SRV_OFFLINE;
+        a.state = SRV_ACTIVE;
+        a.hwid = act->hwid;
+        a.counter = act->counter;
+        a.tick_secs = l.tick_secs;
         a.secs_granted = granted;
         a.last_counter = act->counter.value;
         a.created = ctx->now;
+        snprintf(a.hostname, sizeof(a.hostname), "%s", act->hostname);
     }
+#undef REFUSE
     a.terms = l.terms;
     a.last_seen = ctx->now;
     r = sign_certificate(ctx, &l, &a, ret_jws);
     if (r < 0) {
         snprintf(msg, msglen, "cannot sign the license certificate");
-        goto fail;
+        return r;
     }
-    r = existing ? srv_activation_update(ctx->db, &a) : srv_activation_insert(ctx->db, &a, act);
+    r = *existing ? srv_activation_update(ctx->db, &a) : srv_activation_insert(ctx->db, &a, act);
     if (r == 0)
-        r = srv_db_commit(ctx->db);
+        r = activation_event(ctx, &l, &a, *existing);
+    if (r == 0 && !*existing)
+        r = srv_event_pool_check(ctx->db, ctx->now, &l, pool.free);
     if (r < 0) {
         free(*ret_jws);
         *ret_jws = NULL;
-        goto fail;
+        return r;
     }
-    snprintf(reason, reasonlen, "%s", existing ? "existing" : "new");
-    snprintf(msg, msglen, "%s", a.id);
+    snprintf(ret_id, CERT_TEXT_MAX + 1, "%s", a.id);
     return 0;
-fail:
-    srv_db_rollback(ctx->db);
-    return r;
-#undef REFUSE
 }

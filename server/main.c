@@ -1,16 +1,15 @@
-/* tpmlic-server: the command line (SPEC section 9) and `serve`, the HTTPS
- * license server: TLS certificate and key checked up front, the database
- * migrated, a listening socket (port 0 allowed: the chosen port goes to the
- * log and to --port-file), then the MHD thread pool until SIGTERM/SIGINT,
- * after which requests under way are finished and the program exits 0.
+/* tpmlic-server: the command table (SPEC section 9) and `serve`, the HTTPS
+ * license server: settings from the command line and the config file
+ * (config.c), the TLS certificate and key checked up front, the database
+ * migrated, the listening sockets (port 0 allowed: the chosen port goes to
+ * the log and to --port-file), then the MHD thread pools and the background
+ * thread until SIGTERM/SIGINT, after which requests under way are finished
+ * and the program exits 0.
  *
  * Exit status: 0 success, 1 refused or failed (one line on stderr), 2 usage
- * error. Keys and full license codes are never logged. */
-#include "server/server.h"
-
+ * error. Keys, tokens and full license codes are never logged. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,14 +21,21 @@
 
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/text.h"
+#include "server/background.h"
+#include "server/cli.h"
+#include "server/config.h"
+#include "server/http.h"
+#include "server/server.h"
 
 #define TLS_FILE_MAX (1024 * 1024)
+#define SERVE        SRV_PROG " serve"
 
 DEFINE_PTR_CLEANUP(EVP_PKEY, EVP_PKEY_free)
 DEFINE_PTR_CLEANUP(BIO, BIO_free_all)
@@ -45,16 +51,6 @@ int srv_refuse(const char *fmt, ...) {
     return SRV_EXIT_REFUSED;
 }
 
-int srv_usage_error(const char *cmd, const char *fmt, ...) {
-    va_list ap;
-    fputs(SRV_PROG ": ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, " (see '" SRV_PROG "%s%s --help')\n", cmd ? " " : "", cmd ? cmd : "");
-    return SRV_EXIT_USAGE;
-}
-
 int srv_load_private_key(const char *path, EVP_PKEY **ret) {
     char err[300];
     bool exposed;
@@ -66,33 +62,7 @@ int srv_load_private_key(const char *path, EVP_PKEY **ret) {
     return 0;
 }
 
-static void print_version(void) {
-    printf(SRV_PROG " " TPMLIC_VERSION "\n");
-}
-
 /* ---- serve ------------------------------------------------------------------------ */
-
-static const char serve_help[] =
-    "Usage: " SRV_PROG " serve --db FILE --key FILE --listen HOST:PORT --tls-cert FILE\n"
-    "        --tls-key FILE [--port-file FILE] [--threads N] [--max-connections N]\n"
-    "        [--timeout SECS] [--log-level error|warn|info|debug]\n"
-    "\n"
-    "Runs the license server: HTTPS (TLS 1.2 or 1.3) on HOST:PORT with the endpoints\n"
-    "POST /v1/activate, /v1/validate and /v1/deactivate (docs/online.md), every\n"
-    "answer signed with the vendor key. Runs in the foreground; SIGTERM or SIGINT\n"
-    "finishes the requests under way and exits 0.\n"
-    "\n"
-    "  --db FILE             the SQLite database (created when missing)\n"
-    "  --key FILE            the vendor's Ed25519 private key (PEM)\n"
-    "  --listen HOST:PORT    address to listen on, e.g. 0.0.0.0:8443 or [::]:8443;\n"
-    "                        port 0 picks a free port (see --port-file)\n"
-    "  --tls-cert FILE       the server's certificate (PEM, chain after it)\n"
-    "  --tls-key FILE        its private key (PEM, not encrypted)\n"
-    "  --port-file FILE      write the port listened on into FILE once listening\n"
-    "  --threads N           request threads and database connections (default 8)\n"
-    "  --max-connections N   open connections at most (default 1024)\n"
-    "  --timeout SECS        close a connection idle for SECS (default 30)\n"
-    "  --log-level LEVEL     error, warn, info (default: one line per request), debug\n";
 
 static int read_text_file(const char *path, const char *what, char **ret) {
     _cleanup_fclose_ FILE *f = fopen(path, "re");
@@ -135,8 +105,9 @@ static int check_tls(const char *certfile, const char *cert_pem, const char *key
 }
 
 /* HOST:PORT or [HOST]:PORT -> a listening TCP socket; *ret_port the port
- * listened on (port 0: the one the kernel chose). */
-static int listen_on(const char *spec, int *ret_fd, unsigned *ret_port, char *host,
+ * listened on (port 0: the one the kernel chose). opt names the option
+ * for messages. */
+static int listen_on(const char *opt, const char *spec, int *ret_fd, unsigned *ret_port, char *host,
                      size_t hostlen) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
@@ -149,17 +120,17 @@ static int listen_on(const char *spec, int *ret_fd, unsigned *ret_port, char *ho
     int fd, one = 1, rc;
 
     if (!colon || colon == spec || !colon[1])
-        return srv_usage_error("serve", "--listen must be HOST:PORT, e.g. 127.0.0.1:8443");
+        return verb_usage_error(SERVE, "%s must be HOST:PORT, e.g. 127.0.0.1:8443", opt);
     port = colon + 1;
     if (parse_uint_strict(port, 65535, &p) < 0)
-        return srv_usage_error("serve", "--listen: '%s' is not a port (0 to 65535)", port);
+        return verb_usage_error(SERVE, "%s: '%s' is not a port (0 to 65535)", opt, port);
     if (spec[0] == '[') {
         if (colon[-1] != ']' || (size_t)(colon - spec - 2) >= hostlen)
-            return srv_usage_error("serve", "--listen must be [IPv6]:PORT for an IPv6 address");
+            return verb_usage_error(SERVE, "%s must be [IPv6]:PORT for an IPv6 address", opt);
         snprintf(host, hostlen, "%.*s", (int)(colon - spec - 2), spec + 1);
     } else {
         if ((size_t)(colon - spec) >= hostlen)
-            return srv_usage_error("serve", "--listen: the host is too long");
+            return verb_usage_error(SERVE, "%s: the host is too long", opt);
         snprintf(host, hostlen, "%.*s", (int)(colon - spec), spec);
     }
     rc = getaddrinfo(host, port, &hints, &ai);
@@ -200,150 +171,130 @@ static int write_port_file(const char *path, unsigned port) {
     return 0;
 }
 
-static int cmd_serve(int argc, char **argv) {
-    enum { O_PORT_FILE = 0x100, O_THREADS, O_MAXCONN, O_TIMEOUT, O_LOGLEVEL, O_HELP, O_VERSION };
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, 'd'},
-        {"key", required_argument, NULL, 'k'},
-        {"listen", required_argument, NULL, 'l'},
-        {"tls-cert", required_argument, NULL, 'c'},
-        {"tls-key", required_argument, NULL, 'K'},
-        {"port-file", required_argument, NULL, O_PORT_FILE},
-        {"threads", required_argument, NULL, O_THREADS},
-        {"max-connections", required_argument, NULL, O_MAXCONN},
-        {"timeout", required_argument, NULL, O_TIMEOUT},
-        {"log-level", required_argument, NULL, O_LOGLEVEL},
-        {"help", no_argument, NULL, O_HELP},
-        {"version", no_argument, NULL, O_VERSION},
-        {0},
-    };
+static void log_listening(const char *what, const char *host, unsigned port) {
+    bool v6 = strchr(host, ':') != NULL;
+    log_info("listening on %s%s%s:%u (%s)", v6 ? "[" : "", host, v6 ? "]" : "", port, what);
+}
+
+static int cmd_serve(int argc, char **argv, void *userdata) {
     _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
     _cleanup_free_ char *cert_pem = NULL;
     _cleanup_secret_ char *tls_key_pem = NULL;
-    _cleanup_close_ int fd = -1;
-    const char *db = NULL, *keyfile = NULL, *listen_spec = NULL, *certfile = NULL,
-               *tlskeyfile = NULL, *port_file = NULL;
-    uint64_t threads = 8, maxconn = 1024, timeout = 30;
+    _cleanup_close_ int fd = -1, admin_fd = -1;
+    struct srv_serve_config cfg;
+    struct srv_cidrs trusted = {0};
+    struct srv_metrics metrics;
     struct srv_http *http = NULL;
-    sqlite3 *dbh = NULL;
-    char err[512], host[256];
-    unsigned port = 0;
+    struct srv_background *bg = NULL;
+    struct srv_db *dbh = NULL;
+    pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
+    char err[512], host[256], ahost[256], bad[64];
+    unsigned port = 0, aport = 0;
+    bool sqlite;
     sigset_t mask;
-    int c, r, sig;
-    enum log_level level;
+    int r, sig, code = 0;
 
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            db = optarg;
-            break;
-        case 'k':
-            keyfile = optarg;
-            break;
-        case 'l':
-            listen_spec = optarg;
-            break;
-        case 'c':
-            certfile = optarg;
-            break;
-        case 'K':
-            tlskeyfile = optarg;
-            break;
-        case O_PORT_FILE:
-            port_file = optarg;
-            break;
-        case O_THREADS:
-            if (parse_uint_strict(optarg, 256, &threads) < 0 || threads == 0)
-                return srv_usage_error("serve", "--threads must be 1 to 256");
-            break;
-        case O_MAXCONN:
-            if (parse_uint_strict(optarg, 100000, &maxconn) < 0 || maxconn == 0)
-                return srv_usage_error("serve", "--max-connections must be 1 to 100000");
-            break;
-        case O_TIMEOUT:
-            if (parse_uint_strict(optarg, 86400, &timeout) < 0 || timeout == 0)
-                return srv_usage_error("serve", "--timeout must be 1 to 86400 seconds");
-            break;
-        case O_LOGLEVEL:
-            if (log_parse_level(optarg, &level) < 0)
-                return srv_usage_error("serve", "--log-level must be error, warn, info or debug");
-            log_set_level(level);
-            break;
-        case O_HELP:
-            fputs(serve_help, stdout);
-            return 0;
-        case O_VERSION:
-            print_version();
-            return 0;
-        case ':':
-            return srv_usage_error("serve", "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return srv_usage_error("serve", "unknown option '%s'", argv[optind - 1]);
-        }
+    if (!srv_serve_config_parse(argc, argv, &cfg, &code)) {
+        srv_serve_config_free(&cfg);
+        return code;
     }
-    if (optind < argc)
-        return srv_usage_error("serve", "unexpected argument '%s'", argv[optind]);
-    if (!db || !keyfile || !listen_spec || !certfile || !tlskeyfile)
-        return srv_usage_error("serve", "--db, --key, --listen, --tls-cert and --tls-key are "
-                                        "required");
-    if (maxconn < threads)
-        return srv_usage_error("serve", "--max-connections must be at least --threads");
-
-    r = srv_load_private_key(keyfile, &key);
-    if (r)
-        return r;
-    r = read_text_file(certfile, "TLS certificate", &cert_pem);
-    if (r)
-        return r;
-    r = read_text_file(tlskeyfile, "TLS key", &tls_key_pem);
-    if (r)
-        return r;
-    r = check_tls(certfile, cert_pem, tlskeyfile, tls_key_pem);
-    if (r)
-        return r;
+    log_set_level(cfg.log_level);
+    sqlite = !srv_db_spec_is_postgresql(cfg.db);
+    r = srv_cidrs_parse(&trusted, cfg.trusted_proxy, bad, sizeof(bad));
+    if (r < 0) {
+        r = r == -EINVAL ? verb_usage_error(SERVE,
+                                            "--trusted-proxy: '%s' is not an address or "
+                                            "a network (ADDRESS/BITS)",
+                                            bad)
+                         : srv_refuse("out of memory");
+        goto out;
+    }
+    if ((r = srv_load_private_key(cfg.key, &key)) != 0 ||
+        (r = read_text_file(cfg.tls_cert, "TLS certificate", &cert_pem)) != 0 ||
+        (r = read_text_file(cfg.tls_key, "TLS key", &tls_key_pem)) != 0 ||
+        (r = check_tls(cfg.tls_cert, cert_pem, cfg.tls_key, tls_key_pem)) != 0)
+        goto out;
     /* the schema is brought up to date once, before the pool opens */
-    r = srv_db_open(db, true, &dbh, err, sizeof(err));
-    if (r < 0)
-        return srv_refuse("%s", err);
+    r = srv_db_open(cfg.db, true, &dbh, err, sizeof(err));
+    if (r < 0) {
+        r = srv_refuse("%s", err);
+        goto out;
+    }
     srv_db_close(dbh);
+    if ((r = listen_on("--listen", cfg.listen, &fd, &port, host, sizeof(host))) != 0 ||
+        (cfg.admin_listen && (r = listen_on("--admin-listen", cfg.admin_listen, &admin_fd, &aport,
+                                            ahost, sizeof(ahost))) != 0))
+        goto out;
 
-    r = listen_on(listen_spec, &fd, &port, host, sizeof(host));
-    if (r)
-        return r;
-
-    /* Signals are taken by sigwait() below; the MHD threads inherit the mask. */
+    /* Signals are taken by sigwait() below; the threads inherit the mask. */
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     pthread_sigmask(SIG_BLOCK, &mask, NULL);
 
-    r = srv_http_start(&(struct srv_http_config){.listen_fd = fd,
-                                                 .tls_cert_pem = cert_pem,
-                                                 .tls_key_pem = tls_key_pem,
-                                                 .db_path = db,
-                                                 .key = key,
-                                                 .threads = (unsigned)threads,
-                                                 .max_connections = (unsigned)maxconn,
-                                                 .timeout_secs = (unsigned)timeout},
-                       &http, err, sizeof(err));
-    if (r < 0)
-        return srv_refuse("cannot serve: %s", err);
-    log_info("listening on %s%s%s:%u", strchr(host, ':') ? "[" : "", host,
-             strchr(host, ':') ? "]" : "", port);
-    if (port_file && write_port_file(port_file, port) < 0) {
-        log_error("cannot write the port file %s", port_file);
+    srv_metrics_init(&metrics);
+    r = srv_http_start(
+        &(struct srv_http_config){.listen_fd = fd,
+                                  .admin_fd = admin_fd,
+                                  .tls_cert_pem = cert_pem,
+                                  .tls_key_pem = tls_key_pem,
+                                  .db_spec = cfg.db,
+                                  .key = key,
+                                  .threads = (unsigned)cfg.threads,
+                                  .max_connections = (unsigned)cfg.max_connections,
+                                  .max_connections_per_ip = (unsigned)cfg.max_connections_per_ip,
+                                  .timeout_secs = (unsigned)cfg.timeout,
+                                  .activation_rate = (unsigned)cfg.activation_rate,
+                                  .activation_burst = (unsigned)cfg.activation_burst,
+                                  .trusted_proxies = &trusted,
+                                  .write_lock = sqlite ? &write_lock : NULL,
+                                  .metrics = &metrics},
+        &http, err, sizeof(err));
+    if (r < 0) {
+        r = srv_refuse("cannot serve: %s", err);
+        goto out;
+    }
+    r = srv_background_start(
+        &(struct srv_background_config){.db_spec = cfg.db,
+                                        .webhook_ca = cfg.webhook_ca,
+                                        .webhook_timeout = (unsigned)cfg.webhook_timeout,
+                                        .webhook_retry_secs = (unsigned)cfg.webhook_retry_secs,
+                                        .webhook_attempts = (unsigned)cfg.webhook_attempts,
+                                        .cull_secs = (unsigned)cfg.cull_interval,
+                                        .write_lock = sqlite ? &write_lock : NULL,
+                                        .metrics = &metrics},
+        &bg, err, sizeof(err));
+    if (r < 0) {
         srv_http_stop(http, 0);
-        return SRV_EXIT_REFUSED;
+        r = srv_refuse("cannot serve: %s", err);
+        goto out;
+    }
+    log_listening(cfg.admin_listen ? "appliances" : "appliances and the admin API", host, port);
+    if (cfg.admin_listen)
+        log_listening("the admin API, /metrics and /health", ahost, aport);
+    log_info("database: %s", sqlite ? "SQLite" : "PostgreSQL");
+    if ((cfg.port_file && write_port_file(cfg.port_file, port) < 0) ||
+        (cfg.admin_port_file && write_port_file(cfg.admin_port_file, aport) < 0)) {
+        log_error("cannot write the port file %s",
+                  cfg.admin_port_file ? cfg.admin_port_file : cfg.port_file);
+        srv_background_stop(bg);
+        srv_http_stop(http, 0);
+        r = SRV_EXIT_REFUSED;
+        goto out;
     }
     do {
         r = sigwait(&mask, &sig);
     } while (r != 0);
     log_info("stopping on %s: finishing the requests under way", strsignal(sig));
+    srv_background_stop(bg);
     srv_http_stop(http, 10);
     log_info("stopped");
-    return 0;
+    r = 0;
+out:
+    srv_cidrs_free(&trusted);
+    srv_serve_config_free(&cfg);
+    return r;
 }
 
 /* ---- main ------------------------------------------------------------------------------ */
@@ -351,43 +302,52 @@ static int cmd_serve(int argc, char **argv) {
 static const char main_help[] =
     "Usage: " SRV_PROG " COMMAND [OPTIONS]\n"
     "\n"
-    "The reference tpmlic license server and its administration.\n"
+    "The reference tpmlic license server and its administration. --db takes a SQLite\n"
+    "file or a PostgreSQL URI (postgresql://...).\n"
     "\n"
-    "  serve --db FILE --key FILE --listen HOST:PORT --tls-cert FILE --tls-key FILE\n"
-    "      run the HTTPS license server\n"
-    "  license create --db FILE --code CODE --product NAME --customer-id N --type TYPE ...\n"
-    "  license list|show CODE|suspend CODE|resume CODE|delete CODE --db FILE [--json]\n"
-    "  license update CODE --db FILE [--expiry T] [--features a,b] [--secs-allocated N] ...\n"
-    "      manage licenses in the database\n"
-    "  offline sign --db FILE --key FILE [--in FILE]\n"
+    "  serve --db FILE|URL --key FILE --listen HOST:PORT --tls-cert FILE\n"
+    "        --tls-key FILE\n"
+    "      run the HTTPS license server and its admin REST API\n"
+    "  license create --db FILE|URL --code CODE --product NAME --customer-id N\n"
+    "        --type TYPE ...\n"
+    "  license list|show CODE|suspend CODE|resume CODE|delete CODE --db FILE|URL\n"
+    "  license update CODE --db FILE|URL [--expiry T] [--features a,b] ...\n"
+    "      manage licenses\n"
+    "  offline sign --db FILE|URL --key FILE [--in FILE]\n"
     "      sign an appliance's activation certificate as an offline activation\n"
+    "  activation list|show ID|revoke ID|transfer ID --to CID|clear-flags ID|cull\n"
+    "      the activations of appliances\n"
+    "  token create --scope read|write|admin | token list | token revoke ID\n"
+    "      bearer tokens for the admin REST API\n"
+    "  webhook create --url URL --events a,b | list | delete ID | deliveries\n"
+    "      webhook endpoints and their delivery log\n"
+    "  audit list [--since T] [--action A] ...\n"
+    "      the audit log of administrative actions\n"
+    "  routes [--json]\n"
+    "      the HTTP routes serve answers, with the token scope each needs\n"
     "\n"
     "'" SRV_PROG " COMMAND --help' (and 'license create --help' ...) describes each\n"
     "command. Exit status: 0 success, 1 refused or failed, 2 usage error.\n";
 
+static const struct verb commands[] = {
+    {.name = "serve", .run = cmd_serve},
+    {.name = "license", .run = srv_cmd_group},
+    {.name = "offline", .run = srv_cmd_group},
+    {.name = "activation", .run = srv_cmd_group},
+    {.name = "token", .run = srv_cmd_group},
+    {.name = "webhook", .run = srv_cmd_group},
+    {.name = "audit", .run = srv_cmd_group},
+    {.name = "routes", .run = srv_cmd_routes},
+    {0},
+};
+
 int main(int argc, char **argv) {
-    static const struct {
-        const char *name;
-        int (*run)(int argc, char **argv);
-    } commands[] = {
-        {"serve", cmd_serve},
-        {"license", srv_cmd_license},
-        {"offline", srv_cmd_offline},
-    };
+    int r;
 
     log_set_program(SRV_PROG);
-    if (argc < 2)
-        return srv_usage_error(NULL, "a command is needed");
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(main_help, stdout);
-        return 0;
-    }
-    if (!strcmp(argv[1], "--version")) {
-        print_version();
-        return 0;
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].run(argc - 1, argv + 1);
-    return srv_usage_error(NULL, "unknown command '%s'", argv[1]);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    r = verb_dispatch(SRV_PROG, commands, main_help, SRV_PROG " " TPMLIC_VERSION, argc - 1,
+                      argv + 1, NULL);
+    curl_global_cleanup();
+    return r;
 }

@@ -1,5 +1,6 @@
 # libFuzzer harnesses (make fuzz, clang): the two certificate decoders, the
-# client library's answer parser and the computer ID's encoders and readers.
+# client library's answer parser, the computer ID's encoders and readers,
+# and tpmlic-server's request readers.
 # Certificate seeds: tests/fuzz/corpus/{license,activation}. The license seeds are signed
 # with the harness's fixed key (a public seed, see fuzz_cert_license.c),
 # written as PEM by the PKCS#8 prefix for Ed25519 and signed with
@@ -42,3 +43,14 @@ fuzz_hwid_SRCS := tests/fuzz/fuzz_hwid.c
 fuzz_hwid_LIBS := hwid hwidid common
 fuzz_hwid_PKGS := jansson openssl libudev
 fuzz_hwid_CORPUS := tests/fuzz/corpus/hwid
+
+# tpmlic-server's request readers: the appliance protocol's bodies, every
+# admin API body, X-Forwarded-For, the trusted-proxy list. The first byte of
+# a seed in tests/fuzz/corpus/server_requests picks the reader (see the
+# harness).
+FUZZERS += fuzz_server_requests
+fuzz_server_requests_SRCS := tests/fuzz/fuzz_server_requests.c
+fuzz_server_requests_LIBS := srv cert hwidid common
+fuzz_server_requests_PKGS := openssl jansson sqlite3 libpq
+fuzz_server_requests_LDLIBS := -lpthread
+fuzz_server_requests_CORPUS := tests/fuzz/corpus/server_requests

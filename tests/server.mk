@@ -4,7 +4,14 @@
 TESTS += test_server_logic
 test_server_logic_SRCS := tests/unit/test_server_logic.c
 test_server_logic_LIBS := srv cert hwidid common
-test_server_logic_PKGS := cmocka sqlite3 jansson openssl
+test_server_logic_PKGS := cmocka sqlite3 libpq jansson openssl
 test_server_logic_LDLIBS := -lpthread
 
-TEST_SCRIPTS += tests/integration/server_cli.sh
+TESTS += test_server_limits
+test_server_limits_SRCS := tests/unit/test_server_limits.c
+test_server_limits_LIBS := srv cert hwidid common
+test_server_limits_PKGS := cmocka sqlite3 libpq jansson openssl
+test_server_limits_LDLIBS := -lpthread
+
+TEST_SCRIPTS += tests/integration/server_cli.sh tests/integration/server_api.sh \
+                tests/integration/server_pg.sh

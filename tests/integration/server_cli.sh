@@ -29,50 +29,9 @@ expect_refused() {
     out=$("$@" 2>&1 >/dev/null) || rc=$?
     assert_eq "$want" "$rc" "exit status of ${*:2}" || return 1
     assert_contains "$out" "$needle" "stderr of ${*:2}" || return 1
-    assert_contains "$out" "tpmlic-server: " "stderr prefix"
+    # the program, and for a usage error the command, before the message
+    case $out in tpmlic-server*:\ *) ;; *) fail "stderr prefix: $out" ;; esac
 }
-
-b64url_decode() { # stdin -> stdout
-    local s
-    s=$(tr -- '-_' '+/')
-    case $((${#s} % 4)) in 2) s="$s==" ;; 3) s="$s=" ;; esac
-    printf '%s' "$s" | base64 -d
-}
-
-# post NAME PATH BODY-FILE [curl options]: the body on stdout, the status in $T/status
-post() {
-    local n=$1 path=$2 body=$3
-    shift 3
-    curl -s -o "$T/resp" -w '%{http_code}' --cacert "$T/$n-ca.pem" --max-time 10 \
-        -H 'Content-Type: application/json' --data-binary @"$body" "$@" \
-        "$(cat "$T/$n.url")$path" >"$T/status" || echo 000 >"$T/status"
-    cat "$T/resp"
-}
-status() { cat "$T/status"; }
-
-# answer_payload: a signed answer ({"answer": JWS} on stdin) checked with
-# openssl against $T/vendor.pub; prints the payload JSON
-answer_payload() {
-    local jws h p s
-    jws=$(jq -r .answer)
-    IFS=. read -r h p s <<<"$jws"
-    [ -n "$s" ] || { fail "not a compact JWS: $jws"; return 1; }
-    printf '%s' "$h" | b64url_decode | jq -e '.alg == "EdDSA" and .typ == "tpmlic-answer+jws"' \
-        >/dev/null || { fail "answer header: $(printf '%s' "$h" | b64url_decode)"; return 1; }
-    printf '%s.%s' "$h" "$p" >"$T/signed.txt"
-    printf '%s' "$s" | b64url_decode >"$T/sig.bin"
-    openssl pkeyutl -verify -rawin -pubin -inkey "$T/vendor.pub" -sigfile "$T/sig.bin" \
-        -in "$T/signed.txt" >/dev/null 2>&1 || { fail "the answer's signature does not verify"; return 1; }
-    printf '%s' "$p" | b64url_decode
-}
-
-# activation_body FILE: the activate request for an activation certificate
-activation_body() {
-    jq -n --arg a "$(cat "$1")" '{activation_certificate: $a}'
-}
-
-# a license certificate's payload (no verification: inspect does that)
-cert_payload() { cut -d. -f2 | b64url_decode; }
 
 # ---- the admin CLI -------------------------------------------------------------
 
@@ -430,8 +389,8 @@ test_serve_activate_validate_deactivate() {
     jq -e --arg a "$act" '.jti == $a and .activation_type == "online" and
         .secs_granted == 3600 and .counter.base == 100 and .license == "SPEECH-0001-ABCD"' \
         ins.json >/dev/null || fail "license certificate: $(cat ins.json)"
-    # the log names the license by its first 4 characters only
-    grep -q "license=SPEE\.\.\." "$T/s.log" || fail "log: $(cat "$T/s.log")"
+    # the log names the license by its last 4 characters only
+    grep -q "license=\.\.\.ABCD" "$T/s.log" || fail "log: $(cat "$T/s.log")"
     if grep -q "SPEECH-0001-ABCD" "$T/s.log"; then fail "the full license code was logged"; fi
 
     # validate with refill: the epoch rotates, a new certificate for 1000 + 3600

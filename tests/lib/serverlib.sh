@@ -31,17 +31,21 @@ _wait_port() {
     fail "$3 did not start"
 }
 
-# start_server NAME [serve options]: tpmlic-server with db $T/NAME.db and the
-# vendor key $T/vendor.key, on 127.0.0.1 and a free port; the URL goes to
-# $T/NAME.url
+# start_server NAME [serve options]: tpmlic-server with db $T/NAME.db (a
+# --db among the options wins) and the vendor key $T/vendor.key, on
+# 127.0.0.1 and a free port; the URL goes to $T/NAME.url (and with
+# --admin-listen the admin listener's to $T/NAME.admin-url)
 start_server() {
-    local n=$1
+    local n=$1 a admin=()
     shift
     vendor_keys
     server_tls "$n"
-    rm -f "$T/$n.port"
+    rm -f "$T/$n.port" "$T/$n.admin-port" "$T/$n.admin-url"
+    for a in "$@"; do
+        [ "$a" = --admin-listen ] && admin=(--admin-port-file "$T/$n.admin-port")
+    done
     "$TPMLIC_SERVER" serve --db "$T/$n.db" --key "$T/vendor.key" --listen 127.0.0.1:0 \
-        --tls-cert "$T/$n.crt" --tls-key "$T/$n.key" --port-file "$T/$n.port" "$@" \
+        --tls-cert "$T/$n.crt" --tls-key "$T/$n.key" --port-file "$T/$n.port" "${admin[@]}" "$@" \
         >>"$T/$n.log" 2>&1 &
     echo $! >"$T/$n.pid"
     _wait_port "$T/$n.port" "$(cat "$T/$n.pid")" "tpmlic-server $n" || {
@@ -49,6 +53,10 @@ start_server() {
         return 1
     }
     echo "https://127.0.0.1:$(cat "$T/$n.port")" >"$T/$n.url"
+    if [ ${#admin[@]} -gt 0 ]; then
+        _wait_port "$T/$n.admin-port" "$(cat "$T/$n.pid")" "tpmlic-server $n (admin)"
+        echo "https://127.0.0.1:$(cat "$T/$n.admin-port")" >"$T/$n.admin-url"
+    fi
 }
 
 # stop_server NAME: SIGTERM; it must exit 0 (under SANITIZE=1 a leak fails)
@@ -97,4 +105,98 @@ faultproxy_mode() {
     local n=$1
     shift
     echo "$*" >"$T/$n.mode.new" && mv "$T/$n.mode.new" "$T/$n.mode"
+}
+
+# ---- requests and answers -------------------------------------------------------
+
+b64url_decode() { # stdin -> stdout
+    local s
+    s=$(tr -- '-_' '+/')
+    case $((${#s} % 4)) in 2) s="$s==" ;; 3) s="$s=" ;; esac
+    printf '%s' "$s" | base64 -d
+}
+
+# post NAME PATH BODY-FILE [curl options]: the body on stdout, the status in $T/status
+post() {
+    local n=$1 path=$2 body=$3
+    shift 3
+    curl -s -o "$T/resp" -w '%{http_code}' --cacert "$T/$n-ca.pem" --max-time 10 \
+        -H 'Content-Type: application/json' --data-binary @"$body" "$@" \
+        "$(cat "$T/$n.url")$path" >"$T/status" || echo 000 >"$T/status"
+    cat "$T/resp"
+}
+status() { cat "$T/status"; }
+
+# answer_payload: a signed answer ({"answer": JWS} on stdin) checked with
+# openssl against $T/vendor.pub; prints the payload JSON
+answer_payload() {
+    local jws h p s
+    jws=$(jq -r .answer)
+    IFS=. read -r h p s <<<"$jws"
+    [ -n "$s" ] || { fail "not a compact JWS: $jws"; return 1; }
+    printf '%s' "$h" | b64url_decode | jq -e '.alg == "EdDSA" and .typ == "tpmlic-answer+jws"' \
+        >/dev/null || { fail "answer header: $(printf '%s' "$h" | b64url_decode)"; return 1; }
+    printf '%s.%s' "$h" "$p" >"$T/signed.txt"
+    printf '%s' "$s" | b64url_decode >"$T/sig.bin"
+    openssl pkeyutl -verify -rawin -pubin -inkey "$T/vendor.pub" -sigfile "$T/sig.bin" \
+        -in "$T/signed.txt" >/dev/null 2>&1 || { fail "the answer's signature does not verify"; return 1; }
+    printf '%s' "$p" | b64url_decode
+}
+
+# activation_body FILE: the activate request for an activation certificate
+activation_body() {
+    jq -n --arg a "$(cat "$1")" '{activation_certificate: $a}'
+}
+
+# a license certificate's payload (no verification: inspect does that)
+cert_payload() { cut -d. -f2 | b64url_decode; }
+
+# admin NAME TOKEN METHOD PATH [BODY]: an admin API request to server NAME
+# (its admin listener when it has one); the body on stdout, the status in
+# $T/status, the headers in $T/headers
+admin() {
+    local n=$1 tok=$2 method=$3 path=$4 body=${5-} url
+    local args=(-s -D "$T/headers" -o "$T/resp" -w '%{http_code}' --cacert "$T/$n-ca.pem"
+        --max-time 20 -X "$method")
+    url=$(cat "$T/$n.admin-url" 2>/dev/null || cat "$T/$n.url")
+    [ -n "$tok" ] && args+=(-H "Authorization: Bearer $tok")
+    [ -n "$body" ] && args+=(-H 'Content-Type: application/json' --data-binary "$body")
+    curl "${args[@]}" "$url$path" >"$T/status" || echo 000 >"$T/status"
+    cat "$T/resp"
+}
+
+# server_token NAME SCOPE: a new API token for server NAME's database
+server_token() {
+    server_cli "$1" token create --scope "$2" --name "test-$2" 2>/dev/null
+}
+
+# computer_id_of ACTFILE: the computer ID inside an activation certificate
+computer_id_of() {
+    tr -d '\n' <"$1" | b64url_decode | jq -r .computer_id
+}
+
+# srv_activate NAME ACTFILE [curl options]: POST /v1/activate; the verified
+# payload in $T/payload.json, the status in $T/status
+srv_activate() {
+    local n=$1 f=$2
+    shift 2
+    activation_body "$f" >"$T/act-req.json"
+    post "$n" /v1/activate "$T/act-req.json" "$@" >"$T/answer.json"
+    answer_payload <"$T/answer.json" >"$T/payload.json"
+}
+
+# srv_check NAME validate|deactivate CODE ACTIVATION COMPUTER EPOCH NEXT COUNTER CONSUMED:
+# the request docs/online.md describes (NEXT "" leaves next_epoch out);
+# the verified payload in $T/payload.json, the status in $T/status
+srv_check() {
+    local n=$1 what=$2
+    jq -n --arg l "$3" --arg a "$4" --arg c "$5" --arg e "$6" --arg x "$7" \
+        --argjson k "$8" --argjson s "$9" \
+        '{v: 1, license: $l, activation: $a, computer_id: $c,
+          nonce: "00112233445566778899aabbccddeeff", epoch: $e, counter: $k,
+          consumed_secs: $s} + (if $x == "" then {} else {next_epoch: $x} end)' \
+        >"$T/check-req.json"
+    shift 9
+    post "$n" "/v1/$what" "$T/check-req.json" "$@" >"$T/answer.json"
+    answer_payload <"$T/answer.json" >"$T/payload.json"
 }

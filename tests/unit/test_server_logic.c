@@ -1,5 +1,6 @@
-/* tpmlic-server's decisions (server/logic.c) on a real SQLite database in a
- * temporary directory (server/db.c), without the network: each request is
+/* tpmlic-server's decisions (server/logic.c) and administrative operations
+ * (server/ops.c) on a real SQLite database in a temporary directory, or a
+ * real PostgreSQL database (TPMLIC_TEST_PG_HOST), without the network: each request is
  * the parsed JSON body an agent would send, each answer is signed and then
  * verified like the agent does (cert_answer_verify), and license
  * certificates in answers are verified with cert_license_verify.
@@ -13,7 +14,9 @@
  * requests (400, nothing changed); offline signing against the same
  * maximum; new certificates when the terms change; concurrent activations
  * from several connections never over-commit the pool; schema migrations
- * from an empty file, step by step, and re-opening (user_version). */
+ * from an empty file, step by step, and re-opening (user_version);
+ * revoke, transfer, cull, clear-flags, tokens stored hashed, webhook events
+ * and deliveries with back-off, the audit log and its filters. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,6 +41,8 @@
 #include "common/macro.h"
 #include "hwid/encode.h"
 #include "hwid/id.h"
+#include <sqlite3.h>
+
 #include "server/server.h"
 #include "common/hex.h"
 
@@ -50,6 +55,11 @@ static size_t ek_der_len;
 static char dir[64];
 static unsigned db_seq;
 
+/* PostgreSQL instead of SQLite when TPMLIC_TEST_PG_HOST names the socket
+ * directory of a running cluster (tests/integration/server_pg.sh starts
+ * one): the same tests, a database of their own each. */
+static const char *pg_host, *pg_port, *pg_user;
+
 /* ---- fixtures ---------------------------------------------------------------------- */
 
 static int group_setup(void **state) {
@@ -57,6 +67,11 @@ static int group_setup(void **state) {
     const unsigned char *p;
     int len;
 
+    pg_host = getenv("TPMLIC_TEST_PG_HOST");
+    pg_port = getenv("TPMLIC_TEST_PG_PORT") ?: "5432";
+    pg_user = getenv("TPMLIC_TEST_PG_USER") ?: "postgres";
+    if (pg_host && !*pg_host)
+        pg_host = NULL;
     vendor = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
     ek_key = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
     if (!vendor || !ek_key)
@@ -86,22 +101,43 @@ static int group_teardown(void **state) {
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* A fresh database file for each test. */
-static void db_path(char *out, size_t len) {
-    snprintf(out, len, "%s/db%u.sqlite", dir, ++db_seq);
+static void pg_uri(const char *dbname, char *out, size_t len) {
+    snprintf(out, len, "postgresql://%s@/%s?host=%s&port=%s", pg_user, dbname, pg_host, pg_port);
 }
 
-static sqlite3 *fresh_db(void) {
-    char path[128], err[256] = "";
-    sqlite3 *db = NULL;
+/* A fresh database for each test: a new SQLite file, or a new PostgreSQL
+ * database (made through the cluster's "postgres" database). */
+static void db_path(char *out, size_t len) {
+    char name[64], maint[256], sql[96], err[256] = "";
+    struct srv_db *m = NULL;
+
+    if (!pg_host) {
+        snprintf(out, len, "%s/db%u.sqlite", dir, ++db_seq);
+        return;
+    }
+    snprintf(name, sizeof(name), "logic_%u_%u", (unsigned)getpid(), ++db_seq);
+    pg_uri("postgres", maint, sizeof(maint));
+    if (srv_pg_connect(maint, &m, err, sizeof(err)) < 0)
+        fail_msg("PostgreSQL: %s", err);
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
+    if (srv_db_exec(m, sql) < 0)
+        fail_msg("%s: %s", sql, srv_db_errmsg(m));
+    srv_db_close(m);
+    pg_uri(name, out, len);
+}
+
+static struct srv_db *fresh_db(void) {
+    char path[256], err[256] = "";
+    struct srv_db *db = NULL;
     db_path(path, sizeof(path));
     if (srv_db_open(path, true, &db, err, sizeof(err)) < 0)
         fail_msg("srv_db_open: %s", err);
     return db;
 }
 
-static struct srv_license make_license(sqlite3 *db, const char *code, enum cert_license_type type,
-                                       uint64_t allocated, uint64_t cache, uint32_t max_act) {
+static struct srv_license make_license(struct srv_db *db, const char *code,
+                                       enum cert_license_type type, uint64_t allocated,
+                                       uint64_t cache, uint32_t max_act) {
     struct srv_license l = {.customer_id = 4949,
                             .type = type,
                             .expiry = type == CERT_PERPETUAL ? 0 : EXPIRY,
@@ -196,7 +232,7 @@ static void answer_clear(struct answer *a) {
 /* Runs one request (a JSON text) through srv_handle at time now; a signed
  * answer is signed with the vendor key and verified with the public key,
  * as the agent would, and must echo nonce when one is given. */
-static struct answer call_at(sqlite3 *db, time_t now, enum srv_request type, const char *json,
+static struct answer call_at(struct srv_db *db, time_t now, enum srv_request type, const char *json,
                              const char *nonce) {
     struct srv_ctx ctx = {.db = db, .key = vendor, .now = now};
     _cleanup_(json_decrefp) json_t *req = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
@@ -229,7 +265,8 @@ static struct answer call_at(sqlite3 *db, time_t now, enum srv_request type, con
     return ans;
 }
 
-static struct answer call(sqlite3 *db, enum srv_request type, const char *json, const char *nonce) {
+static struct answer call(struct srv_db *db, enum srv_request type, const char *json,
+                          const char *nonce) {
     return call_at(db, NOW, type, json, nonce);
 }
 
@@ -288,7 +325,7 @@ static struct cert_license check_certificate(const char *jws, const struct appli
     return l;
 }
 
-static struct answer activate_raw(sqlite3 *db, const char *code, unsigned serial,
+static struct answer activate_raw(struct srv_db *db, const char *code, unsigned serial,
                                   unsigned counter_name, uint64_t counter) {
     char nonce[33], *body;
     _cleanup_free_ char *text = activation_text(code, serial, counter_name, counter, nonce);
@@ -302,8 +339,8 @@ static struct answer activate_raw(sqlite3 *db, const char *code, unsigned serial
 
 /* An activation that must succeed; base: the counter base expected in the
  * certificate (the request's counter for a new activation). */
-static struct act activate_base(sqlite3 *db, const char *code, unsigned serial, uint64_t counter,
-                                uint64_t base) {
+static struct act activate_base(struct srv_db *db, const char *code, unsigned serial,
+                                uint64_t counter, uint64_t base) {
     struct appliance ap = appliance(serial, 0, counter);
     struct answer a = activate_raw(db, code, serial, 0, counter);
     struct act x = {0};
@@ -327,13 +364,13 @@ static struct act activate_base(sqlite3 *db, const char *code, unsigned serial, 
 
 /* validate or deactivate; next_epoch NULL: leave it out (a generated one
  * is written to next_out when given). */
-static struct act activate(sqlite3 *db, const char *code, unsigned serial, uint64_t counter) {
+static struct act activate(struct srv_db *db, const char *code, unsigned serial, uint64_t counter) {
     return activate_base(db, code, serial, counter, counter); /* base: the request's value */
 }
 
-static struct answer check_req(sqlite3 *db, time_t now, enum srv_request type, const struct act *x,
-                               const char *epoch, const char *next_epoch, uint64_t counter,
-                               uint64_t consumed, bool refill) {
+static struct answer check_req(struct srv_db *db, time_t now, enum srv_request type,
+                               const struct act *x, const char *epoch, const char *next_epoch,
+                               uint64_t counter, uint64_t consumed, bool refill) {
     _cleanup_(json_decrefp) json_t *o = NULL;
     _cleanup_free_ char *text = NULL;
     char nonce[33];
@@ -352,8 +389,8 @@ static struct answer check_req(sqlite3 *db, time_t now, enum srv_request type, c
 }
 
 /* A successful validation: the epoch moves to a new one. */
-static struct answer validate_ok(sqlite3 *db, struct act *x, uint64_t counter, uint64_t consumed,
-                                 bool refill) {
+static struct answer validate_ok(struct srv_db *db, struct act *x, uint64_t counter,
+                                 uint64_t consumed, bool refill) {
     char next[33];
     struct answer a;
 
@@ -367,7 +404,8 @@ static struct answer validate_ok(sqlite3 *db, struct act *x, uint64_t counter, u
     return a;
 }
 
-static uint64_t deactivate_ok(sqlite3 *db, struct act *x, uint64_t counter, uint64_t consumed) {
+static uint64_t deactivate_ok(struct srv_db *db, struct act *x, uint64_t counter,
+                              uint64_t consumed) {
     struct answer a =
         check_req(db, NOW, SRV_REQ_DEACTIVATE, x, x->epoch, NULL, counter, consumed, false);
     uint64_t returned;
@@ -378,16 +416,16 @@ static uint64_t deactivate_ok(sqlite3 *db, struct act *x, uint64_t counter, uint
     return returned;
 }
 
-static int scalar(sqlite3 *db, const char *sql);
-static long long scalar_id(sqlite3 *db, const char *sql, int64_t id);
+static int scalar(struct srv_db *db, const char *sql);
+static long long scalar_id(struct srv_db *db, const char *sql, int64_t id);
 
 /* The pool as the server reads it (kept on the license row by triggers),
  * checked against the sum over the activations (docs/online.md). */
-static struct srv_pool pool_of(sqlite3 *db, const char *code) {
+static struct srv_pool pool_of(struct srv_db *db, const char *code) {
     struct srv_license l;
     struct srv_pool p;
-    assert_int_equal(srv_license_get(db, code, &l), 0);
-    assert_int_equal(srv_pool_get(db, &l, &p), 0);
+    assert_int_equal(srv_license_get(db, code, false, &l), 0);
+    assert_int_equal(srv_pool_get(db, &l, NOW, false, &p), 0);
     assert_true(p.committed <= p.allocated || p.free == 0);
     assert_int_equal(p.committed,
                      scalar_id(db,
@@ -401,13 +439,13 @@ static struct srv_pool pool_of(sqlite3 *db, const char *code) {
     return p;
 }
 
-static struct srv_activation row_of(sqlite3 *db, const char *id) {
+static struct srv_activation row_of(struct srv_db *db, const char *id) {
     struct srv_activation a;
-    assert_int_equal(srv_activation_get(db, id, &a), 0);
+    assert_int_equal(srv_activation_get(db, id, false, &a), 0);
     return a;
 }
 
-static size_t count_flags(sqlite3 *db, const char *id, const char *reason) {
+static size_t count_flags(struct srv_db *db, const char *id, const char *reason) {
     _cleanup_(json_decrefp) json_t *flags = NULL;
     size_t i, n = 0;
     json_t *f;
@@ -422,7 +460,7 @@ static size_t count_flags(sqlite3 *db, const char *id, const char *reason) {
 /* ---- tests ------------------------------------------------------------------------------ */
 
 static void activate_validate_deactivate(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct srv_activation row;
     struct answer a;
     struct act x;
@@ -475,7 +513,7 @@ static void activate_validate_deactivate(void **state) {
 }
 
 static void not_active_after_deactivation(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct act x, other;
     struct answer a;
 
@@ -512,7 +550,7 @@ static void not_active_after_deactivation(void **state) {
 }
 
 static void max_activations_and_reactivation(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct act a1, a2, again, a3;
     struct answer a;
 
@@ -567,7 +605,7 @@ static void max_activations_and_reactivation(void **state) {
 }
 
 static void refill_never_beyond_the_pool(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct act a1, a2, a3;
     struct answer a;
     struct appliance ap1 = appliance(1, 0, 0);
@@ -619,7 +657,7 @@ static void refill_never_beyond_the_pool(void **state) {
 }
 
 static void refill_certificate_keeps_activation_counter_and_base(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct appliance ap = appliance(1, 0, 777);
     struct cert_license l;
     struct answer a;
@@ -640,15 +678,60 @@ static void refill_certificate_keeps_activation_counter_and_base(void **state) {
     a = validate_ok(db, &x, 900, 6000, false);
     assert_int_equal(ifield(&a, "secs_granted"), 6000 + 3600);
     answer_clear(&a);
-    /* a lower consumption never lowers the grant */
-    a = validate_ok(db, &x, 901, 10, true);
-    assert_int_equal(ifield(&a, "secs_granted"), 9600);
-    assert_null(json_object_get(a.payload, "license_certificate"));
+    /* a lower consumption is refused (consumption_went_back below) and
+     * never lowers the grant */
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, x.epoch, "dddddddddddddddddddddddddddddddd", 901,
+                  10, true);
+    assert_refused(&a, "consumption_went_back");
     answer_clear(&a);
+    assert_int_equal(row_of(db, x.id).secs_granted, 9600);
+}
+
+/* The server never credits what it cannot check: a validation or a
+ * deactivation reporting less consumption than the activation already
+ * reported is refused and flagged; nothing is credited and the epoch does
+ * not move. The report that once returned the whole grant: a deactivation
+ * claiming 0 s after a validation had reported 600 s. */
+static void consumption_never_goes_back(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_activation row;
+    struct answer a;
+    struct act x;
+
+    make_license(db, "L-1", CERT_CONSUMPTION, 100000, 3600, 1);
+    x = activate(db, "L-1", 1, 100);
+    a = validate_ok(db, &x, 110, 600, false);
+    answer_clear(&a);
+    assert_int_equal(pool_of(db, "L-1").free, 100000 - 3600);
+
+    a = check_req(db, NOW, SRV_REQ_DEACTIVATE, &x, x.epoch, NULL, 120, 0, false);
+    assert_refused(&a, "consumption_went_back");
+    assert_non_null(strstr(field(&a, "message"), "600"));
+    answer_clear(&a);
+    row = row_of(db, x.id);
+    assert_int_equal(row.state, SRV_ACTIVE);
+    assert_int_equal(row.consumed_secs, 600);
+    assert_string_equal(row.epoch, x.epoch);
+    assert_int_equal(count_flags(db, x.id, "consumption_went_back"), 1);
+    assert_int_equal(pool_of(db, "L-1").free, 100000 - 3600); /* nothing credited */
+
+    /* the same through a validation (one second less) */
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, x.epoch, "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee", 120,
+                  599, true);
+    assert_refused(&a, "consumption_went_back");
+    answer_clear(&a);
+    assert_int_equal(count_flags(db, x.id, "consumption_went_back"), 2);
+    assert_int_equal(row_of(db, x.id).secs_granted, 3600);
+
+    /* the same consumption again is not "back"; more is fine */
+    a = validate_ok(db, &x, 120, 600, false);
+    answer_clear(&a);
+    assert_int_equal(deactivate_ok(db, &x, 130, 900), 3600 - 900);
+    assert_int_equal(pool_of(db, "L-1").free, 100000 - 900);
 }
 
 static void the_pool_adds_up(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     const uint64_t allocated = 20000, used[3] = {1234, 3600, 5555};
     struct act x[3];
     struct answer a;
@@ -677,8 +760,10 @@ static void the_pool_adds_up(void **state) {
     assert_int_equal(pool_of(db, "L-1").free, allocated - (used[0] + used[1] + used[2]));
     assert_int_equal(pool_of(db, "L-1").committed, used[0] + used[1] + used[2]);
     /* the rows agree */
-    assert_int_equal(srv_license_get(db, "L-1", &lic), 0);
-    assert_int_equal(srv_activation_list(db, lic.id, &rows, &n), 0);
+    assert_int_equal(srv_license_get(db, "L-1", false, &lic), 0);
+    assert_int_equal(
+        srv_activation_list(db, &(struct srv_activation_filter){.license_id = lic.id}, &rows, &n),
+        0);
     assert_int_equal(n, 3);
     for (size_t i = 0; i < n; i++)
         assert_int_equal(rows[i].final_secs + rows[i].returned_secs, rows[i].secs_granted);
@@ -694,7 +779,7 @@ static void the_pool_adds_up(void **state) {
 }
 
 static void stale_epoch_and_counter_going_back(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct act holder, clone;
     struct answer a;
     char e0[33];
@@ -751,7 +836,7 @@ static void stale_epoch_and_counter_going_back(void **state) {
 }
 
 static void retry_with_the_pending_next_epoch(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     const char *n1 = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", *n2 = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
                *n3 = "cccccccccccccccccccccccccccccccc";
     struct answer a;
@@ -792,7 +877,7 @@ static void retry_with_the_pending_next_epoch(void **state) {
 }
 
 static void suspended_expired_unknown(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct srv_license l;
     struct answer a;
     struct act x, bad;
@@ -860,7 +945,7 @@ static void suspended_expired_unknown(void **state) {
 }
 
 static void malformed_requests_change_nothing(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     static const char *const bad_activate[] = {
         "{}", "{\"activation_certificate\": 5}", "{\"activation_certificate\": \"not base64url!\"}",
         "{\"activation_certificate\": \"e30\"}", /* {} */
@@ -946,8 +1031,29 @@ static void malformed_requests_change_nothing(void **state) {
     answer_clear(&a);
 }
 
+/* srv_offline_decide in a transaction of its own, as the admin commands run
+ * it: 0 with *jws and reason "new" or "existing", 1 refused (reason the
+ * token). */
+static int offline_sign(const struct srv_ctx *ctx, const struct cert_activation *act,
+                        uint64_t granted, char **jws, char reason[32]) {
+    char id[CERT_TEXT_MAX + 1], msg[256];
+    bool existing = false;
+    int r;
+
+    assert_int_equal(srv_db_begin(ctx->db), 0);
+    r = srv_offline_decide(ctx, act, granted, jws, id, &existing, reason, 32, msg, sizeof(msg));
+    assert_true(r >= 0);
+    if (r == 0) {
+        assert_int_equal(srv_db_commit(ctx->db), 0);
+        snprintf(reason, 32, "%s", existing ? "existing" : "new");
+    } else {
+        srv_db_rollback(ctx->db);
+    }
+    return r;
+}
+
 static void offline_sign_counts_against_the_maximum(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct srv_ctx ctx = {.db = db, .key = vendor, .now = NOW};
     struct cert_activation act;
     struct srv_license l;
@@ -963,13 +1069,13 @@ static void offline_sign_counts_against_the_maximum(void **state) {
     assert_int_equal(cert_activation_decode(text, strlen(text), &act, msg, sizeof(msg)), CERT_OK);
     free(text);
     /* the license does not allow offline */
-    r = srv_offline_sign(&ctx, &act, UINT64_MAX, &jws, reason, sizeof(reason), msg, sizeof(msg));
+    r = offline_sign(&ctx, &act, UINT64_MAX, &jws, reason);
     assert_int_equal(r, 1);
     assert_string_equal(reason, "offline_not_allowed");
     l.offline_allowed = true;
     assert_int_equal(srv_license_update(db, &l), 0);
 
-    r = srv_offline_sign(&ctx, &act, 4000, &jws, reason, sizeof(reason), msg, sizeof(msg));
+    r = offline_sign(&ctx, &act, 4000, &jws, reason);
     assert_int_equal(r, 0);
     assert_string_equal(reason, "new");
     assert_int_equal(cert_license_verify(jws, strlen(jws), vendor_pub, NOW, &lic, msg, sizeof(msg)),
@@ -980,7 +1086,7 @@ static void offline_sign_counts_against_the_maximum(void **state) {
     free(jws);
     jws = NULL;
     /* asked again: the same activation, nothing more committed */
-    r = srv_offline_sign(&ctx, &act, 100, &jws, reason, sizeof(reason), msg, sizeof(msg));
+    r = offline_sign(&ctx, &act, 100, &jws, reason);
     assert_int_equal(r, 0);
     assert_string_equal(reason, "existing");
     free(jws);
@@ -999,16 +1105,16 @@ static void offline_sign_counts_against_the_maximum(void **state) {
     text = activation_text("L-1", 3, 0, 0, nonce);
     assert_int_equal(cert_activation_decode(text, strlen(text), &act, msg, sizeof(msg)), CERT_OK);
     free(text);
-    r = srv_offline_sign(&ctx, &act, UINT64_MAX, &jws, reason, sizeof(reason), msg, sizeof(msg));
+    r = offline_sign(&ctx, &act, UINT64_MAX, &jws, reason);
     assert_int_equal(r, 1);
     assert_string_equal(reason, "max_activations");
     /* a place freed, more seconds asked than free: refused */
     deactivate_ok(db, &x, 0, 0);
-    r = srv_offline_sign(&ctx, &act, 7000, &jws, reason, sizeof(reason), msg, sizeof(msg));
+    r = offline_sign(&ctx, &act, 7000, &jws, reason);
     assert_int_equal(r, 1);
     assert_string_equal(reason, "pool");
     /* default: all free seconds */
-    r = srv_offline_sign(&ctx, &act, UINT64_MAX, &jws, reason, sizeof(reason), msg, sizeof(msg));
+    r = offline_sign(&ctx, &act, UINT64_MAX, &jws, reason);
     assert_int_equal(r, 0);
     assert_int_equal(cert_license_verify(jws, strlen(jws), vendor_pub, NOW, &lic, msg, sizeof(msg)),
                      CERT_OK);
@@ -1022,7 +1128,9 @@ static void offline_sign_counts_against_the_maximum(void **state) {
         struct srv_activation *rows = NULL;
         size_t n = 0;
         struct act off = {0};
-        assert_int_equal(srv_activation_list(db, l.id, &rows, &n), 0);
+        assert_int_equal(
+            srv_activation_list(db, &(struct srv_activation_filter){.license_id = l.id}, &rows, &n),
+            0);
         for (size_t i = 0; i < n; i++)
             if (rows[i].kind == SRV_OFFLINE && rows[i].state == SRV_ACTIVE) {
                 snprintf(off.id, sizeof(off.id), "%s", rows[i].id);
@@ -1038,7 +1146,7 @@ static void offline_sign_counts_against_the_maximum(void **state) {
 }
 
 static void new_certificate_when_the_terms_change(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct appliance ap = appliance(1, 0, 5);
     struct srv_license l;
     struct cert_license c;
@@ -1071,14 +1179,14 @@ static void new_certificate_when_the_terms_change(void **state) {
  * without the in-process lock: SQLite's write lock alone serialises them,
  * and the pool and the maximum still hold. */
 struct racer {
-    char path[128];
+    char path[256];
     unsigned first;
     int ok, refused, failed;
 };
 
 static void *race(void *arg) {
     struct racer *r = arg;
-    sqlite3 *db = NULL;
+    struct srv_db *db = NULL;
     char err[256];
 
     if (srv_db_open(r->path, false, &db, err, sizeof(err)) < 0) {
@@ -1112,10 +1220,10 @@ static void *race(void *arg) {
 }
 
 static void concurrent_activations_never_over_commit(void **state) {
-    char path[128], err[256];
+    char path[256], err[256];
     struct racer rs[6];
     pthread_t t[6];
-    sqlite3 *db = NULL;
+    struct srv_db *db = NULL;
     int ok = 0, refused = 0;
 
     db_path(path, sizeof(path));
@@ -1141,13 +1249,9 @@ static void concurrent_activations_never_over_commit(void **state) {
     srv_db_close(db);
 }
 
-static int scalar(sqlite3 *db, const char *sql) {
-    sqlite3_stmt *st = NULL;
-    int v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return v;
+static int scalar(struct srv_db *db, const char *sql) {
+    int64_t v = -1;
+    return srv_sql_scalar(db, sql, &v, 0) == 0 ? (int)v : -1;
 }
 
 /* The schema as release 0.1.0 (schema version 2) left it, with a license
@@ -1193,22 +1297,71 @@ static const char schema_v2[] =
     "1700000000, 1700000000, 1700000100);"
     "PRAGMA user_version = 2;";
 
-static long long scalar_id(sqlite3 *db, const char *sql, int64_t id) {
-    sqlite3_stmt *st = NULL;
-    long long v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_bind_int64(st, 1, id) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return v;
+static long long scalar_id(struct srv_db *db, const char *sql, int64_t id) {
+    int64_t v = -1;
+    return srv_sql_scalar(db, sql, &v, 1, id) == 0 ? (long long)v : -1;
+}
+
+/* A database just migrated: every table (tables_sql: the backend's query
+ * counting those named after it), a license that will be kept, and an
+ * audit log that is append-only whoever writes to the database. */
+static void fresh_schema(struct srv_db *db, const char *tables_sql) {
+    char sql[300];
+    snprintf(sql, sizeof(sql),
+             "%s('licenses', 'activations', 'flags', 'audit', 'tokens', "
+             "'webhooks', 'deliveries')",
+             tables_sql);
+    assert_int_equal(scalar(db, sql), 7);
+    make_license(db, "KEEP-ME", CERT_PERPETUAL, 0, 3600, 1);
+    assert_int_equal(srv_db_exec(db, "INSERT INTO audit (time, actor, action, target) VALUES "
+                                     "(1, 'test', 'test', 'x')"),
+                     0);
+    assert_int_equal(srv_db_exec(db, "UPDATE audit SET actor = 'someone else'"), -EPERM);
+    assert_int_equal(srv_db_exec(db, "DELETE FROM audit"), -EPERM);
+}
+
+/* PostgreSQL: a new database gets every step, re-opening runs nothing
+ * twice, a newer schema is refused untouched, the append-only audit log is
+ * enforced, and a server that does not answer is named. (There is no
+ * earlier PostgreSQL release to upgrade from.) */
+static void pg_migrations(void) {
+    char path[256], err[256] = "";
+    struct srv_db *db = NULL;
+    struct srv_license l;
+
+    db_path(path, sizeof(path));
+    assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), 0);
+    assert_int_equal(srv_db_version(db), SRV_SCHEMA_VERSION);
+    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM schema_migrations"), SRV_SCHEMA_VERSION);
+    fresh_schema(db, "SELECT COUNT(*) FROM information_schema.tables WHERE table_name IN ");
+    srv_db_close(db);
+
+    assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), 0);
+    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM schema_migrations"), SRV_SCHEMA_VERSION);
+    assert_int_equal(srv_license_get(db, "KEEP-ME", false, &l), 0);
+    assert_int_equal(srv_db_exec(db, "INSERT INTO schema_migrations VALUES (99, 0)"), 0);
+    srv_db_close(db);
+    db = NULL;
+    assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), -EPROTO);
+    assert_non_null(strstr(err, "99"));
+    assert_null(db);
+
+    snprintf(path, sizeof(path), "postgresql://nobody@/nothing?host=%s/none&port=1", dir);
+    assert_int_not_equal(srv_db_open(path, false, &db, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, "cannot connect to PostgreSQL"));
 }
 
 static void schema_migrations_and_reopening(void **state) {
-    char path[128], err[256] = "";
-    sqlite3 *db = NULL;
+    char path[256], err[256] = "";
+    struct srv_db *db = NULL;
     struct srv_license l;
+    sqlite3 *raw = NULL;
     FILE *f;
 
+    if (pg_host) {
+        pg_migrations();
+        return;
+    }
     /* missing file, not created */
     db_path(path, sizeof(path));
     assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), -ENOENT);
@@ -1220,26 +1373,21 @@ static void schema_migrations_and_reopening(void **state) {
     fclose(f);
     assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), 0);
     assert_int_equal(srv_db_version(db), SRV_SCHEMA_VERSION);
-    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND "
-                                "name IN ('licenses', 'activations', 'flags')"),
-                     3);
+    fresh_schema(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ");
     assert_int_equal(scalar(db, "PRAGMA foreign_keys"), 1);
-    make_license(db, "KEEP-ME", CERT_PERPETUAL, 0, 3600, 1);
     srv_db_close(db);
 
     /* re-opening keeps the data, runs nothing twice */
     assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), 0);
     assert_int_equal(srv_db_version(db), SRV_SCHEMA_VERSION);
-    assert_int_equal(srv_license_get(db, "KEEP-ME", &l), 0);
+    assert_int_equal(srv_license_get(db, "KEEP-ME", false, &l), 0);
     {
         /* WAL is kept in the file */
-        sqlite3_stmt *st = NULL;
-        assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
-        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
-        sqlite3_finalize(st);
+        _cleanup_stmt_ struct srv_stmt *st = NULL;
+        assert_int_equal(srv_sql_prepare(db, "PRAGMA journal_mode", &st), 0);
+        assert_int_equal(srv_sql_step(st), 1);
+        assert_string_equal(srv_sql_text(st, 0), "wal");
     }
-
     srv_db_close(db);
 
     /* a database of an earlier release (version 2) gets the later steps
@@ -1248,25 +1396,29 @@ static void schema_migrations_and_reopening(void **state) {
         char old[128];
         struct srv_pool p;
         db_path(old, sizeof(old));
-        assert_int_equal(sqlite3_open(old, &db), SQLITE_OK);
-        assert_int_equal(sqlite3_exec(db, schema_v2, NULL, NULL, NULL), SQLITE_OK);
-        sqlite3_close(db);
+        assert_int_equal(sqlite3_open(old, &raw), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(raw, schema_v2, NULL, NULL, NULL), SQLITE_OK);
+        sqlite3_close(raw);
         assert_int_equal(srv_db_open(old, false, &db, err, sizeof(err)), 0);
         assert_int_equal(srv_db_version(db), SRV_SCHEMA_VERSION);
-        assert_int_equal(srv_license_get(db, "OLD-1", &l), 0);
-        assert_int_equal(srv_pool_get(db, &l, &p), 0);
+        assert_int_equal(srv_license_get(db, "OLD-1", false, &l), 0);
+        assert_int_equal(srv_pool_get(db, &l, NOW, false, &p), 0);
         assert_int_equal(p.committed, 3600 + 2000 + 700);
         assert_int_equal(p.active, 2);
         assert_int_equal(p.free, 10000 - 6300);
         pool_of(db, "OLD-1");
-        assert_int_equal(srv_activation_get(db, "a3", &(struct srv_activation){0}), 0);
+        assert_int_equal(srv_activation_get(db, "a3", false, &(struct srv_activation){0}), 0);
+        /* step 4 named why the closed one was closed */
+        assert_int_equal(scalar(db, "SELECT COUNT(*) FROM activations WHERE id = 'a3' AND "
+                                    "closed_reason = 'deactivated'"),
+                         1);
         srv_db_close(db);
     }
-    assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), 0);
 
     /* a newer schema than this program knows is refused, untouched */
-    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
-    srv_db_close(db);
+    assert_int_equal(sqlite3_open(path, &raw), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(raw, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(raw);
     db = NULL;
     assert_int_equal(srv_db_open(path, false, &db, err, sizeof(err)), -EPROTO);
     assert_non_null(strstr(err, "99"));
@@ -1289,12 +1441,12 @@ static void schema_migrations_and_reopening(void **state) {
 }
 
 static void license_rows_round_trip(void **state) {
-    _cleanup_(srv_db_closep) sqlite3 *db = fresh_db();
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct srv_license l = make_license(db, "L-1", CERT_SUBSCRIPTION, 123, 45, 6), back, dup;
     struct srv_license *all = NULL;
     size_t n = 0;
 
-    assert_int_equal(srv_license_get(db, "L-1", &back), 0);
+    assert_int_equal(srv_license_get(db, "L-1", false, &back), 0);
     assert_int_equal(back.id, l.id);
     assert_string_equal(back.product, "speech");
     assert_int_equal(back.expiry, EXPIRY);
@@ -1303,8 +1455,8 @@ static void license_rows_round_trip(void **state) {
     assert_int_equal(back.secs_allocated, 123);
     assert_int_equal(back.cache_secs, 45);
     assert_int_equal(back.max_activations, 6);
-    assert_int_equal(srv_license_get_by_id(db, l.id, &back), 0);
-    assert_int_equal(srv_license_get(db, "l-1", &back), -ENOENT); /* codes are exact */
+    assert_int_equal(srv_license_get_by_id(db, l.id, false, &back), 0);
+    assert_int_equal(srv_license_get(db, "l-1", false, &back), -ENOENT); /* codes are exact */
     dup = l;
     assert_int_equal(srv_license_insert(db, &dup), -EEXIST);
     make_license(db, "A-0", CERT_PERPETUAL, 0, 1, 1);
@@ -1321,12 +1473,410 @@ static void license_rows_round_trip(void **state) {
         assert_refused(&a, "stale_epoch");
         answer_clear(&a);
         assert_int_equal(srv_license_delete(db, l.id), 0);
-        assert_int_equal(srv_activation_get(db, x.id, &(struct srv_activation){0}), -ENOENT);
+        assert_int_equal(srv_activation_get(db, x.id, false, &(struct srv_activation){0}), -ENOENT);
         assert_int_equal(scalar(db, "SELECT COUNT(*) FROM flags"), 0);
         a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, x.epoch, x.epoch, 0, 0, false);
         assert_refused(&a, "unknown_license");
         answer_clear(&a);
     }
+}
+
+/* ---- administrative operations (ops.c) --------------------------------------------------- */
+
+static struct srv_op op_at(struct srv_db *db, time_t now) {
+    return (struct srv_op){.db = db, .now = now, .actor = "cli:test", .key = vendor};
+}
+
+static void op_ok(int r, const struct srv_operr *e) {
+    if (r < 0)
+        fail_msg("operation failed (%d): %s", r, e->msg);
+}
+
+static size_t audit_count(struct srv_db *db, const char *action) {
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM audit WHERE action = '%s'", action);
+    return (size_t)scalar(db, sql);
+}
+
+static void revoke_frees_the_seat_and_keeps_the_grant(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_op op = op_at(db, NOW);
+    struct srv_operr e;
+    json_t *doc = NULL;
+    struct answer a;
+    struct act x, y;
+
+    make_license(db, "L-1", CERT_CONSUMPTION, 100000, 3600, 1);
+    x = activate(db, "L-1", 1, 0);
+    a = validate_ok(db, &x, 5, 300, false);
+    answer_clear(&a);
+    op_ok(srv_op_activation_revoke(&op, x.id, &doc, &e), &e);
+    assert_string_equal(json_string_value(json_object_get(doc, "closed_reason")), "revoked");
+    json_decref(doc);
+    /* the seat is free; the grant stays used: 3600 of 100000, not 300 */
+    assert_int_equal(pool_of(db, "L-1").active, 0);
+    assert_int_equal(pool_of(db, "L-1").committed, 3600);
+    assert_int_equal(row_of(db, x.id).final_secs, 3600);
+    assert_int_equal(row_of(db, x.id).returned_secs, 0);
+    /* its appliance is refused, even its deactivation (nothing to return) */
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, x.epoch, "00000000000000000000000000000001", 6,
+                  300, false);
+    assert_refused(&a, "not_active");
+    assert_non_null(strstr(field(&a, "message"), "revoked"));
+    answer_clear(&a);
+    a = check_req(db, NOW, SRV_REQ_DEACTIVATE, &x, x.epoch, NULL, 5, 300, false);
+    assert_refused(&a, "not_active");
+    answer_clear(&a);
+    y = activate(db, "L-1", 2, 0);
+    assert_int_equal(pool_of(db, "L-1").active, 1);
+    /* twice, or an unknown one */
+    assert_int_equal(srv_op_activation_revoke(&op, x.id, &doc, &e), -EPERM);
+    assert_int_equal(srv_op_activation_revoke(&op, "0123", &doc, &e), -ENOENT);
+    assert_int_equal(audit_count(db, "activation.revoke"), 1);
+    (void)y;
+}
+
+static void transfer_holds_the_seat_then_lets_it_go(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_op op = op_at(db, NOW);
+    struct srv_operr e;
+    json_t *doc = NULL;
+    struct answer a;
+    struct act x, y;
+    const char *to = appliance(2, 0, 0).computer_id;
+    char target[HWID_ID_STRLEN];
+    struct srv_license l = make_license(db, "L-1", CERT_PERPETUAL, 100000, 3600, 1);
+
+    snprintf(target, sizeof(target), "%s", to);
+    x = activate(db, "L-1", 1, 0);
+    /* no transfer allowed yet */
+    assert_int_equal(srv_op_activation_transfer(&op, x.id, target, &doc, &e), -EPERM);
+    assert_string_equal(e.reason, "max_transfers");
+    l.max_transfers = 1;
+    assert_int_equal(srv_license_update(db, &l), 0);
+    assert_int_equal(srv_op_activation_transfer(&op, x.id, "not-a-computer", &doc, &e), -EINVAL);
+    assert_string_equal(e.field, "to_computer_id");
+    assert_int_equal(srv_op_activation_transfer(&op, x.id, x.computer_id, &doc, &e), -EPERM);
+    op_ok(srv_op_activation_transfer(&op, x.id, target, &doc, &e), &e);
+    assert_int_equal(json_integer_value(json_object_get(doc, "transfers_used")), 1);
+    json_decref(doc);
+    assert_int_equal(row_of(db, x.id).state, SRV_CLOSED);
+    assert_int_equal(pool_of(db, "L-1").reserved, 1);
+    /* the seat is the new computer's: another is refused, it is admitted */
+    a = activate_raw(db, "L-1", 3, 0, 0);
+    assert_refused(&a, "max_activations");
+    answer_clear(&a);
+    y = activate(db, "L-1", 2, 0);
+    assert_int_equal(pool_of(db, "L-1").active, 1);
+    assert_int_equal(pool_of(db, "L-1").reserved, 0);
+    /* no transfer left */
+    assert_int_equal(
+        srv_op_activation_transfer(&op, y.id, appliance(3, 0, 0).computer_id, &doc, &e), -EPERM);
+    assert_int_equal(audit_count(db, "activation.transfer"), 1);
+
+    /* a transfer nobody takes up keeps the seat for 30 days, then frees it */
+    l.max_transfers = 5;
+    assert_int_equal(srv_license_get(db, "L-1", false, &l), 0);
+    l.max_transfers = 5;
+    assert_int_equal(srv_license_update(db, &l), 0);
+    op_ok(srv_op_activation_transfer(&op, y.id, appliance(4, 0, 0).computer_id, &doc, &e), &e);
+    json_decref(doc);
+    a = activate_raw(db, "L-1", 5, 0, 0);
+    assert_refused(&a, "max_activations");
+    answer_clear(&a);
+    {
+        char nonce[33], *body;
+        _cleanup_free_ char *text = activation_text("L-1", 5, 0, 0, nonce);
+        assert_true(asprintf(&body, "{\"activation_certificate\": \"%s\"}", text) > 0);
+        a = call_at(db, NOW + (SRV_TRANSFER_DAYS + 1) * 86400, SRV_REQ_ACTIVATE, body, nonce);
+        free(body);
+        assert_ok(&a);
+        answer_clear(&a);
+    }
+}
+
+static void cull_by_policy(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_op op = op_at(db, NOW + 11 * 86400);
+    struct srv_operr e;
+    json_t *doc = NULL;
+    struct act x, y;
+    struct answer a;
+    struct srv_license l = make_license(db, "L-1", CERT_PERPETUAL, 100000, 3600, 5), other;
+    char *jws = NULL, reason[32], msg[256], nonce[33], *text;
+    struct cert_activation act;
+    struct srv_ctx ctx = {.db = db, .key = vendor, .now = NOW};
+
+    other = make_license(db, "L-2", CERT_PERPETUAL, 0, 3600, 5);
+    x = activate(db, "L-1", 1, 0); /* last seen NOW */
+    y = activate(db, "L-1", 2, 0);
+    a = check_req(db, NOW + 5 * 86400, SRV_REQ_VALIDATE, &y, y.epoch,
+                  "00000000000000000000000000000001", 1, 0, false);
+    assert_ok(&a); /* y was seen 5 days later */
+    answer_clear(&a);
+    l.offline_allowed = true;
+    l.cull_days = 10;
+    assert_int_equal(srv_license_update(db, &l), 0);
+    text = activation_text("L-1", 3, 0, 0, nonce);
+    assert_int_equal(cert_activation_decode(text, strlen(text), &act, msg, sizeof(msg)), CERT_OK);
+    free(text);
+    assert_int_equal(offline_sign(&ctx, &act, 100, &jws, reason), 0); /* never seen again */
+    free(jws);
+    cert_activation_clear(&act);
+
+    assert_int_equal(srv_op_cull(&op, "L-2", false, &doc, &e), -EPERM); /* no policy */
+    (void)other;
+    op_ok(srv_op_cull(&op, "L-1", true, &doc, &e), &e);
+    assert_int_equal(json_array_size(json_object_get(doc, "culled")), 1);
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(doc, "culled"), 0), "activation")),
+                        x.id);
+    json_decref(doc);
+    assert_int_equal(row_of(db, x.id).state, SRV_ACTIVE); /* a dry run */
+    op_ok(srv_op_cull(&op, NULL, false, &doc, &e), &e);
+    assert_int_equal(json_array_size(json_object_get(doc, "culled")), 1);
+    json_decref(doc);
+    assert_int_equal(row_of(db, x.id).state, SRV_CLOSED);
+    assert_string_equal(row_of(db, x.id).closed_reason, "culled");
+    assert_int_equal(row_of(db, y.id).state, SRV_ACTIVE);
+    assert_int_equal(pool_of(db, "L-1").active, 2); /* y and the offline one */
+    assert_int_equal(audit_count(db, "activation.cull"), 1);
+}
+
+static void clear_flags_keeps_their_history(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_op op = op_at(db, NOW);
+    struct srv_operr e;
+    json_t *doc = NULL;
+    struct answer a;
+    struct act x;
+
+    make_license(db, "L-1", CERT_PERPETUAL, 100000, 3600, 1);
+    x = activate(db, "L-1", 1, 10);
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, "00000000000000000000000000000009",
+                  "00000000000000000000000000000001", 10, 0, false);
+    assert_refused(&a, "stale_epoch");
+    answer_clear(&a);
+    assert_int_equal(row_of(db, x.id).nflags_open, 1);
+    op_ok(srv_op_activation_clear_flags(&op, x.id, &doc, &e), &e);
+    assert_int_equal(json_integer_value(json_object_get(doc, "flags_cleared")), 1);
+    assert_false(json_is_true(json_object_get(doc, "flagged")));
+    assert_string_equal(json_string_value(json_object_get(
+                            json_array_get(json_object_get(doc, "flags"), 0), "cleared_by")),
+                        "cli:test");
+    json_decref(doc);
+    assert_int_equal(row_of(db, x.id).nflags, 1);
+    assert_int_equal(row_of(db, x.id).nflags_open, 0);
+    /* nothing open: nothing done, nothing audited */
+    op_ok(srv_op_activation_clear_flags(&op, x.id, &doc, &e), &e);
+    assert_int_equal(json_integer_value(json_object_get(doc, "flags_cleared")), 0);
+    json_decref(doc);
+    assert_int_equal(audit_count(db, "activation.clear_flags"), 1);
+}
+
+static void tokens_are_stored_hashed(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    char token[SRV_TOKEN_LEN + 1], id[SRV_TOKEN_ID_HEX + 1], hash[65], sql[160],
+        forged[SRV_TOKEN_LEN + 1];
+    unsigned char md[32];
+    struct srv_token_info info;
+    struct srv_operr e;
+    struct srv_op op = op_at(db, NOW);
+    json_t *doc = NULL;
+
+    assert_int_equal(srv_token_insert(db, SRV_SCOPE_WRITE, "billing", NOW, "cli:test", token, id),
+                     0);
+    assert_int_equal(strlen(token), SRV_TOKEN_LEN);
+    assert_int_equal(EVP_Digest(token, strlen(token), md, NULL, EVP_sha256(), NULL), 1);
+    hex_encode(md, 32, hash);
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM tokens WHERE id = '%s' AND hash = '%s'", id,
+             hash);
+    assert_int_equal(scalar(db, sql), 1);
+    assert_int_equal(srv_token_check(db, token, &info), 0);
+    assert_int_equal(info.scope, SRV_SCOPE_WRITE);
+    assert_string_equal(info.name, "billing");
+    /* one digit of the secret changed, the ID changed, cut, padded, garbage */
+    snprintf(forged, sizeof(forged), "%s", token);
+    forged[SRV_TOKEN_LEN - 1] = forged[SRV_TOKEN_LEN - 1] == '0' ? '1' : '0';
+    assert_int_equal(srv_token_check(db, forged, &info), -EACCES);
+    snprintf(forged, sizeof(forged), "%s", token);
+    forged[8] = forged[8] == '0' ? '1' : '0';
+    assert_int_equal(srv_token_check(db, forged, &info), -EACCES);
+    forged[SRV_TOKEN_LEN - 5] = '\0';
+    assert_int_equal(srv_token_check(db, forged, &info), -EACCES);
+    assert_int_equal(srv_token_check(db, "", &info), -EACCES);
+    assert_int_equal(srv_token_check(db, NULL, &info), -EACCES);
+    snprintf(forged, sizeof(forged), "%s", token);
+    forged[7 + SRV_TOKEN_ID_HEX] = '-';
+    assert_int_equal(srv_token_check(db, forged, &info), -EACCES);
+    /* revoked: refused; the list never shows a hash */
+    op_ok(srv_op_token_revoke(&op, id, &doc, &e), &e);
+    json_decref(doc);
+    assert_int_equal(srv_token_check(db, token, &info), -EACCES);
+    op_ok(srv_op_token_list(&op, &doc, &e), &e);
+    assert_null(json_object_get(json_array_get(doc, 0), "hash"));
+    json_decref(doc);
+    assert_int_equal(srv_op_token_create(&op, SRV_SCOPE_READ, "", &doc, &e), -EINVAL);
+    assert_int_equal(srv_op_token_create(&op, (enum srv_scope)7, "x", &doc, &e), -EINVAL);
+}
+
+/* Webhooks in the database: events only for subscribers, written with the
+ * decision; deliveries claimed, held, retried with back-off, failed,
+ * delivered; pool_low once per crossing. */
+static void webhook_events_and_their_delivery_log(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_op op = op_at(db, NOW);
+    struct srv_operr e;
+    json_t *doc = NULL;
+    struct srv_delivery *d = NULL;
+    size_t n = 0;
+    struct act x;
+    const char *ev[] = {"activation", "pool_low"};
+
+    make_license(db, "L-1", CERT_CONSUMPTION, 10000, 3600, 5);
+    x = activate(db, "L-1", 1, 0); /* no webhook yet: no delivery */
+    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM deliveries"), 0);
+    op_ok(srv_op_webhook_create(&op, "https://hooks.example.com/tpmlic", ev, 2, "crm", &doc, &e),
+          &e);
+    assert_int_equal(strlen(json_string_value(json_object_get(doc, "secret"))), 64);
+    json_decref(doc);
+    {
+        struct srv_license l;
+        assert_int_equal(srv_license_get(db, "L-1", false, &l), 0);
+        l.pool_alert_secs = 5000;
+        assert_int_equal(srv_license_update(db, &l), 0);
+    }
+    x = activate(db, "L-1", 2, 0); /* 10000 - 7200 = 2800 free: below 5000 */
+    x = activate(db, "L-1", 3, 0); /* still below: no second pool_low */
+    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM deliveries WHERE event = 'activation'"), 2);
+    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM deliveries WHERE event = 'pool_low'"), 1);
+    (void)x;
+
+    /* claimed: held from others; attempts back off 30, 60, 120 ... */
+    assert_int_equal(srv_delivery_claim(db, NOW, 100, 8, &d, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(d[0].url, "https://hooks.example.com/tpmlic");
+    assert_int_equal(strlen(d[0].secret), 64);
+    srv_deliveries_free(d, n);
+    assert_int_equal(srv_delivery_claim(db, NOW + 50, 100, 8, &d, &n), 0);
+    assert_int_equal(n, 0); /* held */
+    srv_deliveries_free(d, n);
+    assert_int_equal(srv_delivery_claim(db, NOW + 101, 100, 1, &d, &n), 0);
+    assert_int_equal(n, 1); /* the hold ran out (the instance died) */
+    {
+        struct srv_delivery one = d[0];
+        int64_t id = one.id;
+        char sql[160];
+        for (unsigned k = 0; k < 3; k++) {
+            one.attempts = k;
+            assert_int_equal(srv_delivery_record(db, &one, NOW, 500, "HTTP 500", 5, 30, 4), 0);
+            snprintf(sql, sizeof(sql), "SELECT next_attempt FROM deliveries WHERE id = %lld",
+                     (long long)id);
+            assert_int_equal(scalar(db, sql), NOW + (30 << k));
+        }
+        one.attempts = 3;
+        assert_int_equal(srv_delivery_record(db, &one, NOW, 0, "Couldn't connect", 5, 30, 4), 0);
+        snprintf(sql, sizeof(sql),
+                 "SELECT COUNT(*) FROM deliveries WHERE id = %lld AND state = "
+                 "'failed' AND attempts = 4",
+                 (long long)id);
+        assert_int_equal(scalar(db, sql), 1);
+        snprintf(sql, sizeof(sql),
+                 "SELECT COUNT(*) FROM delivery_attempts WHERE delivery_id = %lld", (long long)id);
+        assert_int_equal(scalar(db, sql), 4);
+    }
+    srv_deliveries_free(d, n);
+    assert_int_equal(srv_delivery_claim(db, NOW + 200, 100, 8, &d, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(srv_delivery_record(db, &d[0], NOW + 200, 204, "", 5, 30, 4), 0);
+    srv_deliveries_free(d, n);
+    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM deliveries WHERE state = 'delivered'"), 1);
+    op_ok(srv_op_delivery_list(&op, 0, "failed", 10, &doc, &e), &e);
+    assert_int_equal(json_array_size(doc), 1);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(doc, 0), "attempt_log")), 4);
+    json_decref(doc);
+    /* the backoff stops growing at an hour */
+    {
+        struct srv_delivery late = {.attempts = 30};
+        assert_int_equal(srv_delivery_claim(db, NOW + 10000, 100, 1, &d, &n), 0);
+        assert_int_equal(n, 1);
+        late.id = d[0].id;
+        assert_int_equal(srv_delivery_record(db, &late, NOW, 500, "HTTP 500", 5, 30, 100), 0);
+        srv_deliveries_free(d, n);
+        assert_int_equal(srv_delivery_claim(db, NOW + 3599, 0, 8, &d, &n), 0);
+        assert_int_equal(n, 0);
+        srv_deliveries_free(d, n);
+    }
+    op_ok(srv_op_webhook_list(&op, &doc, &e), &e);
+    assert_null(json_object_get(json_array_get(doc, 0), "secret"));
+    json_decref(doc);
+    assert_int_equal(srv_op_webhook_create(&op, "http://example.com/", ev, 1, "", &doc, &e),
+                     -EINVAL);
+    assert_int_equal(srv_op_webhook_delete(&op, 99, &doc, &e), -ENOENT);
+}
+
+static void audit_entries_and_filters(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_op op = op_at(db, NOW);
+    struct srv_license_input in = {.code = "A-1",
+                                   .product = "p",
+                                   .has_customer_id = true,
+                                   .customer_id = 3,
+                                   .has_type = true,
+                                   .type = CERT_PERPETUAL};
+    struct srv_audit_query q = {0};
+    struct srv_operr e;
+    json_t *doc = NULL;
+    bool changed;
+    char msg[200];
+
+    op_ok(srv_op_license_create(&op, &in, &doc, &e), &e);
+    json_decref(doc);
+    memset(&in, 0, sizeof(in));
+    in.has_max_activations = true;
+    in.max_activations = 9;
+    op.now = NOW + 10;
+    op.actor = "token:0011 (ops)";
+    op_ok(srv_op_license_update(&op, "A-1", &in, &doc, &changed, &e), &e);
+    json_decref(doc);
+    assert_false(changed);
+    op_ok(srv_op_license_suspend(&op, "A-1", true, &doc, &e), &e);
+    json_decref(doc);
+
+    op_ok(srv_op_audit_list(&op, &q, &doc, &e), &e);
+    assert_int_equal(json_array_size(doc), 3);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(doc, 0), "action")),
+                        "license.suspend");
+    assert_true(json_is_null(json_object_get(json_array_get(doc, 2), "before")));
+    assert_int_equal(json_integer_value(json_object_get(
+                         json_object_get(json_array_get(doc, 1), "after"), "max_activations")),
+                     9);
+    json_decref(doc);
+    q.action = "license.";
+    q.actor = "token:0011 (ops)";
+    op_ok(srv_op_audit_list(&op, &q, &doc, &e), &e);
+    assert_int_equal(json_array_size(doc), 2);
+    json_decref(doc);
+    q = (struct srv_audit_query){.since = NOW + 5, .limit = 1};
+    op_ok(srv_op_audit_list(&op, &q, &doc, &e), &e);
+    assert_int_equal(json_array_size(doc), 1);
+    q.before_id = json_integer_value(json_object_get(json_array_get(doc, 0), "id"));
+    json_decref(doc);
+    op_ok(srv_op_audit_list(&op, &q, &doc, &e), &e);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(doc, 0), "action")),
+                        "license.update");
+    json_decref(doc);
+    q = (struct srv_audit_query){.limit = 5000};
+    assert_int_equal(srv_op_audit_list(&op, &q, &doc, &e), -EINVAL);
+
+    /* a refused operation writes nothing */
+    memset(&in, 0, sizeof(in));
+    in.has_tick_secs = true;
+    in.tick_secs = 5;
+    assert_int_equal(srv_op_license_update(&op, "A-1", &in, &doc, &changed, &e), -EINVAL);
+    srv_operr_text(&e, SRV_FIELD_JSON, msg, sizeof(msg));
+    assert_string_equal(msg, "'tick_secs' is fixed once the license is created");
+    assert_int_equal(scalar(db, "SELECT COUNT(*) FROM audit"), 3);
 }
 
 int main(void) {
@@ -1338,6 +1888,7 @@ int main(void) {
         cmocka_unit_test(refill_certificate_keeps_activation_counter_and_base),
         cmocka_unit_test(the_pool_adds_up),
         cmocka_unit_test(stale_epoch_and_counter_going_back),
+        cmocka_unit_test(consumption_never_goes_back),
         cmocka_unit_test(retry_with_the_pending_next_epoch),
         cmocka_unit_test(suspended_expired_unknown),
         cmocka_unit_test(malformed_requests_change_nothing),
@@ -1346,6 +1897,13 @@ int main(void) {
         cmocka_unit_test(concurrent_activations_never_over_commit),
         cmocka_unit_test(schema_migrations_and_reopening),
         cmocka_unit_test(license_rows_round_trip),
+        cmocka_unit_test(revoke_frees_the_seat_and_keeps_the_grant),
+        cmocka_unit_test(transfer_holds_the_seat_then_lets_it_go),
+        cmocka_unit_test(cull_by_policy),
+        cmocka_unit_test(clear_flags_keeps_their_history),
+        cmocka_unit_test(tokens_are_stored_hashed),
+        cmocka_unit_test(webhook_events_and_their_delivery_log),
+        cmocka_unit_test(audit_entries_and_filters),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
