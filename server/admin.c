@@ -48,6 +48,8 @@ enum {
     O_MAXTRANSFERS,
     O_CULLDAYS,
     O_POOLALERT,
+    O_TPMTRUST,
+    O_EKCADIR,
     O_FORCE,
     O_KEY,
     O_IN,
@@ -87,7 +89,7 @@ struct args {
     const char *path; /* "tpmlic-server license create", for messages */
     const char *db, *key, *in, *granted, *to, *scope, *name, *url, *events, *description;
     const char *license, *state, *kind, *computer, *notseen, *limit, *offset, *webhook;
-    const char *since, *until, *actor, *action, *target, *before;
+    const char *since, *until, *actor, *action, *target, *before, *ek_ca_dir;
     bool json, force, flagged, dry_run;
     struct srv_license_input terms;
     const char *positional;
@@ -138,6 +140,7 @@ static const struct {
     {O_ACTION, offsetof(struct args, action)},
     {O_TARGET, offsetof(struct args, target)},
     {O_BEFORE, offsetof(struct args, before)},
+    {O_EKCADIR, offsetof(struct args, ek_ca_dir)},
     {O_CODE, offsetof(struct args, terms.code)},
     {O_PRODUCT, offsetof(struct args, terms.product)},
 };
@@ -213,6 +216,13 @@ static int take(struct args *a, int c) {
             a->terms.features[i] = a->feature_list.features[i];
         a->terms.nfeatures = a->feature_list.nfeatures;
         a->terms.has_features = true;
+        break;
+    }
+    case O_TPMTRUST: {
+        char err[200];
+        if (cert_tpm_trust_parse(optarg, &a->terms.tpm_trust, err, sizeof(err)) < 0)
+            return verb_usage_error(a->path, "--%s", err);
+        a->terms.has_tpm_trust = true;
         break;
     }
     case O_OFFLINE:
@@ -354,6 +364,7 @@ static void print_license(json_t *l) {
     row_field("state", "%s", str(l, "state"));
     row_field("offline_allowed", "%s",
               json_is_true(json_object_get(l, "offline_allowed")) ? "yes" : "no");
+    row_field("tpm_trust", "%s", str(l, "tpm_trust"));
     row_field("cache_secs", "%lld", num(l, "cache_secs"));
     row_field("tick_secs", "%lld", num(l, "tick_secs"));
     row_field("activations", "%lld active of at most %lld%s", num(l, "active_activations"),
@@ -503,13 +514,21 @@ static int group(int argc, char **argv, const char *path, const char *noun,
 
 /* ---- licenses ---------------------------------------------------------------------- */
 
+#define TPM_TRUST_HELP                                                                             \
+    "  --tpm-trust T         which TPMs may activate: any (default: every TPM that\n"            \
+    "                        proves it holds its endorsement key), certified (its EK\n"          \
+    "                        certificate chains to a CA of the server's EK trust\n"            \
+    "                        store, serve's ek-ca-dir), or CA key ids (SHA-256 of a\n"         \
+    "                        CA's public key, as tpmlic-vendor inspect shows them)\n"          \
+    "                        separated by commas\n"
+
 static const char create_help[] =
     "Usage: " P "license create --db FILE|URL --code CODE --product NAME\n"
     "        --customer-id N --type perpetual|time-limited|subscription|consumption\n"
     "        [--expiry RFC3339] [--features a,b] [--secs-allocated N]\n"
     "        [--cache-secs N] [--tick-secs N] [--max-activations N]\n"
     "        [--offline-allowed] [--max-transfers N] [--cull-days N]\n"
-    "        [--pool-alert-secs N] [--json]\n"
+    "        [--pool-alert-secs N] [--tpm-trust any|certified|KEYID,...] [--json]\n"
     "\n"
     "Adds a license to the database (a SQLite file is created when missing) and\n"
     "shows it.\n"
@@ -535,7 +554,8 @@ static const char create_help[] =
     "  --cull-days N         close online activations not seen for N days (their seat\n"
     "                        is free again; default 0: never)\n"
     "  --pool-alert-secs N   a pool_low webhook when the free seconds fall below N\n"
-    "                        (default 0: none)\n";
+    "                        (default 0: none)\n"
+    TPM_TRUST_HELP;
 
 static const struct option create_opts[] = {
     OPT_DB,
@@ -555,6 +575,7 @@ static const struct option create_opts[] = {
     OPT("max-transfers", required_argument, O_MAXTRANSFERS),
     OPT("cull-days", required_argument, O_CULLDAYS),
     OPT("pool-alert-secs", required_argument, O_POOLALERT),
+    OPT("tpm-trust", required_argument, O_TPMTRUST),
     {0},
 };
 
@@ -585,13 +606,16 @@ static const char update_help[] =
     "        [--expiry TIME|none] [--features a,b] [--secs-allocated N]\n"
     "        [--cache-secs N] [--max-activations N]\n"
     "        [--offline-allowed | --no-offline-allowed] [--max-transfers N]\n"
-    "        [--cull-days N] [--pool-alert-secs N] [--json]\n"
+    "        [--cull-days N] [--pool-alert-secs N]\n"
+    "        [--tpm-trust any|certified|KEYID,...] [--json]\n"
     "\n"
-    "Changes a license's terms. Appliances get a new license certificate at their\n"
-    "next validation when a term their certificate carries changed (product,\n"
-    "expiry, features, seconds allocated, offline allowed). The allocation cannot go\n"
-    "below the seconds committed to activations. The type, customer and tick are\n"
-    "fixed once created.\n";
+    "Changes a license's terms. Appliances get a new license certificate at every\n"
+    "validation, with the terms as they are then (product, expiry, features,\n"
+    "seconds allocated, offline allowed, TPM trust). The allocation cannot go below\n"
+    "the seconds committed to activations. The type, customer and tick are fixed\n"
+    "once created. A new --tpm-trust applies to activations from then on.\n"
+    "\n"
+    TPM_TRUST_HELP;
 
 static const struct option update_opts[] = {
     OPT_DB,
@@ -608,6 +632,7 @@ static const struct option update_opts[] = {
     OPT("max-transfers", required_argument, O_MAXTRANSFERS),
     OPT("cull-days", required_argument, O_CULLDAYS),
     OPT("pool-alert-secs", required_argument, O_POOLALERT),
+    OPT("tpm-trust", required_argument, O_TPMTRUST),
     {0},
 };
 
@@ -770,27 +795,34 @@ static const struct verb license_verbs[] = {
 
 static const char offline_help[] =
     "Usage: " P "offline sign --db FILE|URL --key FILE [--in FILE]\n"
-    "        [--secs-granted N]\n"
+    "        [--secs-granted N] [--ek-ca-dir DIR]\n"
     "\n"
     "Signs an appliance's activation certificate (from FILE or standard input; line\n"
     "breaks are ignored) into a license certificate with activation_type offline,\n"
     "under the terms of the license it names, and records the activation: offline\n"
     "activations count against the license's maximum like online ones. Refused when\n"
     "the license is unknown, does not allow offline, is suspended or expired, or all\n"
-    "its activations are in use. The same appliance (computer ID and counter) asking\n"
-    "again gets its activation again. Prints the license certificate.\n"
+    "its activations are in use, when the appliance's TPM does not meet the\n"
+    "license's tpm_trust, or when a request that carries a time floor is more than\n"
+    "30 days old. The same appliance (computer ID and counter) asking again gets its\n"
+    "activation again; when its request names the certificate in force (a renewal),\n"
+    "the new one starts past that one's counter ceiling, that one's grant counts as\n"
+    "used, and --secs-granted seconds come on top. Prints the license certificate.\n"
     "\n"
     "  --key FILE          the vendor's Ed25519 private key (PEM)\n"
     "  --in FILE           the activation certificate (default: standard input)\n"
     "  --secs-granted N    seconds the appliance may consume (default: all the free\n"
     "                      seconds of the license's pool; an offline appliance never\n"
-    "                      refills)\n";
+    "                      refills)\n"
+    "  --ek-ca-dir DIR     the EK trust store (CA certificates, PEM or DER) that a\n"
+    "                      license's tpm_trust is checked against\n";
 
 static const struct option sign_opts[] = {OPT_DB,
                                           OPT_HELP,
                                           OPT("key", required_argument, O_KEY),
                                           OPT("in", required_argument, O_IN),
                                           OPT("secs-granted", required_argument, O_GRANTED),
+                                          OPT("ek-ca-dir", required_argument, O_EKCADIR),
                                           {0}};
 
 static int sign_check(struct args *a) {
@@ -813,6 +845,7 @@ static int sign_check(struct args *a) {
 }
 
 static int sign_op(struct srv_op *op, struct args *a, json_t **doc, struct srv_operr *e) {
+    op->ek_ca_dir = a->ek_ca_dir;
     return srv_op_offline_sign(op, a->text, a->len, a->n1, doc, e);
 }
 

@@ -177,6 +177,7 @@ static const char *const license_keys[] = {
     "max_transfers",
     "cull_days",
     "pool_alert_secs",
+    "tpm_trust",
     NULL,
 };
 
@@ -244,6 +245,18 @@ static int parse_license(json_t *o, bool create, struct license_body *b, char *m
     in->has_offline_allowed = has(o, "offline_allowed");
     if (!cj_bool(&c, o, "offline_allowed", false, &in->offline_allowed))
         return -EINVAL;
+    if ((in->has_tpm_trust = has(o, "tpm_trust"))) {
+        char trust[CERT_TPM_TRUST_KEYS_MAX * 65 + 16], why[200];
+        if (!cj_string(&c, o, "tpm_trust", CJ_REQUIRED, CJ_TEXT, sizeof(trust) - 1, trust,
+                       sizeof(trust)))
+            return -EINVAL;
+        /* "any", "certified" or CA key ids separated by commas */
+        if (strspn(trust, "0123456789abcdefghijklmnopqrstuvwxyz,") != strlen(trust) ||
+            cert_tpm_trust_parse(trust, &in->tpm_trust, why, sizeof(why)) < 0)
+            return cj_fail(&c, "field 'tpm_trust' must be \"any\", \"certified\" or CA key ids "
+                               "(64 lower-case hex digits each) separated by commas"),
+                   -EINVAL;
+    }
     /* an array of names (their rule is ops.c's) */
     if (!(in->has_features = has(o, "features")))
         return 0;
@@ -379,7 +392,8 @@ static void api_op_init(struct api_op *a, const struct srv_api_env *env,
                             .now = env->now,
                             .actor = a->actor,
                             .key = env->key,
-                            .write_lock = env->write_lock};
+                            .write_lock = env->write_lock,
+                            .ek_ca_dir = env->ek_ca_dir};
 }
 
 #define OP_BEGIN                                                                                   \

@@ -35,6 +35,7 @@ struct srv_api_env {
     EVP_PKEY *key;
     time_t now;
     pthread_mutex_t *write_lock; /* SQLite under serve */
+    const char *ek_ca_dir;       /* offline signing: the EK trust store, or NULL */
 };
 
 struct srv_api_response {

@@ -76,6 +76,18 @@ static const struct serve_opt {
      "client (an address or a network, comma-separated\n"
      "or repeated); other callers' X-Forwarded-For is\n"
      "ignored"},
+    U("validity-window", "SECS", validity_window, 3600, 90 * 86400, 8 * 86400,
+      "must be 3600 to 7776000 seconds",
+      "how long an online certificate holds after the\n"
+      "answer that signed it, on the appliance's TPM\n"
+      "clock and on its time floor (default 691200: 8\n"
+      "days, a day between validations and a 7-day grace\n"
+      "period; less shortens the grace period)"),
+    S("ek-ca-dir", "DIR", ek_ca_dir,
+      "the EK trust store: CA certificates (PEM or DER)\n"
+      "that EK certificates of licenses with tpm_trust\n"
+      "certified or CA key ids must chain to; without\n"
+      "it such licenses are not activated"),
     S("webhook-ca", "FILE", webhook_ca,
       "CA certificates for webhook endpoints (default:\n"
       "the system's store)"),

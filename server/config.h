@@ -14,9 +14,10 @@
 struct srv_serve_config {
     char *config; /* the file read, NULL when none */
     char *db, *key, *listen, *tls_cert, *tls_key, *port_file, *admin_listen, *admin_port_file,
-        *webhook_ca, *trusted_proxy;
+        *webhook_ca, *trusted_proxy, *ek_ca_dir;
     uint64_t threads, max_connections, max_connections_per_ip, timeout, activation_rate,
-        activation_burst, webhook_timeout, webhook_retry_secs, webhook_attempts, cull_interval;
+        activation_burst, webhook_timeout, webhook_retry_secs, webhook_attempts, cull_interval,
+        validity_window;
     enum log_level log_level;
 };
 

@@ -392,6 +392,22 @@ static const struct migration migrations[] = {
      "  duration_ms BIGINT NOT NULL"
      ");"
      "CREATE INDEX delivery_attempts_delivery ON delivery_attempts(delivery_id);"},
+
+    {/* 5: trust (docs/security.md): which TPMs a license accepts; the
+      * consumption under an activation's earlier counter bases (a
+      * certificate that ended and was issued anew past its ceiling); the
+      * TPM clock last reported, which anchors the signed validity */
+     "ALTER TABLE licenses ADD COLUMN tpm_trust TEXT NOT NULL DEFAULT 'any';"
+     "ALTER TABLE activations ADD COLUMN prior_secs INTEGER NOT NULL DEFAULT 0"
+     "  CHECK (prior_secs >= 0);"
+     "ALTER TABLE activations ADD COLUMN last_tpm_clock INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE activations ADD COLUMN last_tpm_clock_at INTEGER NOT NULL DEFAULT 0;",
+
+     "ALTER TABLE licenses ADD COLUMN tpm_trust TEXT NOT NULL DEFAULT 'any';"
+     "ALTER TABLE activations ADD COLUMN prior_secs BIGINT NOT NULL DEFAULT 0"
+     "  CHECK (prior_secs >= 0);"
+     "ALTER TABLE activations ADD COLUMN last_tpm_clock BIGINT NOT NULL DEFAULT 0;"
+     "ALTER TABLE activations ADD COLUMN last_tpm_clock_at BIGINT NOT NULL DEFAULT 0;"},
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == SRV_SCHEMA_VERSION, "one migration per schema version");
@@ -540,10 +556,11 @@ static void counter_name_hex(const struct cert_counter *c,
 #define LICENSE_COLS                                                                               \
     "id, code, product, customer_id, license_type, expiry, features, secs_allocated, "             \
     "cache_secs, tick_secs, max_activations, offline_allowed, suspended, terms, created, "         \
-    "updated, max_transfers, transfers_used, cull_days, pool_alert_secs"
+    "updated, max_transfers, transfers_used, cull_days, pool_alert_secs, tpm_trust"
 
 static int license_row(struct srv_stmt *st, struct srv_license *l) {
     char type[20], feats[CERT_FEATURES_MAX * (CERT_FEATURE_MAX + 1) + 1];
+    char trust[CERT_TPM_TRUST_KEYS_MAX * 65 + 16];
     struct cert_license tmp;
     char err[128];
 
@@ -574,6 +591,9 @@ static int license_row(struct srv_stmt *st, struct srv_license *l) {
     l->transfers_used = (uint32_t)srv_sql_uint(st, 17);
     l->cull_days = (uint32_t)srv_sql_uint(st, 18);
     l->pool_alert_secs = srv_sql_uint(st, 19);
+    text_col(st, 20, trust, sizeof(trust));
+    if (cert_tpm_trust_parse(trust, &l->tpm_trust, err, sizeof(err)) < 0)
+        return -EIO;
     return 0;
 }
 
@@ -601,9 +621,11 @@ int srv_license_get_by_id(struct srv_db *db, int64_t id, bool lock, struct srv_l
 
 static int bind_license(struct srv_stmt *st, const struct srv_license *l) {
     char feats[CERT_FEATURES_MAX * (CERT_FEATURE_MAX + 1) + 1];
+    char trust[CERT_TPM_TRUST_KEYS_MAX * 65 + 16];
     int r;
 
     srv_features_join(l->features, l->nfeatures, feats, sizeof(feats));
+    cert_tpm_trust_format(&l->tpm_trust, trust, sizeof(trust));
     BIND_ALL(r, srv_sql_bind_text(st, 1, l->code), srv_sql_bind_text(st, 2, l->product),
              srv_sql_bind_int(st, 3, l->customer_id),
              srv_sql_bind_text(st, 4, cert_license_type_name(l->type)),
@@ -615,7 +637,7 @@ static int bind_license(struct srv_stmt *st, const struct srv_license *l) {
              srv_sql_bind_int(st, 15, (int64_t)l->updated),
              srv_sql_bind_int(st, 16, l->max_transfers),
              srv_sql_bind_int(st, 17, l->transfers_used), srv_sql_bind_int(st, 18, l->cull_days),
-             bind_u64(st, 19, l->pool_alert_secs));
+             bind_u64(st, 19, l->pool_alert_secs), srv_sql_bind_text(st, 20, trust));
     return r;
 }
 
@@ -625,8 +647,9 @@ int srv_license_insert(struct srv_db *db, struct srv_license *l) {
         db,
         "INSERT INTO licenses (code, product, customer_id, license_type, expiry, features, "
         "secs_allocated, cache_secs, tick_secs, max_activations, offline_allowed, suspended, "
-        "terms, created, updated, max_transfers, transfers_used, cull_days, pool_alert_secs) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "terms, created, updated, max_transfers, transfers_used, cull_days, pool_alert_secs, "
+        "tpm_trust) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         &st);
     if (r < 0 || (r = bind_license(st, l)) < 0 || (r = step_row(st)) < 0)
         return r;
@@ -642,9 +665,9 @@ int srv_license_update(struct srv_db *db, const struct srv_license *l) {
         "expiry = ?, features = ?, secs_allocated = ?, cache_secs = ?, tick_secs = ?, "
         "max_activations = ?, offline_allowed = ?, suspended = ?, terms = ?, created = ?, "
         "updated = ?, max_transfers = ?, transfers_used = ?, cull_days = ?, "
-        "pool_alert_secs = ? WHERE id = ?",
+        "pool_alert_secs = ?, tpm_trust = ? WHERE id = ?",
         &st);
-    if (r < 0 || (r = bind_license(st, l)) < 0 || (r = srv_sql_bind_int(st, 20, l->id)) < 0 ||
+    if (r < 0 || (r = bind_license(st, l)) < 0 || (r = srv_sql_bind_int(st, 21, l->id)) < 0 ||
         (r = srv_sql_run(st)) < 0)
         return r;
     return srv_sql_changes(st) == 1 ? 0 : -ENOENT;
@@ -695,7 +718,8 @@ int srv_pool_get(struct srv_db *db, const struct srv_license *l, time_t now, boo
     "counter_name, counter_base, tick_secs, epoch, secs_granted, consumed_secs, final_secs, "      \
     "returned_secs, last_counter, terms, created, last_seen, closed, closed_reason, hostname, "    \
     "(SELECT COUNT(*) FROM flags WHERE flags.activation_id = activations.id), "                    \
-    "(SELECT COUNT(*) FROM flags WHERE flags.activation_id = activations.id AND cleared = 0)"
+    "(SELECT COUNT(*) FROM flags WHERE flags.activation_id = activations.id AND cleared = 0), "    \
+    "prior_secs, last_tpm_clock, last_tpm_clock_at"
 
 static int activation_row(struct srv_stmt *st, struct srv_activation *a) {
     char kind[10], state[10], name[2 * CERT_COUNTER_NAME_MAX + 1];
@@ -734,6 +758,9 @@ static int activation_row(struct srv_stmt *st, struct srv_activation *a) {
     text_col(st, 23, a->hostname, sizeof(a->hostname));
     a->nflags = (unsigned)srv_sql_uint(st, 24);
     a->nflags_open = (unsigned)srv_sql_uint(st, 25);
+    a->prior_secs = srv_sql_uint(st, 26);
+    a->last_tpm_clock = srv_sql_uint(st, 27);
+    a->last_tpm_clock_at = (time_t)srv_sql_int(st, 28);
     return 0;
 }
 
@@ -781,9 +808,10 @@ int srv_activation_insert(struct srv_db *db, const struct srv_activation *a,
         "INSERT INTO activations (id, license_id, kind, state, computer_id, hwid_ek, "
         "hwid_dmi, hwid_nic, ek_public, ek_certificate, counter_index, counter_name, "
         "counter_base, tick_secs, epoch, secs_granted, consumed_secs, last_counter, terms, "
-        "username, email_address, company_name, hostname, created, last_seen) "
+        "username, email_address, company_name, hostname, created, last_seen, last_tpm_clock, "
+        "last_tpm_clock_at) "
         "VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, "
-        "?)",
+        "?, ?, ?)",
         &st);
     if (r < 0)
         return r;
@@ -805,7 +833,8 @@ int srv_activation_insert(struct srv_db *db, const struct srv_activation *a,
              bind_opt_text(st, 18, req->username), bind_opt_text(st, 19, req->email_address),
              bind_opt_text(st, 20, req->company_name), bind_opt_text(st, 21, req->hostname),
              srv_sql_bind_int(st, 22, (int64_t)a->created),
-             srv_sql_bind_int(st, 23, (int64_t)a->last_seen));
+             srv_sql_bind_int(st, 23, (int64_t)a->last_seen), bind_u64(st, 24, a->last_tpm_clock),
+             srv_sql_bind_int(st, 25, (int64_t)a->last_tpm_clock_at));
     if (r < 0)
         return r;
     return srv_sql_run(st);
@@ -817,7 +846,8 @@ int srv_activation_update(struct srv_db *db, const struct srv_activation *a) {
                             "UPDATE activations SET state = ?, epoch = ?, secs_granted = ?, "
                             "consumed_secs = ?, final_secs = ?, returned_secs = ?, "
                             "last_counter = ?, terms = ?, last_seen = ?, closed = ?, "
-                            "closed_reason = ? WHERE id = ?",
+                            "closed_reason = ?, counter_base = ?, prior_secs = ?, "
+                            "last_tpm_clock = ?, last_tpm_clock_at = ? WHERE id = ?",
                             &st);
     if (r < 0)
         return r;
@@ -827,7 +857,10 @@ int srv_activation_update(struct srv_db *db, const struct srv_activation *a) {
              bind_u64(st, 6, a->returned_secs), bind_u64(st, 7, a->last_counter),
              srv_sql_bind_int(st, 8, a->terms), srv_sql_bind_int(st, 9, (int64_t)a->last_seen),
              srv_sql_bind_int(st, 10, (int64_t)a->closed),
-             srv_sql_bind_text(st, 11, a->closed_reason), srv_sql_bind_text(st, 12, a->id));
+             srv_sql_bind_text(st, 11, a->closed_reason), bind_u64(st, 12, a->counter.value),
+             bind_u64(st, 13, a->prior_secs), bind_u64(st, 14, a->last_tpm_clock),
+             srv_sql_bind_int(st, 15, (int64_t)a->last_tpm_clock_at),
+             srv_sql_bind_text(st, 16, a->id));
     if (r < 0 || (r = srv_sql_run(st)) < 0)
         return r;
     return srv_sql_changes(st) == 1 ? 0 : -ENOENT;

@@ -13,7 +13,7 @@
 #include "cert/cert.h"
 #include "server/sql.h"
 
-#define SRV_SCHEMA_VERSION 4
+#define SRV_SCHEMA_VERSION 5
 #define SRV_ID_HEX         32 /* activation IDs and epochs: 16 random bytes in hex */
 #define SRV_TRANSFER_DAYS  30 /* a transfer keeps the seat for the new computer this long */
 
@@ -51,6 +51,7 @@ struct srv_license {
     uint32_t transfers_used; /* ... and made */
     uint32_t cull_days; /* online activations not seen for this many days are culled; 0 never */
     uint64_t pool_alert_secs; /* pool_low webhook when the free seconds fall below; 0 never */
+    struct cert_tpm_trust tpm_trust; /* which TPMs it accepts (its certificates carry it) */
     time_t created, updated;
 };
 
@@ -64,11 +65,13 @@ struct srv_activation {
     enum srv_state state;
     char computer_id[HWID_ID_STRLEN];
     struct hwid_digests hwid;
-    struct cert_counter counter; /* counter.value: the base */
+    struct cert_counter counter; /* counter.value: the base of its certificate now */
     uint32_t tick_secs;
     char epoch[SRV_ID_HEX + 1]; /* "" for offline activations */
-    uint64_t secs_granted;
-    uint64_t consumed_secs; /* the highest reported */
+    uint64_t secs_granted;  /* over the activation's life; its certificate has secs_granted -
+                               prior_secs */
+    uint64_t prior_secs;    /* consumed under earlier bases (docs/online.md, a new base) */
+    uint64_t consumed_secs; /* the highest reported, prior_secs included */
     uint64_t final_secs;    /* closed: the final consumption the pool keeps */
     uint64_t returned_secs; /* closed: what went back to the pool */
     uint64_t last_counter;  /* the highest counter reported */
@@ -76,6 +79,8 @@ struct srv_activation {
     time_t created, last_seen, closed;
     char closed_reason[16]; /* deactivated, revoked, transferred, culled; "" while active */
     char hostname[129];
+    uint64_t last_tpm_clock;  /* ms, the TPM clock of the last request that sent one */
+    time_t last_tpm_clock_at; /* when that was */
     unsigned nflags;      /* flags raised against it */
     unsigned nflags_open; /* ... and not cleared */
 };

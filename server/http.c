@@ -54,6 +54,8 @@ struct srv_http {
     struct listener pub, adm;
     EVP_PKEY *key;
     pthread_mutex_t *write_lock;
+    uint64_t window_secs;
+    const char *ek_ca_dir;
     struct srv_metrics *m;
     const struct srv_cidrs *trusted;
 
@@ -214,7 +216,11 @@ static enum MHD_Result answer(struct srv_http *s, struct MHD_Connection *c, stru
     _cleanup_(json_decrefp) json_t *request = NULL;
     _cleanup_free_ char *jws = NULL;
     struct srv_reply reply = {0};
-    struct srv_ctx ctx = {.key = s->key, .now = time(NULL), .write_lock = s->write_lock};
+    struct srv_ctx ctx = {.key = s->key,
+                          .now = time(NULL),
+                          .write_lock = s->write_lock,
+                          .window_secs = s->window_secs,
+                          .ek_ca_dir = s->ek_ca_dir};
     enum srv_request type = request_of(q->route->kind);
     char hint[LICENSE_CODE_LOG_BUFLEN], msg[200];
     unsigned slot, retry = 0;
@@ -348,7 +354,8 @@ static enum MHD_Result admin(struct srv_http *s, struct MHD_Connection *c, struc
     _cleanup_(json_decrefp) json_t *query = json_object();
     struct query_state st = {.o = query};
     struct srv_api_response resp;
-    struct srv_api_env env = {.key = s->key, .now = time(NULL), .write_lock = s->write_lock};
+    struct srv_api_env env = {
+        .key = s->key, .now = time(NULL), .write_lock = s->write_lock, .ek_ca_dir = s->ek_ca_dir};
     struct srv_api_request req = {.method = method,
                                   .path = url,
                                   .query = query,
@@ -674,6 +681,8 @@ int srv_http_start(const struct srv_http_config *cfg, struct srv_http **ret, cha
     pthread_mutex_init(&s->warn_lock, NULL);
     s->key = cfg->key;
     s->write_lock = cfg->write_lock;
+    s->window_secs = cfg->window_secs;
+    s->ek_ca_dir = cfg->ek_ca_dir;
     s->m = cfg->metrics;
     s->trusted = cfg->trusted_proxies;
     s->max_per_ip = cfg->max_connections_per_ip;

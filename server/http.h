@@ -27,6 +27,8 @@ struct srv_http_config {
     const struct srv_cidrs *trusted_proxies;
     pthread_mutex_t *write_lock; /* SQLite: the process's one writer; NULL for PostgreSQL */
     struct srv_metrics *metrics;
+    uint64_t window_secs;  /* logic.h: an online certificate's validity */
+    const char *ek_ca_dir; /* logic.h: the EK trust store, or NULL */
 };
 struct srv_http;
 /* Starts serving (the fds are not taken over). -ENOTSUP when

@@ -161,14 +161,26 @@ int srv_parse_check(json_t *o, enum srv_request type, struct srv_check_req *q, c
     cj_uint(&c, o, "consumed_secs", true, 0, JSON_INT_MAX, &q->consumed_secs);
     if (type == SRV_REQ_VALIDATE)
         cj_bool(&c, o, "refill", false, &q->refill);
+    q->has_base = json_object_get(o, "base") != NULL;
+    if (q->has_base)
+        cj_uint(&c, o, "base", true, 0, JSON_INT_MAX, &q->base);
+    q->has_tpm_clock = json_object_get(o, "tpm_clock") != NULL;
+    if (q->has_tpm_clock)
+        cj_uint(&c, o, "tpm_clock", true, 0, JSON_INT_MAX, &q->tpm_clock);
+    q->has_floor = json_object_get(o, "time_floor") != NULL;
+    if (q->has_floor)
+        cert_counter_from_json(&c, o, "time_floor", "value", &q->floor);
     return c.failed ? -EINVAL : 0;
 }
 
-int srv_parse_activate(json_t *o, struct cert_activation *ret, char *err, size_t errlen) {
+int srv_parse_activate(json_t *o, struct cert_activation *ret, bool *ret_has_tpm_clock,
+                       uint64_t *ret_tpm_clock, char *err, size_t errlen) {
     _cleanup_free_ char *text = malloc(CERT_ACTIVATION_MAX + 1);
     struct cj c = {.msg = err, .msglen = errlen};
     char msg[512], recomputed[HWID_ID_STRLEN];
 
+    *ret_has_tpm_clock = false;
+    *ret_tpm_clock = 0;
     if (!text)
         return -ENOMEM;
     if (!json_is_object(o)) {
@@ -178,6 +190,12 @@ int srv_parse_activate(json_t *o, struct cert_activation *ret, char *err, size_t
     if (!cj_string(&c, o, "activation_certificate", CJ_REQUIRED, CJ_IDENTIFIER, CERT_ACTIVATION_MAX,
                    text, CERT_ACTIVATION_MAX + 1))
         return -EINVAL;
+    /* the TPM clock that the certificate's validity window is anchored at */
+    if (json_object_get(o, "tpm_clock")) {
+        if (!cj_uint(&c, o, "tpm_clock", true, 0, JSON_INT_MAX, ret_tpm_clock))
+            return -EINVAL;
+        *ret_has_tpm_clock = true;
+    }
     if (cert_activation_decode(text, strlen(text), ret, msg, sizeof(msg)) != CERT_OK) {
         snprintf(err, errlen, "the activation certificate is %s", msg);
         return -EINVAL;
@@ -192,11 +210,82 @@ int srv_parse_activate(json_t *o, struct cert_activation *ret, char *err, size_t
 
 /* ---- certificates ------------------------------------------------------------------ */
 
+/* What a certificate carries beyond the license's terms and the
+ * activation: the validity window of an online answer (anchored at the TPM
+ * clock the request sent) and the time floor (the hour counter the request
+ * named, at the given time). */
+struct sign_extra {
+    bool window;
+    uint64_t tpm_clock;
+    const struct cert_counter *floor; /* NULL: none */
+    time_t floor_at;
+};
+
+/* The seconds an activation's certificate grants now, and its counter
+ * ceiling (cert_license_ceiling): past it, the certificate is dead on the
+ * appliance. */
+static uint64_t cert_grant(const struct srv_activation *a) {
+    return a->secs_granted > a->prior_secs ? a->secs_granted - a->prior_secs : 0;
+}
+
+static uint64_t ceiling_of(const struct srv_activation *a) {
+    uint32_t tick = a->tick_secs ? a->tick_secs : 1;
+    return a->counter.value + (cert_grant(a) + tick - 1) / tick;
+}
+
+/* Moves an activation's certificate to a new counter base (docs/online.md,
+ * "a new base"). used: the seconds consumed under the old base, or
+ * UINT64_MAX to take what the counter covers up to the new base; at most
+ * the old certificate's grant, all of it when the new base is past its
+ * ceiling. The rest of the grant carries over to the new certificate. */
+static void rebase(struct srv_activation *a, uint64_t base, uint64_t used) {
+    uint64_t tick = a->tick_secs ? a->tick_secs : 1, cap = cert_grant(a);
+
+    if (base <= a->counter.value)
+        return;
+    /* within the old range, the counter says what the old base covered up
+     * to the new one */
+    if (base <= ceiling_of(a) && (base - a->counter.value) * tick < cap)
+        cap = (base - a->counter.value) * tick;
+    if (used == UINT64_MAX || used > cap)
+        used = cap;
+    a->prior_secs += used;
+    a->counter.value = base;
+    if (a->consumed_secs < a->prior_secs)
+        a->consumed_secs = a->prior_secs;
+}
+
+/* Does the appliance's TPM meet the license's tpm_trust? Checked on the EK
+ * certificate the request carries against this server's EK trust store:
+ * the agent's own check runs against a store on the appliance, which its
+ * root controls. */
+static bool tpm_trusted(const struct srv_ctx *ctx, const struct srv_license *l,
+                        const struct cert_activation *act, char *msg, size_t msglen) {
+    struct cert_license want = {.tpm_trust = l->tpm_trust};
+    struct cert_ek_trust t;
+
+    if (l->tpm_trust.kind == CERT_TPM_TRUST_ANY)
+        return true;
+    if (!ctx->ek_ca_dir) {
+        snprintf(msg, msglen,
+                 "the license accepts only certified TPMs and this license server has no EK "
+                 "trust store (serve --ek-ca-dir)");
+        return false;
+    }
+    if (cert_ek_trust(act->ek_certificate, act->ek_certificate_len, ctx->ek_ca_dir, &t) < 0) {
+        snprintf(msg, msglen, "out of memory");
+        return false;
+    }
+    return cert_tpm_trust_met(&want, &t, msg, msglen);
+}
+
 /* The license certificate of an activation under the license's current
  * terms: activation ID as jti, the activation's counter, base and tick. */
 static int sign_certificate(const struct srv_ctx *ctx, const struct srv_license *l,
-                            const struct srv_activation *a, char **ret_jws) {
+                            const struct srv_activation *a, const struct sign_extra *x,
+                            char **ret_jws) {
     struct cert_license c = {0};
+    uint64_t window = ctx->window_secs ? ctx->window_secs : SRV_WINDOW_DEFAULT;
     char err[256];
 
     snprintf(c.license, sizeof(c.license), "%s", l->code);
@@ -212,7 +301,7 @@ static int sign_certificate(const struct srv_ctx *ctx, const struct srv_license 
     c.secs_allocated = l->secs_allocated;
     /* a certificate never grants more than the license allocates, even when
      * the allocation was lowered after this grant */
-    c.secs_granted = a->secs_granted;
+    c.secs_granted = cert_grant(a);
     if (c.secs_allocated < c.secs_granted)
         c.secs_allocated = c.secs_granted;
     c.offline_allowed = l->offline_allowed || a->kind == SRV_OFFLINE;
@@ -221,7 +310,26 @@ static int sign_certificate(const struct srv_ctx *ctx, const struct srv_license 
     c.counter = a->counter;
     c.iat = ctx->now;
     snprintf(c.jti, sizeof(c.jti), "%s", a->id);
+    c.tpm_trust = l->tpm_trust;
+    if (x->floor && x->floor->index) {
+        c.time_floor.present = true;
+        c.time_floor.counter = *x->floor;
+        c.time_floor.at = x->floor_at;
+    }
+    if (x->window) {
+        c.window.present = true;
+        c.window.tpm_clock = x->tpm_clock;
+        c.window.tpm_clock_until = x->tpm_clock + window * 1000u;
+        c.window.until = ctx->now + (time_t)window;
+    }
     return cert_license_sign(&c, ctx->key, ret_jws, err, sizeof(err));
+}
+
+/* A TPM clock lower than the last one reported (beyond what a power loss
+ * explains): this appliance's TPM state was restored from a copy, or the
+ * request comes from another TPM. */
+static bool tpm_clock_went_back(const struct srv_activation *a, uint64_t tpm_clock) {
+    return a->last_tpm_clock && tpm_clock + SRV_TPM_CLOCK_SLACK_MS < a->last_tpm_clock;
 }
 
 /* ---- the three requests ----------------------------------------------------------- */
@@ -275,10 +383,11 @@ static int do_activate(const struct srv_ctx *ctx, json_t *req, struct srv_reply 
     struct srv_license l;
     struct srv_activation a;
     struct srv_pool pool = {0};
-    bool existing, admitted = false;
+    bool existing, admitted = false, has_clock, raised = false;
+    uint64_t tpm_clock;
     int r;
 
-    r = srv_parse_activate(req, &act, msg, sizeof(msg));
+    r = srv_parse_activate(req, &act, &has_clock, &tpm_clock, msg, sizeof(msg));
     if (r == -EINVAL)
         return malformed(ret, "%s", msg);
     if (r < 0)
@@ -294,6 +403,8 @@ static int do_activate(const struct srv_ctx *ctx, json_t *req, struct srv_reply 
         return r;
     if (l.suspended || expired(ctx, &l))
         return refuse_terms(ctx, SRV_REQ_ACTIVATE, act.nonce, &l, ret);
+    if (!tpm_trusted(ctx, &l, &act, msg, sizeof(msg)))
+        return refuse(ctx, SRV_REQ_ACTIVATE, act.nonce, "tpm_not_trusted", ret, "%s", msg);
 
     r = srv_activation_find(ctx->db, l.id, act.computer_id, &act.counter, &a);
     if (r < 0 && r != -ENOENT)
@@ -317,7 +428,34 @@ static int do_activate(const struct srv_ctx *ctx, json_t *req, struct srv_reply 
                 return r;
             return refuse(ctx, SRV_REQ_ACTIVATE, act.nonce, "counter_went_back", ret, "%s", detail);
         }
+        if (has_clock && tpm_clock_went_back(&a, tpm_clock)) {
+            char detail[160];
+            snprintf(detail, sizeof(detail),
+                     "re-activation with TPM clock %" PRIu64 " ms, below the %" PRIu64
+                     " ms reported before",
+                     tpm_clock, a.last_tpm_clock);
+            r = flag(ctx, &l, &a, "tpm_clock_went_back", detail);
+            if (r < 0)
+                return r;
+            return refuse(ctx, SRV_REQ_ACTIVATE, act.nonce, "tpm_clock_went_back", ret, "%s",
+                          detail);
+        }
         a.last_counter = act.counter.value;
+        /* The appliance's counter moved on (it lost its certificate, or the
+         * certificate ended): the new one starts at the counter now, which
+         * the agent requires. Past the old ceiling, all of the old grant
+         * counts as used and a fresh refill step is granted. */
+        if (act.counter.value > a.counter.value) {
+            bool dead = act.counter.value > ceiling_of(&a);
+            rebase(&a, act.counter.value, UINT64_MAX);
+            if (dead) {
+                r = srv_pool_get(ctx->db, &l, ctx->now, false, &pool);
+                if (r < 0)
+                    return r;
+                a.secs_granted += l.cache_secs < pool.free ? l.cache_secs : pool.free;
+                raised = true;
+            }
+        }
     } else {
         r = srv_pool_get(ctx->db, &l, ctx->now, false, &pool);
         if (r < 0)
@@ -350,13 +488,22 @@ static int do_activate(const struct srv_ctx *ctx, json_t *req, struct srv_reply 
         return r;
     a.terms = l.terms;
     a.last_seen = ctx->now;
-    r = sign_certificate(ctx, &l, &a, &jws);
+    if (has_clock) {
+        a.last_tpm_clock = tpm_clock;
+        a.last_tpm_clock_at = ctx->now;
+    }
+    r = sign_certificate(ctx, &l, &a,
+                         &(struct sign_extra){.window = has_clock,
+                                              .tpm_clock = tpm_clock,
+                                              .floor = &act.time_floor,
+                                              .floor_at = ctx->now},
+                         &jws);
     if (r < 0)
         return r;
     r = existing ? srv_activation_update(ctx->db, &a) : srv_activation_insert(ctx->db, &a, &act);
     if (r == 0)
         r = activation_event(ctx, &l, &a, existing);
-    if (r == 0 && !existing)
+    if (r == 0 && (!existing || raised))
         r = srv_event_pool_check(ctx->db, ctx->now, &l, pool.free);
     if (r < 0)
         return r;
@@ -386,9 +533,10 @@ static bool epoch_ok(const struct srv_activation *a, const struct srv_check_req 
 /* Validation: the refill towards consumed + cache_secs, by at most what the
  * pool has free; *new_cert when the grant or the terms changed. */
 static int refill(const struct srv_ctx *ctx, const struct srv_license *l, struct srv_activation *a,
-                  const struct srv_check_req *q, bool *new_cert, uint64_t *ret_free_before) {
-    uint64_t left = a->secs_granted > q->consumed_secs ? a->secs_granted - q->consumed_secs : 0;
-    uint64_t target = q->consumed_secs + l->cache_secs;
+                  const struct srv_check_req *q, uint64_t consumed, bool *new_cert,
+                  uint64_t *ret_free_before) {
+    uint64_t left = a->secs_granted > consumed ? a->secs_granted - consumed : 0;
+    uint64_t target = consumed + l->cache_secs;
     struct srv_pool pool;
     uint64_t raise;
     int r;
@@ -447,8 +595,8 @@ static int do_check(const struct srv_ctx *ctx, enum srv_request type, json_t *re
     struct srv_activation a;
     struct srv_check_req q;
     char err[256], detail[200];
-    uint64_t free_before = UINT64_MAX;
-    bool new_cert = false;
+    uint64_t free_before = UINT64_MAX, reported = 0, consumed;
+    bool new_cert = false, old_base;
     int r;
 
     if (srv_parse_check(req, type, &q, err, sizeof(err)) < 0)
@@ -500,37 +648,63 @@ static int do_check(const struct srv_ctx *ctx, enum srv_request type, json_t *re
     if (q.counter < a.last_counter)
         return went_back(ctx, type, &q, &l, &a, "counter_went_back", "counter", "the usage counter",
                          q.counter, a.last_counter, ret);
-    if (q.consumed_secs < a.consumed_secs)
-        return went_back(ctx, type, &q, &l, &a, "consumption_went_back", "consumed_secs",
-                         "the consumption reported", q.consumed_secs, a.consumed_secs, ret);
+    if (q.has_tpm_clock && tpm_clock_went_back(&a, q.tpm_clock))
+        return went_back(ctx, type, &q, &l, &a, "tpm_clock_went_back", "tpm_clock",
+                         "the TPM clock", q.tpm_clock, a.last_tpm_clock, ret);
+    /* The consumption over the activation's life: what earlier bases used
+     * and the report, counted from the certificate's base (at most its
+     * grant: seconds past it were never handed out). A report from an
+     * earlier base (the answer that moved it was lost) says nothing new. */
+    old_base = q.has_base && q.base < a.counter.value;
+    if (old_base) {
+        consumed = a.consumed_secs;
+    } else {
+        reported = q.consumed_secs < cert_grant(&a) ? q.consumed_secs : cert_grant(&a);
+        consumed = a.prior_secs + reported;
+        if (consumed < a.consumed_secs)
+            return went_back(ctx, type, &q, &l, &a, "consumption_went_back", "consumed_secs",
+                             "the consumption reported", consumed - a.prior_secs,
+                             a.consumed_secs - a.prior_secs, ret);
+    }
     /* Seconds go back to the pool whatever the license's state. */
     if (type == SRV_REQ_VALIDATE && (l.suspended || expired(ctx, &l)))
         return refuse_terms(ctx, type, q.nonce, &l, ret);
 
     a.last_counter = q.counter;
-    a.consumed_secs = q.consumed_secs;
+    a.consumed_secs = consumed;
     a.last_seen = ctx->now;
+    if (q.has_tpm_clock) {
+        a.last_tpm_clock = q.tpm_clock;
+        a.last_tpm_clock_at = ctx->now;
+    }
     if (q.next_epoch[0])
         snprintf(a.epoch, sizeof(a.epoch), "%s", q.next_epoch);
 
     if (type == SRV_REQ_VALIDATE) {
-        r = refill(ctx, &l, &a, &q, &new_cert, &free_before);
+        /* The appliance ended its certificate (a refusal the vendor has
+         * since lifted): a new one from the counter now, with what the old
+         * one had left. */
+        if (!old_base && q.counter > ceiling_of(&a))
+            rebase(&a, q.counter, reported);
+        r = refill(ctx, &l, &a, &q, consumed, &new_cert, &free_before);
         if (r < 0)
             return r;
-        if (a.terms != l.terms) {
-            a.terms = l.terms;
-            new_cert = true;
-        }
-        if (new_cert) {
-            r = sign_certificate(ctx, &l, &a, &jws);
-            if (r < 0)
-                return r;
-        }
+        a.terms = l.terms;
+        /* every answer renews the signed validity, which the certificate
+         * carries */
+        r = sign_certificate(ctx, &l, &a,
+                             &(struct sign_extra){.window = q.has_tpm_clock,
+                                                  .tpm_clock = q.tpm_clock,
+                                                  .floor = q.has_floor ? &q.floor : NULL,
+                                                  .floor_at = ctx->now},
+                             &jws);
+        if (r < 0)
+            return r;
     } else {
         a.state = SRV_CLOSED;
         a.closed = ctx->now;
         snprintf(a.closed_reason, sizeof(a.closed_reason), "deactivated");
-        a.final_secs = q.consumed_secs < a.secs_granted ? q.consumed_secs : a.secs_granted;
+        a.final_secs = consumed < a.secs_granted ? consumed : a.secs_granted;
         a.returned_secs = a.secs_granted - a.final_secs;
     }
     r = srv_activation_update(ctx->db, &a);
@@ -562,7 +736,7 @@ answer:
             ret->body,
             json_pack("{s:s, s:s, s:o, s:I, s:I, s:i}", "epoch", a.epoch, "status", "active",
                       "subscription_expiry", l.expiry ? json_string(when) : json_null(),
-                      "secs_granted", (json_int_t)a.secs_granted, "cache_secs",
+                      "secs_granted", (json_int_t)cert_grant(&a), "cache_secs",
                       (json_int_t)l.cache_secs, "validate_after", SRV_VALIDATE_AFTER));
         if (r == 0 && jws)
             r = json_object_set_new(ret->body, "license_certificate", json_string(jws));
@@ -614,8 +788,9 @@ int srv_offline_decide(const struct srv_ctx *ctx, const struct cert_activation *
     struct srv_license l;
     struct srv_activation a;
     struct srv_pool pool = {0};
-    char when[RFC3339_BUFLEN];
-    bool admitted = false;
+    char when[RFC3339_BUFLEN], trust_msg[320];
+    bool admitted = false, raised = false;
+    uint64_t base;
     int r;
 
 #define REFUSE(tok, ...)                                                                           \
@@ -639,6 +814,22 @@ int srv_offline_decide(const struct srv_ctx *ctx, const struct cert_activation *
         rfc3339_format(l.expiry, when);
         REFUSE("expired", "the license expired on %s", when);
     }
+    if (!tpm_trusted(ctx, &l, act, trust_msg, sizeof(trust_msg)))
+        REFUSE("tpm_not_trusted", "%s", trust_msg);
+    /* the request's date anchors the time floor: it must be recent */
+    if (act->time_floor.index && (act->date > ctx->now + CERT_REQUEST_FUTURE_SLACK ||
+                                  act->date < ctx->now - CERT_REQUEST_MAX_AGE)) {
+        rfc3339_format(act->date, when);
+        REFUSE("stale_request",
+               "the activation request is dated %s: it must be at most %d days old (ask the "
+               "appliance for a new one)",
+               when, CERT_REQUEST_MAX_AGE / 86400);
+    }
+    /* A request made while a certificate was in force names it: the new
+     * certificate starts past its ceiling, so applying it ends the old. */
+    base = act->counter.value;
+    if (act->supersedes_jti[0] && act->supersedes_ceiling + 1 > base)
+        base = act->supersedes_ceiling + 1;
     r = srv_activation_find(ctx->db, l.id, act->computer_id, &act->counter, &a);
     if (r < 0 && r != -ENOENT)
         return r;
@@ -648,7 +839,33 @@ int srv_offline_decide(const struct srv_ctx *ctx, const struct cert_activation *
                    "this appliance has the online activation %s of this license: deactivate it "
                    "first",
                    a.id);
-        *existing = true; /* the same activation again: same grant and base */
+        /* the same activation again: same grant and base, unless the
+         * appliance's counter moved past the certificate's ceiling or the
+         * request supersedes it; then all of its grant counts as used and
+         * the new certificate grants seconds of its own */
+        *existing = true;
+        if (act->counter.value < a.last_counter)
+            REFUSE("counter_went_back",
+                   "the request's usage counter (%" PRIu64 ") is lower than one seen before (%" PRIu64
+                   ")",
+                   act->counter.value, a.last_counter);
+        a.last_counter = act->counter.value;
+        if (base > a.counter.value) {
+            bool dead = base > ceiling_of(&a);
+            rebase(&a, base, UINT64_MAX);
+            if (dead) {
+                r = srv_pool_get(ctx->db, &l, ctx->now, false, &pool);
+                if (r < 0)
+                    return r;
+                if (granted == UINT64_MAX)
+                    granted = pool.free;
+                if (granted > pool.free)
+                    REFUSE("pool", "%" PRIu64 " seconds asked, the pool has %" PRIu64 " free",
+                           granted, pool.free);
+                a.secs_granted += granted;
+                raised = true;
+            }
+        }
     } else {
         r = srv_pool_get(ctx->db, &l, ctx->now, false, &pool);
         if (r < 0)
@@ -674,6 +891,7 @@ int srv_offline_decide(const struct srv_ctx *ctx, const struct cert_activation *
         a.state = SRV_ACTIVE;
         a.hwid = act->hwid;
         a.counter = act->counter;
+        a.counter.value = base;
         a.tick_secs = l.tick_secs;
         a.secs_granted = granted;
         a.last_counter = act->counter.value;
@@ -683,7 +901,11 @@ int srv_offline_decide(const struct srv_ctx *ctx, const struct cert_activation *
 #undef REFUSE
     a.terms = l.terms;
     a.last_seen = ctx->now;
-    r = sign_certificate(ctx, &l, &a, ret_jws);
+    r = sign_certificate(
+        ctx, &l, &a,
+        &(struct sign_extra){.floor = &act->time_floor,
+                             .floor_at = act->date < ctx->now ? act->date : ctx->now},
+        ret_jws);
     if (r < 0) {
         snprintf(msg, msglen, "cannot sign the license certificate");
         return r;
@@ -691,7 +913,7 @@ int srv_offline_decide(const struct srv_ctx *ctx, const struct cert_activation *
     r = *existing ? srv_activation_update(ctx->db, &a) : srv_activation_insert(ctx->db, &a, act);
     if (r == 0)
         r = activation_event(ctx, &l, &a, *existing);
-    if (r == 0 && !*existing)
+    if (r == 0 && (!*existing || raised))
         r = srv_event_pool_check(ctx->db, ctx->now, &l, pool.free);
     if (r < 0) {
         free(*ret_jws);

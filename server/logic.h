@@ -14,6 +14,13 @@
 #include "server/db.h"
 
 #define SRV_VALIDATE_AFTER 86400
+/* How long an online certificate holds after the answer that signed it
+ * (docs/online.md, the validity window): a day between validations and a
+ * 7-day grace period fit in it. */
+#define SRV_WINDOW_DEFAULT (8 * 86400)
+/* How far a reported TPM clock may be behind the last one (a power loss
+ * can set it back by what it had not saved yet) */
+#define SRV_TPM_CLOCK_SLACK_MS (2 * 3600 * 1000ull)
 
 enum srv_request {
     SRV_REQ_ACTIVATE,
@@ -31,6 +38,8 @@ struct srv_ctx {
      * SQLite's own lock serialises against other processes). NULL for
      * PostgreSQL, whose row locks let decisions run in parallel. */
     pthread_mutex_t *write_lock;
+    uint64_t window_secs;  /* an online certificate's validity; 0: SRV_WINDOW_DEFAULT */
+    const char *ek_ca_dir; /* the EK trust store for licenses with tpm_trust; NULL: none */
 };
 
 /* What to send. signed_answer: body is the payload to sign and send as
@@ -58,6 +67,11 @@ struct srv_check_req {
     char next_epoch[SRV_ID_HEX + 1]; /* "" when absent (deactivate may leave it out) */
     uint64_t counter, consumed_secs;
     bool refill;
+    /* sent by agents that keep a validity window and a time floor */
+    bool has_base, has_tpm_clock, has_floor;
+    uint64_t base;             /* the counter base consumed_secs is counted from */
+    uint64_t tpm_clock;        /* ms, the TPM clock the window is anchored at */
+    struct cert_counter floor; /* the hour counter now (index, name, value) */
 };
 int srv_parse_check(json_t *o, enum srv_request type, struct srv_check_req *q, char *err,
                     size_t errlen);
@@ -65,7 +79,8 @@ int srv_parse_check(json_t *o, enum srv_request type, struct srv_check_req *q, c
  * for consistency (the EK against its digest, the computer ID against the
  * digests). 0, or -EINVAL with err. *ret to be cleared with
  * cert_activation_clear. */
-int srv_parse_activate(json_t *o, struct cert_activation *ret, char *err, size_t errlen);
+int srv_parse_activate(json_t *o, struct cert_activation *ret, bool *ret_has_tpm_clock,
+                       uint64_t *ret_tpm_clock, char *err, size_t errlen);
 
 /* Decides the answer to one request (request: the parsed JSON body).
  * Returns 0 with *ret filled (an ok, a refusal or a 400), or a negative

@@ -8,6 +8,7 @@
  *
  * Exit status: 0 success, 1 refused or failed (one line on stderr), 2 usage
  * error. Keys, tokens and full license codes are never logged. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -154,6 +155,16 @@ static int listen_on(const char *opt, const char *spec, int *ret_fd, unsigned *r
 }
 
 /* Written to a temporary file and renamed: a reader sees all or nothing. */
+/* The EK trust store must be a directory we can read: a typo would
+ * otherwise refuse every activation of a license with tpm_trust. */
+static int check_ek_ca_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return srv_refuse("--ek-ca-dir %s: %s", dir, strerror(errno));
+    closedir(d);
+    return 0;
+}
+
 static int write_port_file(const char *path, unsigned port) {
     _cleanup_free_ char *tmp = NULL;
     FILE *f;
@@ -212,7 +223,8 @@ static int cmd_serve(int argc, char **argv, void *userdata) {
     if ((r = srv_load_private_key(cfg.key, &key)) != 0 ||
         (r = read_text_file(cfg.tls_cert, "TLS certificate", &cert_pem)) != 0 ||
         (r = read_text_file(cfg.tls_key, "TLS key", &tls_key_pem)) != 0 ||
-        (r = check_tls(cfg.tls_cert, cert_pem, cfg.tls_key, tls_key_pem)) != 0)
+        (r = check_tls(cfg.tls_cert, cert_pem, cfg.tls_key, tls_key_pem)) != 0 ||
+        (cfg.ek_ca_dir && (r = check_ek_ca_dir(cfg.ek_ca_dir)) != 0))
         goto out;
     /* the schema is brought up to date once, before the pool opens */
     r = srv_db_open(cfg.db, true, &dbh, err, sizeof(err));
@@ -249,7 +261,9 @@ static int cmd_serve(int argc, char **argv, void *userdata) {
                                   .activation_burst = (unsigned)cfg.activation_burst,
                                   .trusted_proxies = &trusted,
                                   .write_lock = sqlite ? &write_lock : NULL,
-                                  .metrics = &metrics},
+                                  .metrics = &metrics,
+                                  .window_secs = cfg.validity_window,
+                                  .ek_ca_dir = cfg.ek_ca_dir},
         &http, err, sizeof(err));
     if (r < 0) {
         r = srv_refuse("cannot serve: %s", err);

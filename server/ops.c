@@ -136,11 +136,13 @@ static const char *license_state(const struct srv_license *l, time_t now) {
 
 json_t *srv_license_json(const struct srv_license *l, const struct srv_pool *p, time_t now) {
     json_t *feats = json_array();
+    char trust[CERT_TPM_TRUST_KEYS_MAX * 65 + 16];
 
     for (size_t i = 0; feats && i < l->nfeatures; i++)
         json_array_append_new(feats, json_string(l->features[i]));
+    cert_tpm_trust_format(&l->tpm_trust, trust, sizeof(trust));
     return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:I, s:I, s:i, s:i, s:b, s:b, s:s, s:o, s:o, "
-                     "s:{s:I, s:I, s:I}, s:i, s:i, s:i, s:i, s:i, s:I}",
+                     "s:{s:I, s:I, s:I}, s:i, s:i, s:i, s:i, s:i, s:I, s:s}",
                      "code", l->code, "product", l->product, "customer_id",
                      (json_int_t)l->customer_id, "license_type", cert_license_type_name(l->type),
                      "subscription_expiry", srv_time_json(l->expiry), "features", feats,
@@ -153,7 +155,7 @@ json_t *srv_license_json(const struct srv_license *l, const struct srv_pool *p, 
                      "free", (json_int_t)p->free, "active_activations", (int)p->active,
                      "reserved_seats", (int)p->reserved, "max_transfers", (int)l->max_transfers,
                      "transfers_used", (int)l->transfers_used, "cull_days", (int)l->cull_days,
-                     "pool_alert_secs", (json_int_t)l->pool_alert_secs);
+                     "pool_alert_secs", (json_int_t)l->pool_alert_secs, "tpm_trust", trust);
 }
 
 json_t *srv_activation_json(const struct srv_activation *a, const char *license_code,
@@ -176,6 +178,15 @@ json_t *srv_activation_json(const struct srv_activation *a, const char *license_
                   srv_time_json(a->last_seen), "closed", srv_time_json(a->closed), "closed_reason",
                   a->closed_reason[0] ? json_string(a->closed_reason) : json_null(), "hostname",
                   a->hostname, "flag_count", (int)a->nflags, "flagged", a->nflags_open > 0);
+    /* consumption under earlier counter bases, and the TPM clock last seen */
+    if (o && (json_object_set_new(o, "prior_secs", json_integer((json_int_t)a->prior_secs)) < 0 ||
+              json_object_set_new(o, "last_tpm_clock",
+                                  json_integer((json_int_t)a->last_tpm_clock)) < 0 ||
+              json_object_set_new(o, "last_tpm_clock_at", srv_time_json(a->last_tpm_clock_at)) <
+                  0)) {
+        json_decref(o);
+        o = NULL;
+    }
     if (o && flags)
         json_object_set_new(o, "flags", flags);
     else
@@ -344,6 +355,8 @@ static int apply_terms(const struct srv_license_input *in, struct srv_license *l
         l->cull_days = (uint32_t)in->cull_days;
     if (in->has_pool_alert_secs)
         l->pool_alert_secs = in->pool_alert_secs;
+    if (in->has_tpm_trust)
+        l->tpm_trust = in->tpm_trust;
 
     if (l->type == CERT_PERPETUAL && l->expiry)
         return fail(err, -EPERM, "expiry",
@@ -448,7 +461,8 @@ static int update_body(struct srv_op *op, void *arg, json_t **ret, struct srv_op
                         l.nfeatures != before.nfeatures ||
                         memcmp(l.features, before.features, sizeof(l.features)) ||
                         l.secs_allocated != before.secs_allocated ||
-                        l.offline_allowed != before.offline_allowed;
+                        l.offline_allowed != before.offline_allowed ||
+                        memcmp(&l.tpm_trust, &before.tpm_trust, sizeof(l.tpm_trust));
     if (*u->terms_changed)
         l.terms++;
     l.updated = op->now;
@@ -624,7 +638,7 @@ struct sign_arg {
 
 static int sign_body(struct srv_op *op, void *arg, json_t **ret, struct srv_operr *err) {
     struct sign_arg *s = arg;
-    struct srv_ctx ctx = {.db = op->db, .key = op->key, .now = op->now};
+    struct srv_ctx ctx = {.db = op->db, .key = op->key, .now = op->now, .ek_ca_dir = op->ek_ca_dir};
     _cleanup_free_ char *jws = NULL;
     _cleanup_(json_decrefp) json_t *after = NULL;
     char id[CERT_TEXT_MAX + 1];

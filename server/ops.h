@@ -35,7 +35,8 @@ struct srv_op {
     struct srv_db *db;
     time_t now;
     const char *actor;
-    EVP_PKEY *key; /* offline signing only */
+    EVP_PKEY *key;         /* offline signing only */
+    const char *ek_ca_dir; /* offline signing: the EK trust store (tpm_trust), or NULL */
     /* SQLite under serve: the process's writer lock (logic.h), or NULL */
     pthread_mutex_t *write_lock;
 };
@@ -67,7 +68,7 @@ struct srv_license_input {
     const char *product; /* NULL: not given */
     bool has_customer_id, has_type, has_expiry, has_features, has_secs_allocated, has_cache_secs,
         has_tick_secs, has_max_activations, has_offline_allowed, has_max_transfers, has_cull_days,
-        has_pool_alert_secs;
+        has_pool_alert_secs, has_tpm_trust;
     uint64_t customer_id;
     enum cert_license_type type;
     time_t expiry; /* 0: none */
@@ -76,6 +77,7 @@ struct srv_license_input {
     uint64_t secs_allocated, cache_secs, tick_secs, max_activations, max_transfers, cull_days,
         pool_alert_secs;
     bool offline_allowed;
+    struct cert_tpm_trust tpm_trust;
 };
 
 /* The JSON of a license and its pool (what list, show, create ... give). */

@@ -52,10 +52,12 @@ static void activate_request(const char *text, size_t len) {
     struct cert_activation a = {0};
     json_t *o = NULL;
     char msg[600];
+    uint64_t clock;
+    bool has_clock;
 
     if (cj_load_object(text, len, false, &o, msg, sizeof(msg)) < 0)
         return;
-    if (srv_parse_activate(o, &a, msg, sizeof(msg)) == 0) {
+    if (srv_parse_activate(o, &a, &has_clock, &clock, msg, sizeof(msg)) == 0) {
         if (!license_code_valid(a.license))
             abort();
         cert_activation_clear(&a);

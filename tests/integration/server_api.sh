@@ -401,10 +401,10 @@ test_webhooks_signed_retried_and_logged() {
     wait_until 10 sh -c "[ \"\$(jq -s '[.[] | select(.event == \"pool_low\" and .status == 200)] | length' '$T/r.hook.log')\" = 1 ]" ||
         fail "pool_low: $(cat "$T/r.hook.log")"
     # a clone: validation_refused and clone_flagged; then a deactivation
-    srv_check s validate W-1 "$id" "$cid" "$ep" 11111111111111111111111111111111 1000 60
-    srv_check s validate W-1 "$id" "$cid" "$ep" 22222222222222222222222222222222 1000 60
+    srv_check s validate W-1 "$id" "$cid" "$ep" 11111111111111111111111111111111 50 60
+    srv_check s validate W-1 "$id" "$cid" "$ep" 22222222222222222222222222222222 50 60
     expect_status 403 "stale"
-    srv_check s deactivate W-1 "$id" "$cid" 11111111111111111111111111111111 "" 1001 120
+    srv_check s deactivate W-1 "$id" "$cid" 11111111111111111111111111111111 "" 51 120
     expect_status 200 "deactivate"
     wait_until 15 sh -c "[ \"\$(jq -s '[.[] | select(.status == 200 and .verified)] | length' '$T/r.hook.log')\" = 5 ]" ||
         fail "events: $(jq -c '{event, status}' "$T/r.hook.log")"

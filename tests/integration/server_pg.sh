@@ -64,7 +64,7 @@ test_cli_and_api_on_postgresql() {
         --type subscription --expiry 2099-01-01T00:00:00Z --secs-allocated 10000 \
         --max-activations 2 --offline-allowed >out.txt || fail "license create: $(cat out.txt)"
     assert_contains "$(cat out.txt)" "license PG-1 created"
-    assert_eq 4 "$(sql "$uri" 'SELECT MAX(version) FROM schema_migrations')" "schema version"
+    assert_eq 5 "$(sql "$uri" 'SELECT MAX(version) FROM schema_migrations')" "schema version"
     "$S" license list --db "$uri" --json | jq -e '.[0].code == "PG-1"' >/dev/null || fail "list"
     "$MK" --license PG-1 --dmi-serial off >off.txt
     "$S" offline sign --db "$uri" --key "$T/vendor.key" --in off.txt --secs-granted 1000 >lic.txt \
@@ -193,7 +193,7 @@ test_migrations_run_once_with_two_servers_starting() {
     done
     _wait_port "$T/a.port" "$(cat "$T/a.pid")" "server a"
     _wait_port "$T/b.port" "$(cat "$T/b.pid")" "server b"
-    assert_eq "1,2,3,4" "$(sql "$uri" "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations")" \
+    assert_eq "1,2,3,4,5" "$(sql "$uri" "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations")" \
         "each step once"
     stop_server a
     stop_server b

@@ -126,9 +126,19 @@ static void db_path(char *out, size_t len) {
     pg_uri(name, out, len);
 }
 
+/* the server's settings for the requests of a test, and fields a request
+ * carries beyond the ones check_req takes (tpm_clock, base, time_floor) as
+ * JSON text; each test starts without them (fresh_db) */
+static uint64_t test_window_secs;
+static const char *test_ek_ca_dir;
+static const char *req_extra;
+
 static struct srv_db *fresh_db(void) {
     char path[256], err[256] = "";
     struct srv_db *db = NULL;
+    test_window_secs = 0;
+    test_ek_ca_dir = NULL;
+    req_extra = NULL;
     db_path(path, sizeof(path));
     if (srv_db_open(path, true, &db, err, sizeof(err)) < 0)
         fail_msg("srv_db_open: %s", err);
@@ -232,9 +242,14 @@ static void answer_clear(struct answer *a) {
 /* Runs one request (a JSON text) through srv_handle at time now; a signed
  * answer is signed with the vendor key and verified with the public key,
  * as the agent would, and must echo nonce when one is given. */
+
 static struct answer call_at(struct srv_db *db, time_t now, enum srv_request type, const char *json,
                              const char *nonce) {
-    struct srv_ctx ctx = {.db = db, .key = vendor, .now = now};
+    struct srv_ctx ctx = {.db = db,
+                          .key = vendor,
+                          .now = now,
+                          .window_secs = test_window_secs,
+                          .ek_ca_dir = test_ek_ca_dir};
     _cleanup_(json_decrefp) json_t *req = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
     _cleanup_free_ char *jws = NULL;
     struct srv_reply reply;
@@ -368,6 +383,7 @@ static struct act activate(struct srv_db *db, const char *code, unsigned serial,
     return activate_base(db, code, serial, counter, counter); /* base: the request's value */
 }
 
+
 static struct answer check_req(struct srv_db *db, time_t now, enum srv_request type,
                                const struct act *x, const char *epoch, const char *next_epoch,
                                uint64_t counter, uint64_t consumed, bool refill) {
@@ -384,6 +400,12 @@ static struct answer check_req(struct srv_db *db, time_t now, enum srv_request t
         json_object_set_new(o, "next_epoch", json_string(next_epoch));
     if (type == SRV_REQ_VALIDATE)
         json_object_set_new(o, "refill", json_boolean(refill));
+    if (req_extra) {
+        json_t *extra = json_loads(req_extra, 0, NULL);
+        assert_non_null(extra);
+        json_object_update(o, extra);
+        json_decref(extra);
+    }
     text = json_dumps(o, JSON_COMPACT);
     return call_at(db, now, type, text, nonce);
 }
@@ -482,9 +504,18 @@ static void activate_validate_deactivate(void **state) {
     assert_int_equal(row.counter.value, 1000);
     assert_int_equal(pool_of(db, "L-1").free, 100000 - 3600);
 
-    /* validation: no refill needed, no new certificate, subscription expiry echoed */
+    /* validation: no refill needed; a new certificate with the same base
+     * and grant (every answer renews the signed validity), subscription
+     * expiry echoed */
     a = validate_ok(db, &x, 1010, 600, false);
-    assert_null(json_object_get(a.payload, "license_certificate"));
+    {
+        struct appliance ap = appliance(1, 0, 1000);
+        struct cert_license l = check_certificate(field(&a, "license_certificate"), &ap, "L-1");
+        assert_int_equal(l.counter.value, 1000);
+        assert_int_equal(l.secs_granted, 3600);
+        assert_string_equal(l.jti, x.id);
+        assert_false(l.window.present); /* the request sent no TPM clock */
+    }
     assert_int_equal(ifield(&a, "secs_granted"), 3600);
     assert_int_equal(ifield(&a, "cache_secs"), 3600);
     assert_int_equal(ifield(&a, "validate_after"), SRV_VALIDATE_AFTER);
@@ -568,25 +599,29 @@ static void max_activations_and_reactivation(void **state) {
     answer_clear(&a);
 
     /* the same appliance again (computer ID and counter name): its activation
-     * back, same grant and base, a fresh epoch; nothing more committed */
-    a = validate_ok(db, &a1, 150, 400, false);
+     * back, a fresh epoch, nothing more committed; its counter moved on, so
+     * the certificate starts at the counter now with what is left of the
+     * grant: the same ceiling (100 + ceil(1000 / 60) = 117) */
+    a = validate_ok(db, &a1, 110, 400, false);
     answer_clear(&a);
-    again = activate_base(db, "L-1", 1, 160, 100);
+    again = activate_base(db, "L-1", 1, 112, 112);
     assert_string_equal(again.id, a1.id);
-    assert_int_equal(again.lic.counter.value, 100); /* the original base */
-    assert_int_equal(again.granted, a1.granted);
+    assert_int_equal(again.granted, 1000 - 12 * 60);
+    assert_int_equal(cert_license_ceiling(&again.lic), cert_license_ceiling(&a1.lic));
     assert_string_not_equal(again.epoch, a1.epoch);
     assert_int_equal(pool_of(db, "L-1").active, 2);
     assert_int_equal(pool_of(db, "L-1").committed, 2000);
+    assert_int_equal(row_of(db, a1.id).prior_secs, 12 * 60);
     /* its new epoch is the current one: the old one is stale now */
-    a = check_req(db, NOW, SRV_REQ_VALIDATE, &a1, a1.epoch, "00000000000000000000000000000001", 170,
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &a1, a1.epoch, "00000000000000000000000000000001", 113,
                   400, false);
     assert_refused(&a, "stale_epoch");
     answer_clear(&a);
-    a = validate_ok(db, &again, 170, 400, false);
+    a = validate_ok(db, &again, 113, 60, false);
     answer_clear(&a);
+    assert_int_equal(row_of(db, a1.id).consumed_secs, 12 * 60 + 60);
     /* re-activating with a counter below what was reported is refused and flagged */
-    a = activate_raw(db, "L-1", 1, 0, 120);
+    a = activate_raw(db, "L-1", 1, 0, 111);
     assert_refused(&a, "counter_went_back");
     answer_clear(&a);
     assert_int_equal(count_flags(db, a1.id, "counter_went_back"), 1);
@@ -621,15 +656,17 @@ static void refill_never_beyond_the_pool(void **state) {
     assert_int_equal(a3.granted, 0); /* an empty pool grants nothing, but activates */
     assert_int_equal(pool_of(db, "L-1").active, 3);
 
-    /* plenty left and no refill asked: nothing changes */
+    /* plenty left and no refill asked: the grant stays */
     a = validate_ok(db, &a1, 10, 600, false);
     assert_int_equal(ifield(&a, "secs_granted"), 3600);
-    assert_null(json_object_get(a.payload, "license_certificate"));
+    assert_int_equal(check_certificate(field(&a, "license_certificate"), &ap1, "L-1").secs_granted,
+                     3600);
     answer_clear(&a);
-    /* refill asked, the pool is empty: the grant stays, no certificate */
+    /* refill asked, the pool is empty: the grant stays */
     a = validate_ok(db, &a1, 50, 3000, true);
     assert_int_equal(ifield(&a, "secs_granted"), 3600);
-    assert_null(json_object_get(a.payload, "license_certificate"));
+    assert_int_equal(check_certificate(field(&a, "license_certificate"), &ap1, "L-1").secs_granted,
+                     3600);
     answer_clear(&a);
     assert_int_equal(pool_of(db, "L-1").committed, 5000);
 
@@ -675,12 +712,12 @@ static void refill_certificate_keeps_activation_counter_and_base(void **state) {
     assert_int_equal(l.secs_allocated, 1000000);
     answer_clear(&a);
     /* no flag, but under a quarter of cache_secs left: raised as well */
-    a = validate_ok(db, &x, 900, 6000, false);
+    a = validate_ok(db, &x, 880, 6000, false);
     assert_int_equal(ifield(&a, "secs_granted"), 6000 + 3600);
     answer_clear(&a);
     /* a lower consumption is refused (consumption_went_back below) and
      * never lowers the grant */
-    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, x.epoch, "dddddddddddddddddddddddddddddddd", 901,
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, x.epoch, "dddddddddddddddddddddddddddddddd", 881,
                   10, true);
     assert_refused(&a, "consumption_went_back");
     answer_clear(&a);
@@ -744,7 +781,7 @@ static void the_pool_adds_up(void **state) {
     for (int i = 0; i < 3; i++)
         x[i] = activate(db, "L-1", (unsigned)i + 1, 10 * (uint64_t)i);
     /* the third uses more than its first block: a refill on the way */
-    a = validate_ok(db, &x[2], 100, 3000, true);
+    a = validate_ok(db, &x[2], 70, 3000, true);
     assert_int_equal(ifield(&a, "secs_granted"), 6600);
     answer_clear(&a);
     a = validate_ok(db, &x[1], 60, 3500, false); /* under cache/4 left: raised too */
@@ -1145,6 +1182,283 @@ static void offline_sign_counts_against_the_maximum(void **state) {
     }
 }
 
+/* ---- trust (docs/security.md) --------------------------------------------------------- */
+
+/* Every answer signs a validity window anchored at the TPM clock the
+ * request sent: activation and validation, the default 8 days or the
+ * server's setting; a request without a TPM clock (an older agent) gets a
+ * certificate without one. */
+static void validity_window_on_the_tpm_clock(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct appliance ap = appliance(1, 0, 10);
+    _cleanup_free_ char *text = NULL, *body = NULL;
+    struct cert_license c;
+    struct answer a;
+    char nonce[33];
+    struct act x;
+
+    make_license(db, "L-1", CERT_PERPETUAL, 0, 3600, 1);
+    text = activation_text("L-1", 1, 0, 10, nonce);
+    assert_true(asprintf(&body, "{\"activation_certificate\": \"%s\", \"tpm_clock\": 5000000}",
+                         text) > 0);
+    a = call(db, SRV_REQ_ACTIVATE, body, nonce);
+    assert_ok(&a);
+    c = check_certificate(field(&a, "license_certificate"), &ap, "L-1");
+    assert_true(c.window.present);
+    assert_int_equal(c.window.tpm_clock, 5000000);
+    assert_int_equal(c.window.tpm_clock_until, 5000000 + SRV_WINDOW_DEFAULT * 1000ull);
+    assert_int_equal(c.window.until, NOW + SRV_WINDOW_DEFAULT);
+    assert_int_equal(row_of(db, field(&a, "activation")).last_tpm_clock, 5000000);
+    snprintf(x.id, sizeof(x.id), "%s", field(&a, "activation"));
+    snprintf(x.epoch, sizeof(x.epoch), "%s", field(&a, "epoch"));
+    snprintf(x.computer_id, sizeof(x.computer_id), "%s", ap.computer_id);
+    snprintf(x.code, sizeof(x.code), "L-1");
+    answer_clear(&a);
+
+    /* a validation a day later, with the server's own window */
+    test_window_secs = 2 * 86400;
+    req_extra = "{\"tpm_clock\": 91400000, \"base\": 10}";
+    a = validate_ok(db, &x, 10, 0, false);
+    c = check_certificate(field(&a, "license_certificate"), &ap, "L-1");
+    assert_int_equal(c.window.tpm_clock, 91400000);
+    assert_int_equal(c.window.tpm_clock_until, 91400000 + 2 * 86400 * 1000ull);
+    assert_int_equal(c.window.until, NOW + 2 * 86400);
+    assert_int_equal(c.iat, NOW);
+    answer_clear(&a);
+    test_window_secs = 0;
+
+    /* no TPM clock sent: no window */
+    req_extra = NULL;
+    a = validate_ok(db, &x, 10, 0, false);
+    c = check_certificate(field(&a, "license_certificate"), &ap, "L-1");
+    assert_false(c.window.present);
+    answer_clear(&a);
+    /* a TPM clock from before the last one, beyond a power loss's slack: a
+     * restored copy of the TPM; refused and flagged, nothing moves */
+    req_extra = "{\"tpm_clock\": 1000}";
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, x.epoch, "abababababababababababababababab", 10, 0,
+                  false);
+    assert_refused(&a, "tpm_clock_went_back");
+    assert_non_null(strstr(field(&a, "message"), "91400000"));
+    answer_clear(&a);
+    assert_int_equal(count_flags(db, x.id, "tpm_clock_went_back"), 1);
+    assert_string_equal(row_of(db, x.id).epoch, x.epoch);
+    /* within the slack (a power loss): fine */
+    snprintf(nonce, sizeof(nonce), "%s", "");
+    req_extra = "{\"tpm_clock\": 91000000}";
+    a = validate_ok(db, &x, 10, 0, false);
+    answer_clear(&a);
+    req_extra = NULL;
+}
+
+/* The time floor the request names comes back signed with the server's
+ * time: the agent's floor is then never behind the server's clock. */
+static void time_floor_at_the_server_time(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct appliance ap = appliance(1, 0, 0);
+    struct cert_license c;
+    struct answer a;
+    struct act x;
+
+    make_license(db, "L-1", CERT_PERPETUAL, 0, 3600, 1);
+    x = activate(db, "L-1", 1, 0);
+    req_extra = "{\"tpm_clock\": 7000, \"time_floor\": {\"index\": \"0x01a0c003\", \"name\": "
+                "\"000b1111111111111111111111111111111111111111111111111111111111111111\", "
+                "\"value\": 42}}";
+    a = validate_ok(db, &x, 0, 0, false);
+    c = check_certificate(field(&a, "license_certificate"), &ap, "L-1");
+    assert_true(c.time_floor.present);
+    assert_int_equal(c.time_floor.counter.index, 0x01a0c003);
+    assert_int_equal(c.time_floor.counter.value, 42);
+    assert_int_equal(c.time_floor.counter.name_len, 34);
+    assert_int_equal(c.time_floor.at, NOW);
+    answer_clear(&a);
+    /* a malformed floor is a malformed request */
+    req_extra = "{\"time_floor\": {\"index\": \"0x01a0c003\", \"value\": 42}}";
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, x.epoch, "abababababababababababababababab", 0, 0,
+                  false);
+    assert_int_equal(a.status, 400);
+    assert_non_null(strstr(field(&a, "error"), "'name'"));
+    answer_clear(&a);
+    req_extra = NULL;
+}
+
+/* A refusal ends the certificate on the appliance (its counter goes past
+ * the ceiling). When the vendor lifts it, the next validation gets a
+ * certificate from the counter now, with what the old one had left; the
+ * pool adds up through it, and a report still counted from the old base
+ * (the answer was lost) changes nothing. */
+static void new_base_after_a_lifted_refusal(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct appliance ap = appliance(1, 0, 100);
+    struct srv_license l;
+    struct srv_activation row;
+    struct cert_license c;
+    struct answer a;
+    struct act x;
+
+    l = make_license(db, "L-1", CERT_CONSUMPTION, 100000, 3600, 1);
+    x = activate(db, "L-1", 1, 100); /* 3600 s: ceiling 100 + 60 = 160 */
+    a = validate_ok(db, &x, 110, 600, false);
+    answer_clear(&a);
+    l.suspended = true;
+    assert_int_equal(srv_license_update(db, &l), 0);
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, x.epoch, "cccccccccccccccccccccccccccccccc", 111,
+                  660, false);
+    assert_refused(&a, "suspended");
+    answer_clear(&a);
+    /* the agent ended it: counter 161, 660 s used (the ticks it spent to
+     * end the certificate are not counted as used) */
+    l.suspended = false;
+    assert_int_equal(srv_license_update(db, &l), 0);
+    req_extra = "{\"base\": 100}";
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, x.epoch, "cccccccccccccccccccccccccccccccc", 161,
+                  660, false);
+    assert_ok(&a);
+    c = check_certificate(field(&a, "license_certificate"), &ap, "L-1");
+    assert_int_equal(c.counter.value, 161);
+    assert_int_equal(c.secs_granted, 3600 - 660);
+    assert_int_equal(ifield(&a, "secs_granted"), 3600 - 660);
+    answer_clear(&a);
+    snprintf(x.epoch, sizeof(x.epoch), "cccccccccccccccccccccccccccccccc");
+    row = row_of(db, x.id);
+    assert_int_equal(row.counter.value, 161);
+    assert_int_equal(row.prior_secs, 660);
+    assert_int_equal(row.consumed_secs, 660);
+    assert_int_equal(row.secs_granted, 3600);
+    assert_int_equal(pool_of(db, "L-1").committed, 3600);
+
+    /* the answer was lost: the agent asks again from the old base, with the
+     * same epochs; nothing is counted twice and the current certificate
+     * comes back */
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, "cccccccccccccccccccccccccccccccc",
+                  "cccccccccccccccccccccccccccccccc", 161, 660, false);
+    assert_ok(&a);
+    c = check_certificate(field(&a, "license_certificate"), &ap, "L-1");
+    assert_int_equal(c.counter.value, 161);
+    answer_clear(&a);
+    assert_int_equal(row_of(db, x.id).consumed_secs, 660);
+
+    /* from the new base on: 300 s more; removal returns the rest */
+    req_extra = "{\"base\": 161}";
+    a = validate_ok(db, &x, 166, 300, false);
+    answer_clear(&a);
+    assert_int_equal(row_of(db, x.id).consumed_secs, 960);
+    a = check_req(db, NOW, SRV_REQ_VALIDATE, &x, x.epoch, "dddddddddddddddddddddddddddddddd", 166,
+                  200, false);
+    assert_refused(&a, "consumption_went_back");
+    answer_clear(&a);
+    assert_int_equal(deactivate_ok(db, &x, 167, 360), 3600 - 660 - 360);
+    assert_int_equal(pool_of(db, "L-1").free, 100000 - 1020);
+    req_extra = NULL;
+}
+
+/* A license that accepts certified TPMs only: without an EK trust store on
+ * the server, or from a TPM without an EK certificate, activation and
+ * offline signing are refused naming why; the license's certificates carry
+ * tpm_trust. */
+static void tpm_trust_is_checked_by_the_server(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_ctx ctx = {.db = db, .key = vendor, .now = NOW};
+    struct cert_activation act;
+    struct srv_license l;
+    struct answer a;
+    char nonce[33], reason[32], msg[256], *jws = NULL, *text;
+    char store[] = "/tmp/tpmlic-ekca.XXXXXX";
+
+    l = make_license(db, "L-1", CERT_PERPETUAL, 0, 3600, 2);
+    l.tpm_trust.kind = CERT_TPM_TRUST_CERTIFIED;
+    l.offline_allowed = true;
+    assert_int_equal(srv_license_update(db, &l), 0);
+    a = activate_raw(db, "L-1", 1, 0, 0);
+    assert_refused(&a, "tpm_not_trusted");
+    assert_non_null(strstr(field(&a, "message"), "no EK trust store"));
+    answer_clear(&a);
+    /* a store, but the request has no EK certificate */
+    assert_non_null(mkdtemp(store));
+    test_ek_ca_dir = store;
+    a = activate_raw(db, "L-1", 1, 0, 0);
+    assert_refused(&a, "tpm_not_trusted");
+    answer_clear(&a);
+    ctx.ek_ca_dir = store;
+    text = activation_text("L-1", 2, 0, 0, nonce);
+    assert_int_equal(cert_activation_decode(text, strlen(text), &act, msg, sizeof(msg)), CERT_OK);
+    free(text);
+    assert_int_equal(offline_sign(&ctx, &act, 0, &jws, reason), 1);
+    assert_string_equal(reason, "tpm_not_trusted");
+    cert_activation_clear(&act);
+    assert_int_equal(pool_of(db, "L-1").active, 0);
+    test_ek_ca_dir = NULL;
+    rmdir(store);
+
+    /* any: its certificates say so */
+    l.tpm_trust.kind = CERT_TPM_TRUST_ANY;
+    assert_int_equal(srv_license_update(db, &l), 0);
+    {
+        struct appliance ap = appliance(1, 0, 0);
+        struct act x = activate(db, "L-1", 1, 0);
+        assert_int_equal(x.lic.tpm_trust.kind, CERT_TPM_TRUST_ANY);
+        (void)ap;
+    }
+}
+
+/* Offline signing binds what cert_license_bind binds: the time floor at
+ * the request's date (a stale request refused), and a renewal (the request
+ * names the certificate in force) starts past that one's ceiling, whose
+ * grant then counts as used. */
+static void offline_renewal_starts_past_the_ceiling(void **state) {
+    _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
+    struct srv_ctx ctx = {.db = db, .key = vendor, .now = NOW};
+    struct cert_activation act;
+    struct srv_license l;
+    struct cert_license lic, renewed;
+    char nonce[33], reason[32], msg[256], *jws = NULL, *text;
+
+    l = make_license(db, "L-1", CERT_CONSUMPTION, 10000, 3600, 1);
+    l.offline_allowed = true;
+    assert_int_equal(srv_license_update(db, &l), 0);
+    text = activation_text("L-1", 1, 0, 50, nonce);
+    assert_int_equal(cert_activation_decode(text, strlen(text), &act, msg, sizeof(msg)), CERT_OK);
+    free(text);
+    act.time_floor.index = 0x01a0c003;
+    act.time_floor.name_len = 34;
+    act.time_floor.name[1] = 0x0b;
+    act.time_floor.value = 7;
+    act.date = NOW - 3600;
+    assert_int_equal(offline_sign(&ctx, &act, 3000, &jws, reason), 0);
+    assert_int_equal(cert_license_verify(jws, strlen(jws), vendor_pub, NOW, &lic, msg, sizeof(msg)),
+                     CERT_OK);
+    free(jws);
+    jws = NULL;
+    assert_int_equal(lic.counter.value, 50);
+    assert_true(lic.time_floor.present);
+    assert_int_equal(lic.time_floor.counter.value, 7);
+    assert_int_equal(lic.time_floor.at, NOW - 3600);
+
+    /* the renewal: 20 ticks used, the request names lic (ceiling 100) */
+    act.counter.value = 70;
+    snprintf(act.supersedes_jti, sizeof(act.supersedes_jti), "%s", lic.jti);
+    act.supersedes_ceiling = cert_license_ceiling(&lic);
+    act.date = NOW;
+    assert_int_equal(offline_sign(&ctx, &act, 2000, &jws, reason), 0);
+    assert_string_equal(reason, "existing");
+    assert_int_equal(cert_license_verify(jws, strlen(jws), vendor_pub, NOW, &renewed, msg,
+                                         sizeof(msg)),
+                     CERT_OK);
+    free(jws);
+    jws = NULL;
+    assert_string_equal(renewed.jti, lic.jti);
+    assert_int_equal(renewed.counter.value, cert_license_ceiling(&lic) + 1);
+    assert_int_equal(renewed.secs_granted, 2000);
+    assert_int_equal(pool_of(db, "L-1").committed, 5000);
+
+    /* a request with a time floor dated more than 30 days ago */
+    act.date = NOW - 31 * 86400;
+    assert_int_equal(offline_sign(&ctx, &act, 0, &jws, reason), 1);
+    assert_string_equal(reason, "stale_request");
+    cert_activation_clear(&act);
+}
+
 static void new_certificate_when_the_terms_change(void **state) {
     _cleanup_(srv_db_closep) struct srv_db *db = fresh_db();
     struct appliance ap = appliance(1, 0, 5);
@@ -1169,9 +1483,11 @@ static void new_certificate_when_the_terms_change(void **state) {
     assert_string_equal(c.jti, x.id);
     assert_string_equal(field(&a, "subscription_expiry"), "2027-12-29T13:20:00Z");
     answer_clear(&a);
-    /* once: the next validation has nothing new */
+    /* the next validation carries the same terms */
     a = validate_ok(db, &x, 7, 120, false);
-    assert_null(json_object_get(a.payload, "license_certificate"));
+    c = check_certificate(field(&a, "license_certificate"), &ap, "L-1");
+    assert_int_equal(c.expiry, EXPIRY + 86400);
+    assert_int_equal(c.nfeatures, 2);
     answer_clear(&a);
 }
 
@@ -1894,6 +2210,11 @@ int main(void) {
         cmocka_unit_test(malformed_requests_change_nothing),
         cmocka_unit_test(offline_sign_counts_against_the_maximum),
         cmocka_unit_test(new_certificate_when_the_terms_change),
+        cmocka_unit_test(validity_window_on_the_tpm_clock),
+        cmocka_unit_test(time_floor_at_the_server_time),
+        cmocka_unit_test(new_base_after_a_lifted_refusal),
+        cmocka_unit_test(tpm_trust_is_checked_by_the_server),
+        cmocka_unit_test(offline_renewal_starts_past_the_ceiling),
         cmocka_unit_test(concurrent_activations_never_over_commit),
         cmocka_unit_test(schema_migrations_and_reopening),
         cmocka_unit_test(license_rows_round_trip),
