@@ -165,9 +165,18 @@ static void publish(struct ledger *l) {
         log_error("out of memory: the published license view is not up to date");
         return;
     }
-    sync_online_view(l, agent_now());
+    /* the grace period's end is judged on the time decisions use */
+    sync_online_view(l, decision_now(l));
     l->lic.dead = l->lic.present && l->counter_value > l->lic.ceiling;
-    l->lic.window_until = l->lic.present && l->lic_window.present ? l->lic_window.until : 0;
+    /* an online license holds while its last signed answer does; one whose
+     * certificate carries no validity window (from an older server) holds
+     * only until a validation brings one. Offline mode has no window. */
+    if (l->lic.present && !offline_mode(l)) {
+        l->lic.window_until = l->lic_window.present ? l->lic_window.until : l->lic_iat;
+        if (!l->lic_window.present)
+            l->lic.window_over = true;
+    } else
+        l->lic.window_until = 0;
     snprintf(s->computer_id, sizeof(s->computer_id), "%s", l->cfg.computer_id);
     s->tpm_present = l->tpm_present;
     s->lic = l->lic;
@@ -339,9 +348,17 @@ static bool advance(struct ledger *l, uint64_t target, const char *why, struct o
  * copy of it (a restored state, the certificate applied again) is valid
  * again. Caller holds lock. */
 static bool end_certificate(struct ledger *l, const char *why, struct outcome *o) {
+    uint64_t from = l->counter_value;
+    bool ok;
+
     if (!l->lic.present || l->counter_value > l->lic.ceiling)
         return true;
-    return advance(l, l->lic.ceiling + 1, why, o);
+    ok = advance(l, l->lic.ceiling + 1, why, o);
+    /* the ticks spent to end it were not used: what the agent reports as
+     * consumed (to a server that may issue a new certificate) leaves them
+     * out, until a restart forgets the pool */
+    l->pool += (l->counter_value - from) * tick_of(l);
+    return ok;
 }
 
 /* Takes a verified certificate into memory. Caller holds lock. */
@@ -609,7 +626,7 @@ void ledger_tick(struct ledger *l) {
         bool was_over = grace_over(&st), tpm_ok = tpm_clock_ms(l, &tpm_ms);
         struct outcome o;
 
-        if (grace_observe(&st, now, tpm_ms, tpm_ok)) {
+        if (grace_observe(&st, decision_now(l), tpm_ms, tpm_ok)) {
             /* persisted when it has just run out: a restart must find it over */
             if (!was_over && grace_over(&st) && !store(l, NULL, 0, &st, &o))
                 log_warn("the end of the grace period could not be kept in the TPM: %s", o.msg);
@@ -714,10 +731,10 @@ bool ledger_apply_offline(struct ledger *l, const char *code, const char *cert, 
                     license_code_for_log(l->lic.code, tail));
         goto out;
     }
-    if (c.window.present && strcmp(c.jti, l->lic.jti) != 0) {
+    if (!c.activated_offline) {
         outcome_set(o, OUTCOME_INVALID,
-                    "this certificate comes from online validation: it is taken from the "
-                    "license server's answer, never applied by hand");
+                    "this certificate comes from online activation: the agent takes it from "
+                    "the license server's answer, it is never applied by hand");
         goto out;
     }
     /* the certificate in force ends before its successor is stored */
@@ -907,8 +924,12 @@ static void fill_request(const struct ledger *l, struct online_request *q) {
     memcpy(q->epoch, l->state.epoch, STORE_EPOCH_LEN);
     memcpy(q->next_epoch, l->state.next_epoch, STORE_EPOCH_LEN);
     q->counter = l->counter_value;
+    q->base = l->lic_counter.base;
     q->consumed_secs = consumed(l);
-    q->floor_value = l->floor_value;
+    q->floor.index = l->floor_counter.index;
+    memcpy(q->floor.name, l->floor_counter.name, l->floor_counter.name_len);
+    q->floor.name_len = l->floor_counter.name_len;
+    q->floor.value = l->floor_value;
 }
 
 int ledger_validation_prepare(struct ledger *l, struct online_request *ret, char *why) {
@@ -984,7 +1005,7 @@ static void record_failure(struct ledger *l, enum online_failure f, const char *
     struct store_state st = l->state;
     uint64_t tpm_ms = 0;
     bool tpm_ok = tpm_clock_ms(l, &tpm_ms), began, was_over = grace_over(&st);
-    time_t now = agent_now();
+    time_t now = decision_now(l);
     char when[RFC3339_BUFLEN], len[32];
     struct outcome o;
 
@@ -1046,7 +1067,9 @@ static bool check_new_certificate(struct ledger *l, const struct online_request 
         return outcome_set(
             o, OUTCOME_UPSTREAM, "the new certificate lowers the granted seconds (%llu < %llu)",
             (unsigned long long)c->secs_granted, (unsigned long long)l->lic.secs_granted);
-    if (c->window.present && c->window.tpm_clock != q->tpm_clock)
+    if (!c->window.present)
+        return outcome_set(o, OUTCOME_UPSTREAM, "the new certificate carries no validity window");
+    if (c->window.tpm_clock != q->tpm_clock)
         return outcome_set(o, OUTCOME_UPSTREAM,
                            "the new certificate's validity is not anchored at this request's TPM "
                            "clock (%llu, not %llu)",
@@ -1062,6 +1085,7 @@ int ledger_validation_record(struct ledger *l, const struct online_request *q,
     struct cert_license c;
     struct store_state st;
     struct outcome o;
+    char why[120];
     bool was_bad, new_cert = false;
 
     snprintf(ret_message, 400, "%s", a->message);
@@ -1070,7 +1094,14 @@ int ledger_validation_record(struct ledger *l, const struct online_request *q,
         log_debug("an answer for activation %.8s came after that license was replaced", q->jti);
         goto out;
     }
-    if (kind == ANSWER_OK && a->certificate) {
+    if (kind == ANSWER_OK && !a->certificate) {
+        /* every success renews the signed validity, which only a new
+         * certificate carries */
+        kind = ANSWER_FAILED;
+        snprintf(ret_message, 400,
+                 "the license server's answer carries no license certificate: the signed "
+                 "validity cannot be renewed (a server older than this agent?)");
+    } else if (kind == ANSWER_OK) {
         if (!check_new_certificate(l, q, a->certificate, a->certificate_len, &c, &o)) {
             kind = ANSWER_FAILED;
             snprintf(ret_message, 400, "the license certificate in the answer is refused: %.300s",
@@ -1089,6 +1120,10 @@ int ledger_validation_record(struct ledger *l, const struct online_request *q,
                      "(%.150s)",
                      a->message);
             log_warn("%s", problem);
+            snprintf(why, sizeof(why), "certificate %.16s no longer known to the license server",
+                     l->lic.jti);
+            if (!end_certificate(l, why, &o))
+                log_error("the certificate could not be ended in the TPM: %s", o.msg);
             erase(l, problem);
         } else
             record_refusal(l, a->reason, a->message);
@@ -1162,9 +1197,10 @@ bool ledger_apply_activation(struct ledger *l, const char *code, const char *act
         outcome_set(o, OUTCOME_UPSTREAM, "its usage counter base is not this TPM's counter now");
         goto out;
     }
-    if (c.window.present && c.window.tpm_clock != tpm_clock) {
+    if (!c.window.present || c.window.tpm_clock != tpm_clock) {
         outcome_set(o, OUTCOME_UPSTREAM,
-                    "its validity is not anchored at this request's TPM clock");
+                    c.window.present ? "its validity is not anchored at this request's TPM clock"
+                                     : "it carries no validity window");
         goto out;
     }
     if (strcmp(c.jti, activation) != 0) {
@@ -1209,6 +1245,9 @@ bool ledger_removal_begin(struct ledger *l, struct online_request *ret, struct o
         /* no new seconds from here: what is consumed is final */
         l->removing = true;
         fill_request(l, ret);
+        /* the server checks that the TPM clock never goes back (0: not sent) */
+        if (!tpm_clock_ms(l, &ret->tpm_clock))
+            ret->tpm_clock = 0;
         ok = outcome_set(o, OUTCOME_OK, "ok");
         publish(l);
     }

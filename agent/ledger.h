@@ -108,9 +108,10 @@ struct online_request {
     uint8_t epoch[STORE_EPOCH_LEN];
     uint8_t next_epoch[STORE_EPOCH_LEN]; /* all zero: none */
     uint64_t counter;
+    uint64_t base; /* the certificate's counter base, which consumed_secs counts from */
     uint64_t consumed_secs;
     uint64_t tpm_clock;   /* ms, read (authenticated) for this request: the window's anchor */
-    uint64_t floor_value; /* the hour counter now: the time floor's anchor */
+    struct cert_counter floor; /* the hour counter now (index, name, value): the floor's anchor */
     bool refill;
 };
 

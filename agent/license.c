@@ -35,7 +35,7 @@ enum license_verdict license_decide(const struct license_view *l, const char *fe
                  l->online.grace_end ? " since " : "", l->online.grace_end ? when : "");
         return VERDICT_NOT_VALIDATED;
     }
-    if (l->window_over || (l->window_until && now >= l->window_until)) {
+    if (l->window_until && (l->window_over || now >= l->window_until)) {
         rfc3339_format(l->window_until, when);
         snprintf(reason, reasonlen,
                  "License could not be validated with the license server within its signed "

@@ -159,9 +159,21 @@ static json_t *request_json(const struct online_request *q, const char *computer
 
     hex_encode(q->epoch, STORE_EPOCH_LEN, ep);
     hex_encode(q->next_epoch, STORE_EPOCH_LEN, nep);
-    o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I}", "v", 1, "license", q->code,
-                  "activation", q->jti, "computer_id", computer_id, "nonce", nonce, "epoch", ep,
-                  "counter", (json_int_t)q->counter, "consumed_secs", (json_int_t)q->consumed_secs);
+    o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "v", 1, "license",
+                  q->code, "activation", q->jti, "computer_id", computer_id, "nonce", nonce,
+                  "epoch", ep, "counter", (json_int_t)q->counter, "base", (json_int_t)q->base,
+                  "consumed_secs", (json_int_t)q->consumed_secs);
+    if (o && q->tpm_clock &&
+        json_object_set_new(o, "tpm_clock", json_integer((json_int_t)q->tpm_clock)) < 0) {
+        json_decref(o);
+        return NULL;
+    }
+    /* the hour counter, which the new certificate's time floor is bound to */
+    if (o && q->floor.index &&
+        json_object_set_new(o, "time_floor", cert_counter_to_json(&q->floor, "value")) < 0) {
+        json_decref(o);
+        return NULL;
+    }
     if (o && memcmp(q->next_epoch, zero, sizeof(zero)) != 0)
         json_object_set_new(o, "next_epoch", json_string(nep));
     return o;
@@ -213,9 +225,15 @@ static void validate_once(struct validator *v) {
     kind = ledger_validation_record(v->ledger, &q, &a, validated, msg);
     if (kind == ANSWER_OK) {
         json_t *after = json_object_get(res.payload, "validate_after");
+        _cleanup_(snapshot_putp) const struct snapshot *s = ledger_snapshot(v->ledger);
+        time_t now = agent_now();
         if (json_is_integer(after) && json_integer_value(after) >= 60 &&
             json_integer_value(after) <= VALIDATE_EVERY_SECS)
             in = (time_t)json_integer_value(after);
+        /* validate again by the middle of the signed validity, so that a
+         * short one (the server's choice) is renewed in time */
+        if (s->lic.window_until > now && (s->lic.window_until - now) / 2 < in)
+            in = (s->lic.window_until - now) / 2 < 60 ? 60 : (s->lic.window_until - now) / 2;
     }
 
     pthread_mutex_lock(&v->mu);

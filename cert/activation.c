@@ -155,7 +155,7 @@ enum cert_status cert_activation_decode(const char *text, size_t len, struct cer
          cert_hwid_from_json(&c, o, &a.hwid) &&
          ek_from_json(&c, o, "ek_public", true, &a.ek_public, &a.ek_public_len) &&
          ek_from_json(&c, o, "ek_certificate", false, &a.ek_certificate, &a.ek_certificate_len) &&
-         cert_counter_from_json(&c, o, "value", &a.counter) &&
+         cert_counter_from_json(&c, o, "counter", "value", &a.counter) &&
          cj_string(&c, o, "nonce", CJ_REQUIRED, CJ_IDENTIFIER, CERT_TEXT_MAX, a.nonce,
                    sizeof(a.nonce)) &&
          cj_string(&c, o, "date", CJ_REQUIRED, CJ_TEXT, 20, when, sizeof(when)) &&
@@ -173,13 +173,8 @@ enum cert_status cert_activation_decode(const char *text, size_t len, struct cer
     }
     ok = ok &&
          cj_string(&c, o, "ek_issuer", CJ_OPTIONAL, CJ_TEXT, 256, a.ek_issuer, sizeof(a.ek_issuer));
-    if (ok && json_object_get(o, "time_floor")) {
-        json_t *wrap = json_pack("{s:O}", "counter", json_object_get(o, "time_floor"));
-        ok = wrap && cert_counter_from_json(&c, wrap, "value", &a.time_floor);
-        json_decref(wrap);
-        if (!ok && !c.failed)
-            cj_fail(&c, "out of memory");
-    }
+    if (ok && json_object_get(o, "time_floor"))
+        ok = cert_counter_from_json(&c, o, "time_floor", "value", &a.time_floor);
     if (ok && json_object_get(o, "supersedes")) {
         static const char *const keys[] = {"jti", "ceiling", NULL};
         json_t *sup = json_object_get(o, "supersedes");

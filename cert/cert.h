@@ -62,6 +62,14 @@ struct cert_counter {
     uint64_t value;
 };
 
+/* A counter as JSON: {"index": "0x01xxxxxx", "name": hex, value_key: N};
+ * value_key is "base" in a license, "value" in requests (an activation
+ * certificate, a validation). from_json reads parent[key] into *k. */
+struct cj;
+json_t *cert_counter_to_json(const struct cert_counter *k, const char *value_key);
+bool cert_counter_from_json(struct cj *c, json_t *parent, const char *key, const char *value_key,
+                            struct cert_counter *k);
+
 /* Which TPMs a license accepts (tpm_trust, docs/certificates.md): any TPM
  * that proves it holds its EK (the default), one whose EK certificate
  * chains to a CA in the agent's EK trust store, or one whose chain holds

@@ -129,23 +129,24 @@ json_t *cert_counter_to_json(const struct cert_counter *k, const char *value_key
                      (json_int_t)k->value);
 }
 
-bool cert_counter_from_json(struct cj *c, json_t *parent, const char *value_key,
+bool cert_counter_from_json(struct cj *c, json_t *parent, const char *key, const char *value_key,
                             struct cert_counter *k) {
     const char *keys[] = {"index", "name", value_key, NULL};
-    char index[16];
+    char index[16], where[48];
     json_t *o;
     unsigned long v;
     char *end;
 
     memset(k, 0, sizeof(*k));
-    if (!cj_object(c, parent, "counter", &o) || !cj_only_keys(c, o, "counter: ", keys) ||
+    snprintf(where, sizeof(where), "%s: ", key);
+    if (!cj_object(c, parent, key, &o) || !cj_only_keys(c, o, where, keys) ||
         !cj_string(c, o, "index", CJ_REQUIRED, CJ_IDENTIFIER, 10, index, sizeof(index)))
         return false;
     errno = 0;
     v = strtoul(index, &end, 16);
     if (strlen(index) != 10 || strncmp(index, "0x", 2) || errno || *end || v < 0x01000000ul ||
         v > 0x01fffffful)
-        return cj_fail(c, "counter: field 'index' must be an NV index like \"0x01a0c001\"");
+        return cj_fail(c, "%s: field 'index' must be an NV index like \"0x01a0c001\"", key);
     k->index = (uint32_t)v;
     return cj_hex(c, o, "name", 2, CERT_COUNTER_NAME_MAX, k->name, &k->name_len) &&
            cj_uint(c, o, value_key, true, 0, CERT_JSON_UINT_MAX, &k->value);

@@ -14,10 +14,6 @@
 
 json_t *cert_hwid_to_json(const struct hwid_digests *d);
 bool cert_hwid_from_json(struct cj *c, json_t *parent, struct hwid_digests *d);
-/* value_key: "base" in a license, "value" in an activation certificate */
-json_t *cert_counter_to_json(const struct cert_counter *k, const char *value_key);
-bool cert_counter_from_json(struct cj *c, json_t *parent, const char *value_key,
-                            struct cert_counter *k);
 
 /* SHA-256 of a certificate's SubjectPublicKeyInfo, hex (ekchain.c). */
 #include <openssl/x509.h>

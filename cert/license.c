@@ -125,12 +125,12 @@ static bool floor_from_json(struct cj *c, json_t *o, struct cert_time_floor *f) 
         return false;
     if (rfc3339_parse(when, &f->at) < 0 || f->at == 0)
         return cj_fail(c, "time_floor: field 'at' is not an RFC 3339 UTC time");
-    /* the counter object's reader wants it under the key "counter", without "at" */
-    wrap = json_pack("{s:o}", "counter", json_deep_copy(v));
+    /* the counter object's reader wants it without "at" */
+    wrap = json_pack("{s:o}", "time_floor", json_deep_copy(v));
     if (!wrap)
         return cj_fail(c, "out of memory");
-    json_object_del(json_object_get(wrap, "counter"), "at");
-    ok = cert_counter_from_json(c, wrap, "base", &f->counter);
+    json_object_del(json_object_get(wrap, "time_floor"), "at");
+    ok = cert_counter_from_json(c, wrap, "time_floor", "base", &f->counter);
     json_decref(wrap);
     f->present = ok;
     return ok;
@@ -312,7 +312,7 @@ static bool payload_from_json(struct cj *c, json_t *o, struct cert_license *l, b
     if (!cj_uint(c, o, "tick_secs", true, 1, 86400, &u))
         return false;
     l->tick_secs = (uint32_t)u;
-    if (!cert_counter_from_json(c, o, "base", &l->counter) ||
+    if (!cert_counter_from_json(c, o, "counter", "base", &l->counter) ||
         !cj_uint(c, o, "iat", true, 1, CERT_JSON_UINT_MAX, &u))
         return false;
     l->iat = (time_t)u;

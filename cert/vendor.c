@@ -211,7 +211,7 @@ static const char sign_help[] =
     "        --type perpetual|time-limited|subscription|consumption [--expiry RFC3339]\n"
     "        [--features a,b] [--secs-allocated N] [--secs-granted N] [--tick-secs N]\n"
     "        [--offline-allowed] [--hwid-policy default|all] [--not-before RFC3339]\n"
-    "        [--license CODE] [--tpm-trust any|certified|KEYID,...]\n"
+    "        [--license CODE] [--tpm-trust any|certified|KEYID,...] [--ek-ca-dir DIR]\n"
     "\n"
     "Reads an activation certificate (from FILE or standard input; line breaks are\n"
     "ignored), checks it (its computer ID and EK match its hardware digests) and\n"
@@ -240,7 +240,12 @@ static const char sign_help[] =
     "                        proves it holds its endorsement key), certified (its EK\n"
     "                        certificate chains to a CA of the appliance's EK trust\n"
     "                        store), or CA key ids (SHA-256 of a CA's public key, as\n"
-    "                        'inspect' shows them) separated by commas\n"
+    "                        'inspect' shows them) separated by commas; anything but\n"
+    "                        any needs --ek-ca-dir\n"
+    "  --ek-ca-dir DIR       the vendor's EK trust store (CA certificates, PEM or DER):\n"
+    "                        with --tpm-trust, the request's EK certificate must meet\n"
+    "                        it here, since the appliance's root controls the store\n"
+    "                        on the appliance\n"
     "\n"
     "An activation request made while a license was in force names that license:\n"
     "the new certificate's usage counter base is then that license's ceiling plus\n"
@@ -250,7 +255,7 @@ static const char sign_help[] =
 struct sign_args {
     const char *key, *in, *product, *expiry, *not_before, *features, *license;
     const char *customer_id, *type, *secs_allocated, *secs_granted, *tick_secs, *policy;
-    const char *tpm_trust;
+    const char *tpm_trust, *ek_ca_dir;
 };
 
 static int build_license(const struct sign_args *o, const struct cert_activation *a, time_t now,
@@ -313,6 +318,20 @@ static int build_license(const struct sign_args *o, const struct cert_activation
     if (l->type == CERT_CONSUMPTION && l->secs_granted == 0)
         return refuse("a consumption license needs --secs-allocated (and --secs-granted) above 0");
 
+    /* the TPM trust the license asks for, judged on the vendor's store */
+    if (l->tpm_trust.kind != CERT_TPM_TRUST_ANY) {
+        struct cert_ek_trust t;
+        if (!o->ek_ca_dir)
+            return verb_usage_error(PROG " sign-activation",
+                                    "--tpm-trust %s needs --ek-ca-dir: the EK certificate is "
+                                    "checked against the vendor's trust store",
+                                    o->tpm_trust);
+        if (cert_ek_trust(a->ek_certificate, a->ek_certificate_len, o->ek_ca_dir, &t) < 0)
+            return refuse("out of memory");
+        if (!cert_tpm_trust_met(l, &t, msg, sizeof(msg)))
+            return refuse("refused: %s", msg);
+    }
+
     /* what the appliance said about itself, checked by the caller */
     l->offline_allowed = true;
     l->activated_offline = true;
@@ -346,6 +365,7 @@ static int cmd_sign_activation(int argc, char **argv, void *userdata) {
         {"hwid-policy", required_argument, NULL, 'P'},
         {"license", required_argument, NULL, 'l'},
         {"tpm-trust", required_argument, NULL, 'R'},
+        {"ek-ca-dir", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {0},
@@ -406,6 +426,9 @@ static int cmd_sign_activation(int argc, char **argv, void *userdata) {
             break;
         case 'R':
             o.tpm_trust = optarg;
+            break;
+        case 'E':
+            o.ek_ca_dir = optarg;
             break;
         case OPT_HELP:
         case OPT_VERSION:

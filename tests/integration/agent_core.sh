@@ -1,7 +1,7 @@
 #!/bin/bash
 # tpmlicd's core on a real swtpm: the hot path answers while the TPM is
-# stalled; a PUT and a validation at the same moment both keep their
-# effects (the interleaving is held in place by a TPM proxy and the fault
+# stalled; an operator's change and a validation at the same moment both
+# keep their effects (the interleaving is held in place by a TPM proxy and the fault
 # proxy, not left to timing); a refused activation or refill leaves what was
 # there; SIGTERM stops every thread; a start-up that fails exits non-zero.
 . "$(dirname "$0")/../lib/testlib.sh"
@@ -40,67 +40,77 @@ test_check_and_status_answer_while_the_tpm_is_stalled() {
 }
 
 # an agent validated online against srv through the fault proxy fp and with
-# the TPM proxy tp in front of its swtpm; leaves the license in $T/a.cert
+# the TPM proxy tp in front of its swtpm (a license that allows offline mode)
 online_behind_proxies() {
     clock_init
-    setup_online a --type subscription --expiry "$(in30days)" --features standard
+    setup_online a --type subscription --expiry "$(in30days)" --features standard --offline-allowed
     start_faultproxy fp srv
     local ptcti
     ptcti=$(tpm_proxy tp "$T/a.tpm")
     online_agent a "$ptcti" "$(cat "$T/fp.url")"
     out=$(activate a)
     assert_eq 200 "$(status)" "activate: $out"
-    agent_cert a "$tcti" >"$T/a.cert"
-    [ -s "$T/a.cert" ] || fail "no certificate in the TPM"
 }
 
-put_again_in_background() {
-    api a PUT /v1/management/license/offlineactivation \
-        "{\"license\": \"L-1\", \"certificate\": \"$(cat "$T/a.cert")\"}" >"$T/put.out"
-    status >"$T/put.status"
+offline_mode_in_background() { # on|off
+    api a POST /v1/management/license/offlinemode "{\"offline\": $([ "$1" = on ] && echo true || echo false)}" \
+        >"$T/om.out"
+    status >"$T/om.status"
 }
 
 last_check_date() { api a GET /licensing | jq -r .last_check | cut -c1-10; }
+offline_mode_is() { [ "$(api a GET /v1/status | jq -r .offline_mode)" = "$1" ]; }
 
-test_a_put_and_a_validation_at_once_keep_both_effects() {
+test_an_operator_change_and_a_validation_at_once_keep_both_effects() {
     online_behind_proxies
-    # 1. the validation's answer arrives while the PUT's license write is in the TPM
+    # 1. the validation's answer arrives while the operator's change (offline
+    # mode on) is being written to the state index
     faultproxy_mode fp hold
     clock_advance 86400
     wait_until 10 grep -q "^hold POST /v1/validate" "$T/fp.requests" || fail "no validation"
-    tpm_proxy_mode tp hold-nvwrite 01a0c000
-    put_again_in_background &
-    local put=$!
-    wait_until 10 grep -q "held" "$T/tp.log" || fail "the PUT did not reach the TPM"
+    tpm_proxy_mode tp hold-nvwrite 01a0c002
+    offline_mode_in_background on &
+    local op=$!
+    wait_until 10 grep -q "held" "$T/tp.log" || fail "the change did not reach the TPM"
     faultproxy_mode fp pass
     sleep 0.5 # the validator has its answer and waits for the ledger
-    assert_eq 0 "$(validations a ok)" "a validation recorded during the PUT"
+    assert_eq 0 "$(validations a ok)" "a validation recorded during the change"
     tpm_proxy_mode tp pass
-    wait $put
-    assert_eq 200 "$(cat "$T/put.status")" "PUT: $(cat "$T/put.out")"
+    wait $op
+    assert_eq 200 "$(cat "$T/om.status")" "offline mode on: $(cat "$T/om.out")"
     wait_until 10 validations_are a ok 1 || fail "the validation was not recorded"
-    assert_eq "$(date -u -d '+1 day' +%Y-%m-%d)" "$(last_check_date)" "last check after the first race"
+    offline_mode_is true || fail "offline mode is not on after the first race"
 
-    # 2. a PUT arrives while the validation's result is being written
+    # back online: that validates at once
+    offline_mode_in_background off
+    assert_eq 200 "$(cat "$T/om.status")" "offline mode off: $(cat "$T/om.out")"
+    wait_until 10 validations_are a ok 2 || fail "no validation after offline mode went off"
+
+    # 2. the operator's change arrives while the validation's result is
+    # being written (the epoch is written first, then the certificate, then
+    # the result)
     : >"$T/tp.log"
-    tpm_proxy_mode tp hold-nvwrite 01a0c002 1 # the epoch is written first, then the result
+    tpm_proxy_mode tp hold-nvwrite 01a0c002 1
     clock_advance 86400
     wait_until 10 grep -q "held" "$T/tp.log" || fail "the validation's result did not reach the TPM"
-    put_again_in_background &
-    put=$!
+    offline_mode_in_background on &
+    op=$!
     sleep 0.5
-    kill -0 $put 2>/dev/null || fail "the PUT did not wait for the validation's write"
+    kill -0 $op 2>/dev/null || fail "the change did not wait for the validation's write"
     tpm_proxy_mode tp pass
-    wait $put
-    assert_eq 200 "$(cat "$T/put.status")" "PUT: $(cat "$T/put.out")"
-    wait_until 10 validations_are a ok 2 || fail "the second validation was not recorded"
+    wait $op
+    assert_eq 200 "$(cat "$T/om.status")" "offline mode on: $(cat "$T/om.out")"
+    wait_until 10 validations_are a ok 3 || fail "the third validation was not recorded"
 
     # both effects are in the TPM: a restart with the server away finds the
-    # license and the second validation's time
+    # license in offline mode and the last validation's time
     stop_agent a
     faultproxy_mode fp refuse
     online_agent a "swtpm:path=$T/tp.sock" "$(cat "$T/fp.url")"
     assert_eq true "$(api a GET /v1/status | jq .licensed)" "licensed after the restart"
+    offline_mode_is true || fail "offline mode was lost"
+    offline_mode_in_background off
+    assert_eq 200 "$(cat "$T/om.status")" "offline mode off: $(cat "$T/om.out")"
     assert_eq "$(date -u -d '+2 days' +%Y-%m-%d)" "$(last_check_date)" "last check after the restart"
 }
 
