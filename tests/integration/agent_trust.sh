@@ -346,8 +346,17 @@ test_a_license_can_require_a_certified_tpm() {
     ids=$("$VENDOR" inspect --in "$T/a.act" --ek-ca-dir "$T/ekca" --json | jq -r '.ek_trust.ca_key_ids | join(",")')
     [ -n "$ids" ] || fail "no CA key id in the EK chain"
     assert_contains "$("$VENDOR" inspect --in "$T/a.act")" "ek_issuer"
+    # the vendor's tool checks the EK against the vendor's store
+    out=$("$VENDOR" sign-activation --key "$T/vendor.key" --in "$T/a.act" --product p \
+        --customer-id 1 --type perpetual --tpm-trust certified 2>&1) && fail "signed without a store"
+    assert_contains "$out" "needs --ek-ca-dir"
+    mkdir -p "$T/empty"
+    out=$("$VENDOR" sign-activation --key "$T/vendor.key" --in "$T/a.act" --product p \
+        --customer-id 1 --type perpetual --tpm-trust certified --ek-ca-dir "$T/empty" 2>&1) &&
+        fail "signed with a store the EK does not chain to"
+    assert_contains "$out" "refused"
     for trust in certified "$ids"; do
-        vendor_sign a --product p --customer-id 1 --type perpetual --tpm-trust "$trust"
+        vendor_sign a --product p --customer-id 1 --type perpetual --tpm-trust "$trust" --ek-ca-dir "$T/ekca"
         out=$(apply_license a L-1)
         assert_eq 400 "$(status)" "tpm_trust $trust without a trust store: $out"
         assert_contains "$out" "this TPM's does not qualify"
@@ -359,9 +368,9 @@ test_a_license_can_require_a_certified_tpm() {
     # another CA's key id: refused
     offline_request a L-1
     other=$(printf '%064d' 7)
-    vendor_sign a --product p --customer-id 1 --type perpetual --tpm-trust "$other"
-    out=$(apply_license a L-1)
-    assert_eq 400 "$(status)" "another CA: $out"
+    out=$("$VENDOR" sign-activation --key "$T/vendor.key" --in "$T/a.act" --product p \
+        --customer-id 1 --type perpetual --tpm-trust "$other" --ek-ca-dir "$T/ekca" 2>&1) &&
+        fail "signed for another CA"
     assert_contains "$out" "chains to none of them"
 }
 
