@@ -74,6 +74,7 @@ TEST_PROGS :=
 TESTS :=
 TEST_SCRIPTS :=
 BENCHES :=
+BENCH_SCRIPTS :=
 FUZZERS :=
 INSTALL_BIN :=
 INSTALL_SBIN :=
@@ -181,7 +182,7 @@ demo: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory build-bench
-	@B=$(B) bench/run-bench $(addprefix $(B)/,$(BENCHES))
+	@B=$(B) bench/run-bench $(addprefix $(B)/,$(BENCHES)) $(BENCH_SCRIPTS)
 
 # fuzz: build every libFuzzer harness with clang and run each for FUZZ_SECS
 # seconds on a copy of its seed corpus.

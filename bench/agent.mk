@@ -5,3 +5,7 @@ bench_agent_SRCS := bench/bench_agent.c
 bench_agent_LIBS := benchagent loadgen agenthttp cert hwidid testlib common
 bench_agent_PKGS := libcurl jansson openssl
 bench_agent_LDLIBS := -lpthread
+
+# What ending a certificate costs (removal, refusal, supersession): a
+# script over tpmlicd, tpmlic-vendor and tpmlic-server.
+BENCH_SCRIPTS += bench/bench_ceiling
