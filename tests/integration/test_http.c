@@ -504,7 +504,9 @@ static void body_limit_not_read(void **state) {
     assert_true(fd >= 0);
     assert_int_equal(write_all(fd, head, strlen(head)), 0);
     memset(chunk, 'x', sizeof(chunk));
-    assert_int_equal(write_all(fd, chunk, sizeof(chunk)), 0);
+    /* The agent may already have answered and closed: EPIPE is fine. */
+    int w = write_all(fd, chunk, sizeof(chunk));
+    assert_true(w == 0 || w == -EPIPE);
     assert_int_equal(raw_read(fd, 5000, &rr), 0);
     assert_int_equal(rr.status, 413);
     assert_true(closed_within(fd, 5000));
