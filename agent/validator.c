@@ -72,7 +72,7 @@ static void online_conf(const struct validator *v, struct online_conf *c) {
     unsigned t = v->cfg.timeout_secs ? v->cfg.timeout_secs : 30;
     c->server = v->cfg.server;
     c->ca_file = v->cfg.server_ca;
-    c->state_dir = v->cfg.state_dir;
+    c->state_fd = v->cfg.state_fd;
     c->timeout_secs = t;
     c->connect_timeout_secs = t < 10 ? t : 10;
     c->vendor_key = v->cfg.vendor_key;
