@@ -159,10 +159,10 @@ static json_t *request_json(const struct online_request *q, const char *computer
 
     hex_encode(q->epoch, STORE_EPOCH_LEN, ep);
     hex_encode(q->next_epoch, STORE_EPOCH_LEN, nep);
-    o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "v", 1, "license",
-                  q->code, "activation", q->jti, "computer_id", computer_id, "nonce", nonce,
-                  "epoch", ep, "counter", (json_int_t)q->counter, "base", (json_int_t)q->base,
-                  "consumed_secs", (json_int_t)q->consumed_secs);
+    o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "v", 1, "license", q->code,
+                  "activation", q->jti, "computer_id", computer_id, "nonce", nonce, "epoch", ep,
+                  "counter", (json_int_t)q->counter, "base", (json_int_t)q->base, "consumed_secs",
+                  (json_int_t)q->consumed_secs);
     if (o && q->tpm_clock &&
         json_object_set_new(o, "tpm_clock", json_integer((json_int_t)q->tpm_clock)) < 0) {
         json_decref(o);
