@@ -1077,7 +1077,7 @@ static void missing_groups_only_root(void **state) {
 /* A caller in a child process that opens up to n connections as uid (with
  * groups), asks GET /v1/status on each and keeps those answered 200. It
  * reports how many it holds, how many were refused with 503 and how many
- * ended otherwise, then holds them until the parent closes release. */
+ * ended otherwise, then holds them until the parent writes to release. */
 struct holder {
     pid_t pid;
     int release;
@@ -1128,8 +1128,8 @@ static void holder_start(struct fixture *f, uid_t uid, const gid_t *groups, int 
         len = snprintf(out, sizeof(out), "%d %d %d\n", held, refused, other);
         if (write_all(rep[1], out, (size_t)len) < 0)
             _exit(3);
-        while (read(rel[0], &c, 1) > 0)
-            ;
+        /* a byte, not the end of the pipe: later children hold its other end too */
+        (void)!read(rel[0], &c, 1);
         _exit(0);
     }
     close(rep[1]);
@@ -1147,6 +1147,7 @@ static void holder_start(struct fixture *f, uid_t uid, const gid_t *groups, int 
 static void holder_end(struct holder *h) {
     int st;
 
+    assert_int_equal(write(h->release, "x", 1), 1);
     close(h->release);
     assert_int_equal(waitpid(h->pid, &st, 0), h->pid);
     assert_true(WIFEXITED(st));
@@ -1246,6 +1247,60 @@ static void reserve_for_root_and_admins(void **state) {
     holder_start(f, NOBODY, svc, 1, N, &h);
     assert_int_equal(h.held, MAX - RESERVED);
     holder_end(&h);
+    wait_all_closed(f);
+}
+
+/* Uids that share a slot of the server's table (uid and uid + 256 do, with
+ * 100 connections), counted apart: each holds its own 2, and when some
+ * close theirs the others' counts stay theirs. */
+static void uids_counted_apart(void **state) {
+    struct fixture *f = *state;
+    const gid_t svc[] = {SERVICE_GID};
+    enum { K = 10, BASE = 20000, STRIDE = 256 };
+    struct holder h[K];
+    struct http_stats st;
+    char msg[512], want[512];
+
+    f->cfg.max_connections = 100;
+    f->cfg.max_per_uid = 2;
+    f->cfg.threads = 2;
+    f->cfg.timeout_secs = 30;
+    restart(f);
+    for (int k = 0; k < K; k++) {
+        holder_start(f, BASE + k * STRIDE, svc, 1, 3, &h[k]);
+        assert_int_equal(h[k].held, 2);
+        assert_int_equal(h[k].refused, 1);
+    }
+    for (int k = 1; k < K; k += 2)
+        holder_end(&h[k]);
+    http_server_stats(f->srv, &st);
+    for (int i = 0; i < 300 && st.connections_open != K; i++) {
+        usleep(10000);
+        http_server_stats(f->srv, &st);
+    }
+    assert_int_equal(st.connections_open, K);
+    for (int k = 0; k < K; k++) {
+        uid_t uid = BASE + k * STRIDE;
+        if (k % 2) {
+            assert_int_equal(as_uid(f, uid, svc, 1, "GET", "/v1/status", NULL, 0), 200);
+            continue;
+        }
+        assert_int_equal(as_uid(f, uid, svc, 1, "GET", "/v1/status", msg, sizeof(msg)), 503);
+        snprintf(want, sizeof(want),
+                 "connection limit reached: uid %u already holds 2 connections, the limit per "
+                 "caller; close some or retry later",
+                 (unsigned)uid);
+        assert_string_equal(msg, want);
+    }
+    for (int k = 0; k < K; k += 2)
+        holder_end(&h[k]);
+    wait_all_closed(f);
+    for (int k = K - 1; k >= 0; k--) {
+        holder_start(f, BASE + k * STRIDE, svc, 1, 3, &h[k]);
+        assert_int_equal(h[k].held, 2);
+    }
+    for (int k = 0; k < K; k++)
+        holder_end(&h[k]);
     wait_all_closed(f);
 }
 
@@ -1487,6 +1542,7 @@ int main(void) {
         T(missing_groups_only_root),
         T(per_uid_limit),
         T(reserve_for_root_and_admins),
+        T(uids_counted_apart),
         T(header_timeout_drops_trickle),
         T(listen_unix_refuses_live_replaces_stale),
         T(listen_unix_mode_group_parents),
