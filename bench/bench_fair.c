@@ -317,8 +317,8 @@ static void settle(struct http_server *s, int n, const char *setup) {
             break;
         prev = st;
     }
-    printf("%-24s hostile uid 65534 asked %d connections: the server holds %u of them, "
-           "refused %llu so far\n",
+    printf("%-24s hostile uid 65534 asked %d connections: %u open (held, and refusals "
+           "closing), %llu refused so far\n",
            setup, n, st.connections_open, (unsigned long long)st.connections_refused);
 }
 
