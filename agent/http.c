@@ -580,11 +580,8 @@ static void refuse_connection(struct http_server *s, struct conn *c, enum admiss
 static void *sweep_main(void *arg) {
     struct http_server *s = arg;
     struct limits *l = &s->lim;
-    unsigned shortest = s->cfg.header_timeout_secs < s->cfg.timeout_secs
-                            ? s->cfg.header_timeout_secs
-                            : s->cfg.timeout_secs;
-    /* a quarter of the shortest timeout, within 0.1 to 1 s */
-    uint64_t period = (uint64_t)shortest * 250000000u;
+    /* a quarter of the header timeout, within 0.1 to 1 s */
+    uint64_t period = (uint64_t)s->cfg.header_timeout_secs * 250000000u;
 
     if (period > 1000000000u)
         period = 1000000000u;
@@ -767,7 +764,10 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
         pthread_cond_broadcast(&s->cond);
         pthread_mutex_unlock(&s->lock);
     }
-    set_deadline(c, s->cfg.timeout_secs); /* for the next request's headers */
+    /* The next request's headers: a connection that stays silent is MHD's
+     * to close (idle); one that starts a request late still gets the
+     * header timeout to finish it. */
+    set_deadline(c, s->cfg.timeout_secs + s->cfg.header_timeout_secs);
     response_clear(&c->resp);
     body_release(c); /* an idle connection holds no big buffer */
     c->route = NULL;

@@ -119,8 +119,8 @@ struct http_server_config {
      * no limit of its own). reserved_connections: of max_connections, those
      * only root and the admin group may take; below max_connections.
      * header_timeout_secs: a request's headers must be in this long after
-     * the connection opened (after the previous answer: timeout_secs), its
-     * body this long after its headers. */
+     * the connection opened (after the previous answer: timeout_secs plus
+     * this, the idle time first), its body this long after its headers. */
     unsigned max_per_uid;
     unsigned reserved_connections;
     unsigned header_timeout_secs;

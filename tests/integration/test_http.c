@@ -1371,6 +1371,31 @@ static void header_timeout_drops_trickle(void **state) {
     http_server_stats(f->srv, &st);
     assert_int_equal(st.connections_too_slow, 2);
     wait_all_closed(f);
+
+    /* Kept alive: silent, the idle timeout closes it (not counted as
+     * slow); a request started late gets the header timeout on top. */
+    f->cfg.timeout_secs = 2;
+    restart(f);
+    fd = raw_connect(f->sock);
+    assert_true(fd >= 0);
+    assert_int_equal(write_all(fd, get, strlen(get)), 0);
+    assert_int_equal(raw_read(fd, 5000, &rr), 0);
+    assert_true(closed_within(fd, 4000));
+    close(fd);
+    http_server_stats(f->srv, &st);
+    assert_int_equal(st.connections_too_slow, 0);
+    fd = raw_connect(f->sock);
+    assert_true(fd >= 0);
+    assert_int_equal(write_all(fd, get, strlen(get)), 0);
+    assert_int_equal(raw_read(fd, 5000, &rr), 0);
+    t = trickle_until_closed(fd, "GET /v1/status HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa", 100,
+                             6.0);
+    fprintf(stderr, "a request trickled after an answer dropped after %.2f s (idle 2 s + 1 s)\n",
+            t);
+    assert_true(t >= 2.7 && t < 4.5);
+    close(fd);
+    http_server_stats(f->srv, &st);
+    assert_int_equal(st.connections_too_slow, 1);
 }
 
 /* ---- sockets ---------------------------------------------------------------------- */
