@@ -55,6 +55,13 @@ static const struct option_def defs[] = {
      "first of the agent's 4 NV indices, TCG owner range (default 0x01a0c000)"},
     {"max_connections", T_UINT, O(max_connections), "N", "API connections at once (default 256)"},
     {"timeout", T_UINT, O(timeout_secs), "SECONDS", "idle API connection timeout (default 30)"},
+    {"max_connections_per_uid", T_UINT, O(max_connections_per_uid), "N",
+     "API connections one uid may hold at once; root: no limit (default 32)"},
+    {"reserved_connections", T_UINT, O(reserved_connections), "N",
+     "of max-connections, those kept for root and the admin group (default 8, at most a "
+     "quarter)"},
+    {"header_timeout", T_UINT, O(header_timeout_secs), "SECONDS",
+     "an API request's headers, then its body, must arrive within this (default 10)"},
     {"threads", T_UINT, O(threads), "N", "API worker threads (default 4)"},
     {"tpm_watch", T_UINT, O(tpm_watch_secs), "SECONDS",
      "how often the TPM's health is checked (default 10)"},
@@ -74,6 +81,9 @@ static void set_defaults(struct agent_config *c) {
     c->nv_base = AGENT_NV_BASE_DEFAULT;
     c->max_connections = 256;
     c->timeout_secs = 30;
+    c->max_connections_per_uid = 32;
+    c->reserved_connections = 0; /* a quarter of max_connections, at most 8 (http.c) */
+    c->header_timeout_secs = 10;
     c->threads = 4;
     c->tpm_watch_secs = 10;
     c->server_timeout_secs = 30;
@@ -350,6 +360,13 @@ int agent_config_parse(int argc, char **argv, struct agent_config *cfg, struct a
                     *p = '-';
             return r;
         }
+    }
+    if (cfg->reserved_connections && cfg->reserved_connections >= cfg->max_connections) {
+        snprintf(err, errlen,
+                 "reserved_connections (%u) must be below max_connections (%u): the rest is for "
+                 "callers other than root and the admin group",
+                 cfg->reserved_connections, cfg->max_connections);
+        return -EINVAL;
     }
     if (!cfg->tcti[0]) {
         snprintf(err, errlen, "tcti: an explicit TCTI string is required");

@@ -36,6 +36,9 @@ struct agent_config {
     uint32_t nv_base;
     unsigned max_connections;
     unsigned timeout_secs;
+    unsigned max_connections_per_uid;
+    unsigned reserved_connections; /* 0: the API server's default */
+    unsigned header_timeout_secs;
     unsigned threads;
     unsigned tpm_watch_secs;
     unsigned server_timeout_secs;

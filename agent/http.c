@@ -6,7 +6,13 @@
  * call than the first one, because MHD closes the connection after a
  * response queued "early"; that is exactly what 413 and refusals of a
  * request with a body want (the body is never read), and what nothing else
- * wants (keep-alive). */
+ * wants (keep-alive).
+ *
+ * Fair limits live in one place, "limits" below: a table of connections per
+ * uid and the list of live connections, under one lock taken when a
+ * connection opens or closes and by the sweep thread that enforces the
+ * header timeout, never per request (a request only stores its deadline,
+ * an atomic). */
 #include "agent/http.h"
 
 #include <errno.h>
@@ -22,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -37,6 +44,27 @@
 
 enum job_state { JOB_NONE, JOB_RUNNING, JOB_DONE };
 
+struct uid_count {
+    uid_t uid;
+    unsigned count; /* 0: the slot is free */
+};
+
+struct conn;
+
+/* Who holds which connections. Open addressing with linear probing: never
+ * more uids than connections, and nslots >= 2 * max_connections. */
+struct limits {
+    pthread_mutex_t lock; /* guards all below */
+    pthread_cond_t cond;  /* wakes the sweep thread to stop */
+    struct uid_count *slots;
+    size_t nslots; /* a power of two */
+    unsigned admitted;
+    struct conn *live; /* the admitted connections, for the sweep */
+    bool stop;
+    pthread_t sweeper;
+    bool sweeper_started;
+};
+
 struct http_server {
     struct MHD_Daemon *daemon;
     struct http_server_config cfg; /* defaults filled in */
@@ -46,7 +74,10 @@ struct http_server {
     atomic_uint_fast64_t responses_4xx;
     atomic_uint_fast64_t responses_5xx;
     atomic_uint_fast64_t connections_total;
+    atomic_uint_fast64_t connections_refused;
+    atomic_uint_fast64_t connections_too_slow;
     atomic_uint connections_open;
+    struct limits lim;
 
     pthread_mutex_t lock; /* guards the three below */
     pthread_cond_t cond;
@@ -59,6 +90,10 @@ struct conn {
     struct http_server *server;
     struct MHD_Connection *mhd;
     struct http_peer peer;
+    int fd;
+    bool admitted;                /* counted in the limits (and in their list) */
+    struct conn *prev, *next;     /* in limits.live */
+    _Atomic uint64_t deadline_ns; /* CLOCK_MONOTONIC; 0: none (a handler runs, an answer goes) */
 
     /* The request in progress; reset when the next one starts. */
     const struct http_route *route;
@@ -392,6 +427,235 @@ static int build_allow(struct http_server *s) {
     return 0;
 }
 
+/* ---- limits ------------------------------------------------------------------ */
+
+static uint64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void set_deadline(struct conn *c, unsigned secs) {
+    atomic_store_explicit(&c->deadline_ns, secs ? mono_ns() + (uint64_t)secs * 1000000000u : 0,
+                          memory_order_relaxed);
+}
+
+/* May use the reserved connections. */
+static bool privileged(const struct http_server *s, const struct http_peer *p) {
+    return p->known &&
+           (p->uid == 0 || (s->cfg.have_admin_gid && http_peer_in_group(p, s->cfg.admin_gid)));
+}
+
+static size_t uid_hash(const struct limits *l, uid_t uid) {
+    return ((size_t)uid * 0x9e3779b1u) & (l->nslots - 1);
+}
+
+/* The slot of uid, or the free slot where it goes. Under lim.lock. */
+static struct uid_count *uid_slot(struct limits *l, uid_t uid) {
+    size_t i = uid_hash(l, uid);
+
+    while (l->slots[i].count && l->slots[i].uid != uid)
+        i = (i + 1) & (l->nslots - 1);
+    return &l->slots[i];
+}
+
+/* Frees slot i, moving back the entries of its probe run that belong
+ * before it (no tombstones). Under lim.lock. */
+static void uid_slot_free(struct limits *l, size_t i) {
+    size_t mask = l->nslots - 1, j = i;
+
+    for (;;) {
+        size_t k;
+        j = (j + 1) & mask;
+        if (!l->slots[j].count)
+            break;
+        k = uid_hash(l, l->slots[j].uid);
+        /* j's entry may move to i when its home k is not in (i, j], cyclically */
+        if (i <= j ? (k <= i || k > j) : (k <= i && k > j)) {
+            l->slots[i] = l->slots[j];
+            i = j;
+        }
+    }
+    l->slots[i].count = 0;
+}
+
+enum admission { ADMITTED, OVER_UID_LIMIT, OVER_SHARED_LIMIT };
+
+/* Counts c in, or says which limit it is over (and *ret_held, what its
+ * uid holds). Connections whose credentials are unknown count as one
+ * ordinary caller, uid -1. */
+static enum admission admit(struct http_server *s, struct conn *c, unsigned *ret_held) {
+    struct limits *l = &s->lim;
+    bool priv = privileged(s, &c->peer);
+    unsigned shared = s->cfg.max_connections - s->cfg.reserved_connections;
+    enum admission a = ADMITTED;
+    struct uid_count *u;
+
+    pthread_mutex_lock(&l->lock);
+    u = uid_slot(l, c->peer.uid);
+    *ret_held = u->count;
+    if (c->peer.uid != 0 && u->count >= s->cfg.max_per_uid)
+        a = OVER_UID_LIMIT;
+    else if (!priv && l->admitted >= shared)
+        a = OVER_SHARED_LIMIT;
+    if (a == ADMITTED) {
+        if (!u->count)
+            u->uid = c->peer.uid;
+        u->count++;
+        l->admitted++;
+        c->admitted = true;
+        c->next = l->live;
+        if (l->live)
+            l->live->prev = c;
+        l->live = c;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return a;
+}
+
+/* Counts c out: on every close, whatever ended it (NOTIFY_CLOSED). */
+static void release(struct http_server *s, struct conn *c) {
+    struct limits *l = &s->lim;
+    struct uid_count *u;
+
+    if (!c->admitted)
+        return;
+    pthread_mutex_lock(&l->lock);
+    u = uid_slot(l, c->peer.uid);
+    if (u->count && --u->count == 0)
+        uid_slot_free(l, (size_t)(u - l->slots));
+    l->admitted--;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->live = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    c->admitted = false;
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* Answers 503 on a connection just accepted, before anything is read, and
+ * shuts it down: MHD then sees the end of the stream and closes it. A fresh
+ * socket's buffer takes the answer whole; if not, the close is the answer. */
+static void refuse_connection(struct http_server *s, struct conn *c, enum admission a,
+                              unsigned held) {
+    struct http_response r = {0};
+    _cleanup_free_ char *body = NULL;
+    char buf[1024];
+    int n;
+
+    if (a == OVER_UID_LIMIT)
+        http_respond_error(&r, 503,
+                           "connection limit reached: uid %u already holds %u connections, the "
+                           "limit per caller; close some or retry later",
+                           (unsigned)c->peer.uid, held);
+    else
+        http_respond_error(&r, 503,
+                           "connection limit reached: the %u connections open to callers other "
+                           "than root and group %s are all taken; retry later",
+                           s->cfg.max_connections - s->cfg.reserved_connections,
+                           s->cfg.admin_group);
+    body = r.json ? json_dumps(r.json, JSON_COMPACT) : NULL;
+    response_clear(&r);
+    atomic_fetch_add_explicit(&s->connections_refused, 1, memory_order_relaxed);
+    count_response(s, 503);
+    if (body) {
+        n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: " JSON_TYPE
+                     "\r\nContent-Length: %zu\r\nConnection: close\r\nRetry-After: 1\r\n\r\n%s",
+                     strlen(body), body);
+        if (n > 0 && (size_t)n < sizeof(buf))
+            (void)!send(c->fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    shutdown(c->fd, SHUT_RDWR);
+}
+
+/* The header timeout: closes (shuts down) every admitted connection past
+ * its deadline. MHD's own timeout is for idleness, which a client that
+ * trickles a byte now and then never is. The list is under the lock that
+ * NOTIFY_CLOSED takes before MHD closes a socket, so every fd seen here is
+ * still that connection's. */
+static void *sweep_main(void *arg) {
+    struct http_server *s = arg;
+    struct limits *l = &s->lim;
+    /* a quarter of the header timeout, within 0.1 to 1 s */
+    uint64_t period = (uint64_t)s->cfg.header_timeout_secs * 250000000u;
+
+    if (period > 1000000000u)
+        period = 1000000000u;
+    if (period < 100000000u)
+        period = 100000000u;
+    pthread_mutex_lock(&l->lock);
+    while (!l->stop) {
+        struct timespec ts;
+        uint64_t now, t;
+
+        t = mono_ns() + period;
+        ts.tv_sec = (time_t)(t / 1000000000u);
+        ts.tv_nsec = (long)(t % 1000000000u);
+        pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+        if (l->stop)
+            break;
+        now = mono_ns();
+        for (struct conn *c = l->live; c; c = c->next) {
+            uint64_t d = atomic_load_explicit(&c->deadline_ns, memory_order_relaxed);
+            if (!d || d > now)
+                continue;
+            atomic_store_explicit(&c->deadline_ns, 0, memory_order_relaxed);
+            shutdown(c->fd, SHUT_RDWR);
+            atomic_fetch_add_explicit(&s->connections_too_slow, 1, memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&l->lock);
+    return NULL;
+}
+
+static void limits_init(struct limits *l) {
+    pthread_condattr_t ca;
+
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cond, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+static int limits_alloc(struct http_server *s) {
+    struct limits *l = &s->lim;
+    size_t n = 4;
+
+    while (n < 2 * (size_t)s->cfg.max_connections + 1)
+        n *= 2;
+    l->slots = calloc(n, sizeof(*l->slots));
+    if (!l->slots)
+        return -ENOMEM;
+    l->nslots = n;
+    return 0;
+}
+
+static int limits_start(struct http_server *s) {
+    int r = pthread_create(&s->lim.sweeper, NULL, sweep_main, s);
+    if (r != 0)
+        return -r;
+    s->lim.sweeper_started = true;
+    return 0;
+}
+
+static void limits_stop(struct http_server *s) {
+    struct limits *l = &s->lim;
+
+    if (!l->sweeper_started)
+        return;
+    pthread_mutex_lock(&l->lock);
+    l->stop = true;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+    pthread_join(l->sweeper, NULL);
+    l->sweeper_started = false;
+}
+
 /* ---- connections ----------------------------------------------------------- */
 
 static void body_release(struct conn *c) {
@@ -436,6 +700,7 @@ static struct conn *conn_new(struct http_server *s, struct MHD_Connection *mc) {
         return NULL;
     c->server = s;
     c->mhd = mc;
+    c->fd = fd;
     if (ngroups)
         memcpy(c->groups, groups, ngroups * sizeof(gid_t));
     c->peer = (struct http_peer){
@@ -463,10 +728,22 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
     struct http_server *s = cls;
 
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn *c;
+        unsigned held;
+        enum admission a;
+
         atomic_fetch_add_explicit(&s->connections_open, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&s->connections_total, 1, memory_order_relaxed);
-        *socket_context = conn_new(s, mc);
+        *socket_context = c = conn_new(s, mc);
+        if (!c)
+            return;
+        set_deadline(c, s->cfg.header_timeout_secs);
+        a = admit(s, c, &held);
+        if (a != ADMITTED)
+            refuse_connection(s, c, a, held);
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (*socket_context)
+            release(s, *socket_context);
         conn_free(*socket_context);
         *socket_context = NULL;
         atomic_fetch_sub_explicit(&s->connections_open, 1, memory_order_relaxed);
@@ -487,6 +764,10 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
         pthread_cond_broadcast(&s->cond);
         pthread_mutex_unlock(&s->lock);
     }
+    /* The next request's headers: a connection that stays silent is MHD's
+     * to close (idle); one that starts a request late still gets the
+     * header timeout to finish it. */
+    set_deadline(c, s->cfg.timeout_secs + s->cfg.header_timeout_secs);
     response_clear(&c->resp);
     body_release(c); /* an idle connection holds no big buffer */
     c->route = NULL;
@@ -607,6 +888,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             *req_cls = &no_conn_marker;
             return queue_static_500(s, mc, "{\"error\":\"out of memory\",\"code\":500}");
         }
+        if (!c->admitted)
+            return MHD_NO; /* refused when it opened; read from what was buffered */
+        set_deadline(c, s->cfg.header_timeout_secs); /* for the body */
         *req_cls = c;
         response_clear(&c->resp);
         body_release(c);
@@ -666,6 +950,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     }
 
     /* Last call: the whole request is in. */
+    set_deadline(c, 0);
     if (c->refused || c->job == JOB_DONE)
         return queue(s, mc, &c->resp, c->close_after);
     if (c->job == JOB_RUNNING)
@@ -709,6 +994,9 @@ static void server_free(struct http_server *s) {
         for (size_t i = 0; i < s->cfg.nroutes; i++)
             free(s->allow[i]);
     free(s->allow);
+    free(s->lim.slots);
+    pthread_cond_destroy(&s->lim.cond);
+    pthread_mutex_destroy(&s->lim.lock);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
     free(s);
@@ -729,6 +1017,7 @@ int http_server_start(const struct http_server_config *cfg, struct http_server *
         return -ENOMEM;
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->cond, NULL);
+    limits_init(&s->lim);
     s->cfg = *cfg;
 #define DEFAULT(f, v)                                                                              \
     if (!s->cfg.f)                                                                                 \
@@ -739,14 +1028,22 @@ int http_server_start(const struct http_server_config *cfg, struct http_server *
     DEFAULT(threads, HTTP_DEFAULT_THREADS);
     DEFAULT(conn_memory, HTTP_DEFAULT_CONN_MEMORY);
     DEFAULT(max_blocking, HTTP_DEFAULT_MAX_BLOCKING);
+    DEFAULT(max_per_uid, HTTP_DEFAULT_MAX_PER_UID);
+    DEFAULT(header_timeout_secs, HTTP_DEFAULT_HEADER_TIMEOUT);
+    DEFAULT(reserved_connections, s->cfg.max_connections / 4 < HTTP_DEFAULT_RESERVED
+                                      ? s->cfg.max_connections / 4
+                                      : HTTP_DEFAULT_RESERVED);
     DEFAULT(service_group, "tpmlic");
     DEFAULT(admin_group, "tpmlic-admin");
 #undef DEFAULT
-    if (s->cfg.max_connections < s->cfg.threads) {
+    if (s->cfg.max_connections < s->cfg.threads ||
+        s->cfg.reserved_connections >= s->cfg.max_connections) {
         server_free(s);
         return -EINVAL;
     }
     r = build_allow(s);
+    if (r == 0)
+        r = limits_alloc(s);
     if (r < 0) {
         server_free(s);
         return r;
@@ -776,6 +1073,11 @@ int http_server_start(const struct http_server_config *cfg, struct http_server *
         server_free(s);
         return -EIO;
     }
+    r = limits_start(s);
+    if (r < 0) {
+        http_server_stop(s);
+        return r;
+    }
     *ret = s;
     return 0;
 }
@@ -785,6 +1087,7 @@ void http_server_stop(struct http_server *s) {
 
     if (!s)
         return;
+    limits_stop(s);
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
     while (s->blocking_running > 0)
@@ -807,6 +1110,9 @@ void http_server_stats(const struct http_server *s, struct http_stats *ret) {
         .responses_4xx = atomic_load_explicit(&m->responses_4xx, memory_order_relaxed),
         .responses_5xx = atomic_load_explicit(&m->responses_5xx, memory_order_relaxed),
         .connections_total = atomic_load_explicit(&m->connections_total, memory_order_relaxed),
+        .connections_refused = atomic_load_explicit(&m->connections_refused, memory_order_relaxed),
+        .connections_too_slow =
+            atomic_load_explicit(&m->connections_too_slow, memory_order_relaxed),
         .connections_open = atomic_load_explicit(&m->connections_open, memory_order_relaxed),
     };
 }

@@ -13,6 +13,15 @@
  * must return in microseconds: while one runs, the other connections of its
  * worker thread wait.
  *
+ * Fair limits: when a connection opens, its uid is counted in one table.
+ * A caller (uid) holding max_per_uid connections, or an ordinary caller
+ * when all but the reserved_connections are open, is answered 503 at once,
+ * before its request is read, and closed. Root is not limited per uid, and
+ * root and the admin group may use the reserved connections: one caller
+ * cannot keep the others, or the operator, out. A request whose headers
+ * (then whose body) do not arrive within header_timeout_secs is dropped,
+ * however slowly it trickles in.
+ *
  * The library does not log. Its libmicrohttpd calls stay in http.c. */
 #pragma once
 
@@ -29,6 +38,9 @@
 #define HTTP_DEFAULT_THREADS         2u
 #define HTTP_DEFAULT_CONN_MEMORY     (32u * 1024u)
 #define HTTP_DEFAULT_MAX_BLOCKING    16u
+#define HTTP_DEFAULT_MAX_PER_UID     32u
+#define HTTP_DEFAULT_RESERVED        8u /* or a quarter of max_connections, when less */
+#define HTTP_DEFAULT_HEADER_TIMEOUT  10u
 
 enum http_perm {
     HTTP_PERM_SERVICE, /* root, the service group, or the admin group */
@@ -103,6 +115,15 @@ struct http_server_config {
     size_t conn_memory;        /* per connection, for the request line, headers, buffers */
     unsigned max_blocking;     /* HTTP_ROUTE_BLOCKING handlers at once; more get 503 */
     bool no_turbo;             /* do not use MHD_USE_TURBO (bench comparisons) */
+    /* Fair limits. max_per_uid: connections one uid may hold at once (root:
+     * no limit of its own). reserved_connections: of max_connections, those
+     * only root and the admin group may take; below max_connections.
+     * header_timeout_secs: a request's headers must be in this long after
+     * the connection opened (after the previous answer: timeout_secs plus
+     * this, the idle time first), its body this long after its headers. */
+    unsigned max_per_uid;
+    unsigned reserved_connections;
+    unsigned header_timeout_secs;
 };
 
 struct http_server;
@@ -110,7 +131,8 @@ struct http_server;
 /* Starts serving on a duplicate of cfg->listen_fd: the caller keeps its fd
  * and closes it when it likes (the socket keeps listening while either is
  * open). Returns 0, -EINVAL for a bad config (duplicate route, no routes, a
- * limit below threads), -ENOMEM, or -EIO when libmicrohttpd refused. */
+ * limit below threads, a reserve not below the limit), -ENOMEM, or -EIO
+ * when libmicrohttpd refused. */
 int http_server_start(const struct http_server_config *cfg, struct http_server **ret);
 
 /* Waits for running BLOCKING handlers, closes every connection, joins the
@@ -122,6 +144,8 @@ struct http_stats {
     uint64_t responses_4xx; /* among them */
     uint64_t responses_5xx;
     uint64_t connections_total;
+    uint64_t connections_refused;  /* over the per-uid or the ordinary callers' limit: 503 */
+    uint64_t connections_too_slow; /* closed by the header timeout */
     unsigned connections_open;
 };
 

@@ -164,6 +164,12 @@ char *render_metrics(const struct snapshot *s, const struct tpmio_health *tpm,
          (long long)c->http_requests},
         {"tpmlic_http_connections_open", "gauge", "API connections open now.", NULL,
          (long long)c->http_connections_open},
+        {"tpmlic_http_connections_refused_total", "counter",
+         "API connections refused (503) by the per-uid or the ordinary callers' limit.", NULL,
+         (long long)c->http_connections_refused},
+        {"tpmlic_http_connections_too_slow_total", "counter",
+         "API connections closed because a request did not arrive within the header timeout.", NULL,
+         (long long)c->http_connections_too_slow},
     };
 
     f = open_memstream(&text, &len);

@@ -24,6 +24,7 @@ json_t *render_license(const struct snapshot *s, const struct validator_status *
 struct render_counters {
     uint64_t checks_allowed, checks_denied;
     uint64_t http_requests;
+    uint64_t http_connections_refused, http_connections_too_slow;
     unsigned http_connections_open;
 };
 

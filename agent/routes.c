@@ -130,6 +130,8 @@ static void get_metrics(void *ud, const struct http_request *req, struct http_re
         http_server_stats(x->http, &hs);
     c.http_requests = hs.requests;
     c.http_connections_open = hs.connections_open;
+    c.http_connections_refused = hs.connections_refused;
+    c.http_connections_too_slow = hs.connections_too_slow;
     text = render_metrics(s, &h, &v, &c, agent_now());
     if (!text)
         return http_respond_error(resp, 500, "out of memory");

@@ -340,6 +340,9 @@ static int start(struct daemon *d, char *err, size_t errlen) {
     hc.max_connections = cfg->max_connections;
     hc.timeout_secs = cfg->timeout_secs;
     hc.threads = cfg->threads;
+    hc.max_per_uid = cfg->max_connections_per_uid;
+    hc.reserved_connections = cfg->reserved_connections;
+    hc.header_timeout_secs = cfg->header_timeout_secs;
     /* changes run aside (they may wait on the TPM); as many may wait for
      * their turn as there can be connections, rather than get 503 */
     hc.max_blocking = cfg->max_connections;

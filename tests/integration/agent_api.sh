@@ -48,6 +48,67 @@ test_permissions_by_group() {
     assert_eq 200 "$(status)"
 }
 
+# The settings of the fair limits reach the socket: one uid past its
+# connections is answered 503 at once, root is not; a request trickled in
+# is dropped after the header timeout; /metrics counts both.
+test_fair_limits() {
+    vendor_keys
+    start_agent a "$(new_tpm a.tpm)" --max-connections-per-uid 2 --header-timeout 1
+    chmod 755 "$T"
+    # the system python3: a per-user one (pyenv) may not be reachable by uid 65534
+    out=$(setpriv --reuid 65534 --regid 65534 --groups 4242 /usr/bin/python3 - "$T/a.sock" <<'EOF'
+import socket, sys
+held, codes = [], []
+for _ in range(3):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    s.settimeout(5)
+    try:
+        s.sendall(b"GET /v1/status HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    except OSError:
+        pass  # refused when it opened: the answer is there all the same
+    d = b""
+    try:
+        while b"\r\n\r\n" not in d:
+            c = s.recv(4096)
+            if not c:
+                break
+            d += c
+    except OSError:
+        pass
+    codes.append(d.split(b" ")[1].decode() if d else "none")
+    held.append(s)
+print(" ".join(codes))
+EOF
+)
+    assert_eq "200 200 503" "$out" "a third connection of one uid"
+    api a GET /v1/status >/dev/null
+    assert_eq 200 "$(status)" "root"
+    t=$(python3 - "$T/a.sock" <<'EOF'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"GET /v1/status HTTP/1.1\r\nX-Slow: ")
+s.settimeout(0.1)
+t0 = time.time()
+while time.time() - t0 < 5:
+    try:
+        s.send(b"a")
+        if s.recv(1) == b"":
+            break
+    except socket.timeout:
+        continue
+    except OSError:
+        break
+print("%.0f" % (time.time() - t0))
+EOF
+)
+    case $t in 1 | 2) ;; *) fail "a trickled request was dropped after $t s, not after the 1 s header timeout" ;; esac
+    m=$(api a GET /metrics)
+    assert_contains "$m" "tpmlic_http_connections_refused_total 1"
+    assert_contains "$m" "tpmlic_http_connections_too_slow_total 1"
+}
+
 test_default_socket_mode_keeps_others_out() {
     vendor_keys
     tcti=$(new_tpm a.tpm)

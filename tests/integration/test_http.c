@@ -913,11 +913,11 @@ static void connection_limit(void **state) {
 
 /* ---- who may call what --------------------------------------------------------- */
 
-/* In a child: become uid 65534 with primary gid and groups, then ask path.
+/* In a child: become uid with primary gid and groups, then ask path.
  * Returns the status (and the message in msg). Only syscalls after fork. */
-static int as_user_tail(struct fixture *f, gid_t gid, const gid_t *groups, int ngroups,
-                        const char *method, const char *path, const char *tail, char *msg,
-                        size_t msglen) {
+static int as_uid_tail(struct fixture *f, uid_t uid, gid_t gid, const gid_t *groups, int ngroups,
+                       const char *method, const char *path, const char *tail, char *msg,
+                       size_t msglen) {
     int p[2], st;
     pid_t pid;
     char out[1024] = "";
@@ -934,14 +934,17 @@ static int as_user_tail(struct fixture *f, gid_t gid, const gid_t *groups, int n
         int fd, len;
         close(p[0]);
         if (setgroups((size_t)ngroups, groups) < 0 || setresgid(gid, gid, gid) < 0 ||
-            setresuid(NOBODY, NOBODY, NOBODY) < 0 || geteuid() != NOBODY)
+            setresuid(uid, uid, uid) < 0 || geteuid() != uid)
             _exit(2);
         fd = raw_connect(f->sock);
         if (fd < 0)
             _exit(3);
         len =
             snprintf(rq, sizeof(rq), "%s %s HTTP/1.1\r\nHost: localhost\r\n%s", method, path, tail);
-        if (write_all(fd, rq, (size_t)len) < 0 || raw_read(fd, 5000, &rr) < 0)
+        /* A connection refused when it opened may be closed before the
+         * request is out: its answer is read all the same. */
+        (void)write_all(fd, rq, (size_t)len);
+        if (raw_read(fd, 5000, &rr) < 0)
             _exit(4);
         len = snprintf(out, sizeof(out), "%d %.*s", rr.status, (int)rr.body_len, rr.body);
         if (write_all(p[1], out, (size_t)len) < 0)
@@ -968,9 +971,20 @@ static int as_user_tail(struct fixture *f, gid_t gid, const gid_t *groups, int n
     return atoi(out);
 }
 
+static int as_user_tail(struct fixture *f, gid_t gid, const gid_t *groups, int ngroups,
+                        const char *method, const char *path, const char *tail, char *msg,
+                        size_t msglen) {
+    return as_uid_tail(f, NOBODY, gid, groups, ngroups, method, path, tail, msg, msglen);
+}
+
 static int as_user(struct fixture *f, gid_t gid, const gid_t *groups, int ngroups,
                    const char *method, const char *path, char *msg, size_t msglen) {
     return as_user_tail(f, gid, groups, ngroups, method, path, "\r\n", msg, msglen);
+}
+
+static int as_uid(struct fixture *f, uid_t uid, const gid_t *groups, int ngroups,
+                  const char *method, const char *path, char *msg, size_t msglen) {
+    return as_uid_tail(f, uid, uid, groups, ngroups, method, path, "\r\n", msg, msglen);
 }
 
 static void permissions_by_group(void **state) {
@@ -1056,6 +1070,332 @@ static void missing_groups_only_root(void **state) {
                              "tpmlic-admin do not exist)");
     req(f->sock, "GET", "/v1/status", NULL, &r);
     assert_int_equal(r.status, 200);
+}
+
+/* ---- fair limits ------------------------------------------------------------------ */
+
+/* A caller in a child process that opens up to n connections as uid (with
+ * groups), asks GET /v1/status on each and keeps those answered 200. It
+ * reports how many it holds, how many were refused with 503 and how many
+ * ended otherwise, then holds them until the parent writes to release. */
+struct holder {
+    pid_t pid;
+    int release;
+    int held, refused, other;
+};
+
+static void holder_start(struct fixture *f, uid_t uid, const gid_t *groups, int ngroups, int n,
+                         struct holder *h) {
+    const char *get = "GET /v1/status HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    int rep[2], rel[2];
+    char out[128] = "";
+    ssize_t got = 0, k;
+
+    if (geteuid() != 0)
+        fail_msg("this test must run as root (CI does): it switches to uid %u", (unsigned)uid);
+    assert_int_equal(pipe(rep), 0);
+    assert_int_equal(pipe(rel), 0);
+    h->pid = fork();
+    assert_true(h->pid >= 0);
+    if (h->pid == 0) {
+        struct raw_reply rr;
+        int held = 0, refused = 0, other = 0, len;
+        char c;
+
+        close(rep[0]);
+        close(rel[1]);
+        if (setgroups((size_t)ngroups, groups) < 0 || setresgid(uid, uid, uid) < 0 ||
+            setresuid(uid, uid, uid) < 0 || geteuid() != uid)
+            _exit(2);
+        for (int i = 0; i < n; i++) {
+            int fd = raw_connect(f->sock);
+            if (fd < 0) {
+                other++;
+                continue;
+            }
+            (void)write_all(fd, get, strlen(get));
+            if (raw_read(fd, 5000, &rr) == 0 && rr.status == 200) {
+                held++;
+                continue; /* kept open */
+            }
+            if (rr.status == 503 && strstr(rr.data, "connection limit reached") &&
+                strstr(rr.data, "Connection: close"))
+                refused++;
+            else
+                other++;
+            close(fd);
+        }
+        len = snprintf(out, sizeof(out), "%d %d %d\n", held, refused, other);
+        if (write_all(rep[1], out, (size_t)len) < 0)
+            _exit(3);
+        /* a byte, not the end of the pipe: later children hold its other end too */
+        (void)!read(rel[0], &c, 1);
+        _exit(0);
+    }
+    close(rep[1]);
+    close(rel[0]);
+    h->release = rel[1];
+    while (got < (ssize_t)sizeof(out) - 1 && (k = read(rep[0], out + got, 1)) > 0)
+        if (out[got++] == '\n')
+            break;
+    close(rep[0]);
+    assert_int_equal(sscanf(out, "%d %d %d", &h->held, &h->refused, &h->other), 3);
+    fprintf(stderr, "uid %u asked %d connections: %d held, %d refused (503), %d otherwise\n",
+            (unsigned)uid, n, h->held, h->refused, h->other);
+}
+
+static void holder_end(struct holder *h) {
+    int st;
+
+    assert_int_equal(write(h->release, "x", 1), 1);
+    close(h->release);
+    assert_int_equal(waitpid(h->pid, &st, 0), h->pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* Every connection the server counted is counted down again. */
+static void wait_all_closed(struct fixture *f) {
+    struct http_stats st;
+
+    http_server_stats(f->srv, &st);
+    for (int i = 0; i < 300 && st.connections_open; i++) {
+        usleep(10000);
+        http_server_stats(f->srv, &st);
+    }
+    assert_int_equal(st.connections_open, 0);
+}
+
+/* One uid asking for 300 connections gets its 16; the others are answered
+ * 503 at once and closed. Another uid and root are answered meanwhile, and
+ * once the first closes its connections it gets its 16 again. */
+static void per_uid_limit(void **state) {
+    struct fixture *f = *state;
+    const gid_t svc[] = {SERVICE_GID};
+    enum { PER_UID = 16, N = 300 };
+    struct holder h;
+    struct http_stats st;
+    struct reply r;
+    char msg[512];
+    double t0;
+
+    f->cfg.max_per_uid = PER_UID;
+    f->cfg.timeout_secs = 30; /* nothing frees a slot by itself */
+    restart(f);
+    holder_start(f, NOBODY, svc, 1, N, &h);
+    assert_int_equal(h.held, PER_UID);
+    assert_int_equal(h.refused, N - PER_UID);
+    assert_int_equal(h.other, 0);
+
+    assert_int_equal(as_uid(f, NOBODY, svc, 1, "GET", "/v1/status", msg, sizeof(msg)), 503);
+    assert_string_equal(msg, "connection limit reached: uid 65534 already holds 16 connections, "
+                             "the limit per caller; close some or retry later");
+    assert_int_equal(as_uid(f, NOBODY - 1, svc, 1, "GET", "/v1/status", NULL, 0), 200);
+    t0 = now_s();
+    req(f->sock, "GET", "/v1/status", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(now_s() - t0 < 1.0);
+    http_server_stats(f->srv, &st);
+    assert_int_equal(st.connections_refused, N - PER_UID + 1);
+    holder_end(&h);
+    wait_all_closed(f);
+
+    /* The second wave: counted down on close, so counted up again. */
+    holder_start(f, NOBODY, svc, 1, 2 * PER_UID, &h);
+    assert_int_equal(h.held, PER_UID);
+    assert_int_equal(h.refused, PER_UID);
+    holder_end(&h);
+    wait_all_closed(f);
+}
+
+/* A caller that may hold everything ordinary callers may (all but the
+ * reserve) shuts out other ordinary callers, never root or the admin group,
+ * and none of them waits for it. */
+static void reserve_for_root_and_admins(void **state) {
+    struct fixture *f = *state;
+    const gid_t svc[] = {SERVICE_GID}, adm[] = {ADMIN_GID};
+    enum { MAX = 40, RESERVED = 8, N = 100 };
+    struct holder h;
+    struct reply r;
+    char msg[512];
+    double t0;
+
+    f->cfg.max_connections = MAX;
+    f->cfg.reserved_connections = RESERVED;
+    f->cfg.max_per_uid = N;
+    f->cfg.threads = 2;
+    f->cfg.timeout_secs = 30;
+    restart(f);
+    holder_start(f, NOBODY, svc, 1, N, &h);
+    assert_int_equal(h.held, MAX - RESERVED);
+    assert_int_equal(h.refused, N - (MAX - RESERVED));
+
+    t0 = now_s();
+    assert_int_equal(as_uid(f, NOBODY - 1, svc, 1, "GET", "/v1/status", msg, sizeof(msg)), 503);
+    assert_string_equal(msg, "connection limit reached: the 32 connections open to callers other "
+                             "than root and group tpmlic-admin are all taken; retry later");
+    assert_int_equal(as_uid(f, NOBODY - 2, adm, 1, "GET", "/v1/management/license", NULL, 0), 200);
+    for (int i = 0; i < 5; i++) {
+        req(f->sock, "GET", "/v1/status", NULL, &r);
+        assert_int_equal(r.status, 200);
+    }
+    assert_true(now_s() - t0 < 2.0);
+    holder_end(&h);
+    wait_all_closed(f);
+    assert_int_equal(as_uid(f, NOBODY - 1, svc, 1, "GET", "/v1/status", NULL, 0), 200);
+
+    holder_start(f, NOBODY, svc, 1, N, &h);
+    assert_int_equal(h.held, MAX - RESERVED);
+    holder_end(&h);
+    wait_all_closed(f);
+}
+
+/* Uids that share a slot of the server's table (uid and uid + 256 do, with
+ * 100 connections), counted apart: each holds its own 2, and when some
+ * close theirs the others' counts stay theirs. */
+static void uids_counted_apart(void **state) {
+    struct fixture *f = *state;
+    const gid_t svc[] = {SERVICE_GID};
+    enum { K = 10, BASE = 20000, STRIDE = 256 };
+    struct holder h[K];
+    struct http_stats st;
+    char msg[512], want[512];
+
+    f->cfg.max_connections = 100;
+    f->cfg.max_per_uid = 2;
+    f->cfg.threads = 2;
+    f->cfg.timeout_secs = 30;
+    restart(f);
+    for (int k = 0; k < K; k++) {
+        holder_start(f, BASE + k * STRIDE, svc, 1, 3, &h[k]);
+        assert_int_equal(h[k].held, 2);
+        assert_int_equal(h[k].refused, 1);
+    }
+    for (int k = 1; k < K; k += 2)
+        holder_end(&h[k]);
+    http_server_stats(f->srv, &st);
+    for (int i = 0; i < 300 && st.connections_open != K; i++) {
+        usleep(10000);
+        http_server_stats(f->srv, &st);
+    }
+    assert_int_equal(st.connections_open, K);
+    for (int k = 0; k < K; k++) {
+        uid_t uid = BASE + k * STRIDE;
+        if (k % 2) {
+            assert_int_equal(as_uid(f, uid, svc, 1, "GET", "/v1/status", NULL, 0), 200);
+            continue;
+        }
+        assert_int_equal(as_uid(f, uid, svc, 1, "GET", "/v1/status", msg, sizeof(msg)), 503);
+        snprintf(want, sizeof(want),
+                 "connection limit reached: uid %u already holds 2 connections, the limit per "
+                 "caller; close some or retry later",
+                 (unsigned)uid);
+        assert_string_equal(msg, want);
+    }
+    for (int k = 0; k < K; k += 2)
+        holder_end(&h[k]);
+    wait_all_closed(f);
+    for (int k = K - 1; k >= 0; k--) {
+        holder_start(f, BASE + k * STRIDE, svc, 1, 3, &h[k]);
+        assert_int_equal(h[k].held, 2);
+    }
+    for (int k = 0; k < K; k++)
+        holder_end(&h[k]);
+    wait_all_closed(f);
+}
+
+/* Writes s one byte every step_ms until the server closes the connection;
+ * the seconds that took, or -1 when it did not within limit_s. */
+static double trickle_until_closed(int fd, const char *s, int step_ms, double limit_s) {
+    double t0 = now_s();
+
+    for (size_t i = 0; now_s() - t0 < limit_s; i++) {
+        if (write(fd, s + i % strlen(s), 1) < 0)
+            return now_s() - t0;
+        if (closed_within(fd, step_ms))
+            return now_s() - t0;
+    }
+    return -1;
+}
+
+/* MHD's timeout is for idleness: a client that sends a byte now and then is
+ * never idle. The header timeout drops it whatever it sends: headers that
+ * do not end, a body that does not end. An idle keep-alive connection is
+ * not a slow request: it stays for the idle timeout. */
+static void header_timeout_drops_trickle(void **state) {
+    struct fixture *f = *state;
+    const char *get = "GET /v1/status HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    const char *post = "POST /v1/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n";
+    struct raw_reply rr;
+    struct http_stats st;
+    struct reply r;
+    double t;
+    int fd;
+
+    f->cfg.header_timeout_secs = 1;
+    f->cfg.timeout_secs = 30;
+    restart(f);
+
+    /* Headers trickled in from the start. */
+    fd = raw_connect(f->sock);
+    assert_true(fd >= 0);
+    assert_int_equal(write_all(fd, "GET /v1/status HTTP/1.1\r\nX-Slow: ", 33), 0);
+    t = trickle_until_closed(fd, "abcdefgh", 100, 5.0);
+    req(f->sock, "GET", "/v1/status", NULL, &r);
+    assert_int_equal(r.status, 200);
+    fprintf(stderr, "trickled headers dropped after %.2f s (header timeout 1 s)\n", t);
+    assert_true(t >= 0.8 && t < 2.5);
+    close(fd);
+
+    /* A body trickled in after its headers. */
+    fd = raw_connect(f->sock);
+    assert_true(fd >= 0);
+    assert_int_equal(write_all(fd, post, strlen(post)), 0);
+    t = trickle_until_closed(fd, "x", 100, 5.0);
+    fprintf(stderr, "trickled body dropped after %.2f s\n", t);
+    assert_true(t >= 0.8 && t < 2.5);
+    close(fd);
+
+    /* Idle between requests for longer than the header timeout: kept. */
+    fd = raw_connect(f->sock);
+    assert_true(fd >= 0);
+    assert_int_equal(write_all(fd, get, strlen(get)), 0);
+    assert_int_equal(raw_read(fd, 5000, &rr), 0);
+    assert_int_equal(rr.status, 200);
+    assert_false(closed_within(fd, 1800));
+    assert_int_equal(write_all(fd, get, strlen(get)), 0);
+    assert_int_equal(raw_read(fd, 5000, &rr), 0);
+    assert_int_equal(rr.status, 200);
+    close(fd);
+
+    http_server_stats(f->srv, &st);
+    assert_int_equal(st.connections_too_slow, 2);
+    wait_all_closed(f);
+
+    /* Kept alive: silent, the idle timeout closes it (not counted as
+     * slow); a request started late gets the header timeout on top. */
+    f->cfg.timeout_secs = 2;
+    restart(f);
+    fd = raw_connect(f->sock);
+    assert_true(fd >= 0);
+    assert_int_equal(write_all(fd, get, strlen(get)), 0);
+    assert_int_equal(raw_read(fd, 5000, &rr), 0);
+    assert_true(closed_within(fd, 4000));
+    close(fd);
+    http_server_stats(f->srv, &st);
+    assert_int_equal(st.connections_too_slow, 0);
+    fd = raw_connect(f->sock);
+    assert_true(fd >= 0);
+    assert_int_equal(write_all(fd, get, strlen(get)), 0);
+    assert_int_equal(raw_read(fd, 5000, &rr), 0);
+    t = trickle_until_closed(fd, "GET /v1/status HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaa", 100,
+                             6.0);
+    fprintf(stderr, "a request trickled after an answer dropped after %.2f s (idle 2 s + 1 s)\n",
+            t);
+    assert_true(t >= 2.7 && t < 4.5);
+    close(fd);
+    http_server_stats(f->srv, &st);
+    assert_int_equal(st.connections_too_slow, 1);
 }
 
 /* ---- sockets ---------------------------------------------------------------------- */
@@ -1192,6 +1532,10 @@ static void bad_config(void **state) {
     c = f->cfg;
     c.max_connections = 2;
     assert_int_equal(http_server_start(&c, &s), -EINVAL);
+    c = f->cfg;
+    c.max_connections = 16;
+    c.reserved_connections = 16; /* nothing left for ordinary callers */
+    assert_int_equal(http_server_start(&c, &s), -EINVAL);
     assert_null(s);
     http_server_stop(NULL);
 }
@@ -1221,6 +1565,10 @@ int main(void) {
         T(permissions_by_group),
         T(refused_body_not_read),
         T(missing_groups_only_root),
+        T(per_uid_limit),
+        T(reserve_for_root_and_admins),
+        T(uids_counted_apart),
+        T(header_timeout_drops_trickle),
         T(listen_unix_refuses_live_replaces_stale),
         T(listen_unix_mode_group_parents),
         T(listen_systemd),

@@ -163,12 +163,48 @@ static void command_line_errors(void **state) {
     agent_config_free(&cfg);
 }
 
+/* The fair limits of the API socket: defaults, the file, the command line,
+ * and a reserve that would leave ordinary callers nothing. */
+static void fair_limits(void **state) {
+    struct agent_config cfg;
+    struct agent_modes m;
+    char err[256] = "";
+    char *a0[] = {"tpmlicd", "--config", "/dev/null", NULL};
+    char *a1[] = {"tpmlicd", "--config", conf_path, "--header-timeout", "3", NULL};
+    char *a2[] = {
+        "tpmlicd", "--config", "/dev/null", "--max-connections", "16", "--reserved-connections",
+        "16",      NULL};
+
+    assert_int_equal(parse(&cfg, &m, err, sizeof(err), 3, a0), 0);
+    assert_int_equal(cfg.max_connections_per_uid, 32);
+    assert_int_equal(cfg.reserved_connections, 0); /* the server's: 8, at most a quarter */
+    assert_int_equal(cfg.header_timeout_secs, 10);
+    agent_config_free(&cfg);
+
+    write_conf("[agent]\n"
+               "max_connections_per_uid = 4\n"
+               "reserved_connections = 2\n"
+               "header_timeout = 20\n");
+    assert_int_equal(parse(&cfg, &m, err, sizeof(err), 5, a1), 0);
+    assert_int_equal(cfg.max_connections_per_uid, 4);
+    assert_int_equal(cfg.reserved_connections, 2);
+    assert_int_equal(cfg.header_timeout_secs, 3); /* command line wins */
+    agent_config_free(&cfg);
+    unlink(conf_path);
+
+    assert_int_equal(parse(&cfg, &m, err, sizeof(err), 7, a2), -EINVAL);
+    assert_string_equal(err, "reserved_connections (16) must be below max_connections (16): the "
+                             "rest is for callers other than root and the admin group");
+    agent_config_free(&cfg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(file_then_command_line),
         cmocka_unit_test(every_setting_has_an_option),
         cmocka_unit_test(bad_input_is_named),
         cmocka_unit_test(command_line_errors),
+        cmocka_unit_test(fair_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
