@@ -307,11 +307,13 @@ static bool verify(struct ledger *l, const char *cert, size_t len, const char *e
                            (unsigned long long)start,
                            (unsigned long long)cert_license_ceiling(ret));
     if (ret->time_floor.present) {
-        if (!same_counter(&ret->time_floor.counter, &l->floor_counter))
+        /* by index: the hour counter's type and attributes were checked
+         * when the ledger started (agent_store_ensure) */
+        if (ret->time_floor.counter.index != l->floor_counter.index)
             return outcome_set(o, OUTCOME_INVALID,
-                               "the certificate's time floor is bound to counter 0x%08x of "
-                               "another TPM (or one defined anew); request a new activation",
-                               ret->time_floor.counter.index);
+                               "the certificate's time floor is bound to NV index 0x%08x, and "
+                               "this agent's hour counter is 0x%08x; request a new activation",
+                               ret->time_floor.counter.index, l->floor_counter.index);
         if (ret->time_floor.counter.value > l->floor_value)
             return outcome_set(o, OUTCOME_INVALID,
                                "the certificate's time floor base %llu is ahead of this TPM's "

@@ -69,6 +69,8 @@ struct cj;
 json_t *cert_counter_to_json(const struct cert_counter *k, const char *value_key);
 bool cert_counter_from_json(struct cj *c, json_t *parent, const char *key, const char *value_key,
                             struct cert_counter *k);
+/* o's "index": an NV index as "0x01xxxxxx"; key names o in the error. */
+bool cert_nv_index_from_json(struct cj *c, json_t *o, const char *key, uint32_t *ret);
 
 /* Which TPMs a license accepts (tpm_trust, docs/certificates.md): any TPM
  * that proves it holds its EK (the default), one whose EK certificate
@@ -87,8 +89,9 @@ struct cert_tpm_trust {
 };
 
 /* The time floor (docs/certificates.md, SPEC section 11): at time `at`, as
- * the signer knew it, the agent's hour counter (index, name) stood at
- * value. Since then every increment of that counter is an hour that passed. */
+ * the signer knew it, the agent's hour counter stood at value. A license
+ * certificate carries only the counter's index (the name stays zero). Since then every increment of
+ * that counter is an hour that passed. */
 struct cert_time_floor {
     bool present;
     struct cert_counter counter;
@@ -213,8 +216,13 @@ void cert_tpm_trust_format(const struct cert_tpm_trust *t, char *buf, size_t len
 bool cert_tpm_trust_met(const struct cert_license *l, const struct cert_ek_trust *t, char *msg,
                         size_t msglen);
 
-/* Lower-case hex SHA-256 of the DER public key: the JWS "kid". */
+/* Lower-case hex SHA-256 of the DER public key: the key id tpmlic-vendor
+ * shows. A JWS "kid" is its first CERT_KID_LEN characters (64 bits: it
+ * names the key, the signature proves it, and a certificate must fit
+ * CERT_LICENSE_MAX). */
+#define CERT_KID_LEN 16
 int cert_key_id(EVP_PKEY *key, char ret[65]);
+int cert_jws_kid(EVP_PKEY *key, char ret[CERT_KID_LEN + 1]);
 
 /* base64url without padding (RFC 4648 section 5). encode: malloc'ed text.
  * decode: strict (no padding, no whitespace, canonical final bits);

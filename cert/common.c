@@ -51,6 +51,16 @@ int cert_license_type_from_name(const char *s, enum cert_license_type *ret) {
     return -EINVAL;
 }
 
+int cert_jws_kid(EVP_PKEY *key, char ret[CERT_KID_LEN + 1]) {
+    char id[65];
+    int r = cert_key_id(key, id);
+    if (r < 0)
+        return r;
+    memcpy(ret, id, CERT_KID_LEN);
+    ret[CERT_KID_LEN] = '\0';
+    return 0;
+}
+
 int cert_key_id(EVP_PKEY *key, char ret[65]) {
     /* The DER SubjectPublicKeyInfo of an Ed25519 key (RFC 8410) is a fixed
      * prefix and the 32-byte key: built here, because i2d_PUBKEY() goes
@@ -129,25 +139,33 @@ json_t *cert_counter_to_json(const struct cert_counter *k, const char *value_key
                      (json_int_t)k->value);
 }
 
-bool cert_counter_from_json(struct cj *c, json_t *parent, const char *key, const char *value_key,
-                            struct cert_counter *k) {
-    const char *keys[] = {"index", "name", value_key, NULL};
-    char index[16], where[48];
-    json_t *o;
+bool cert_nv_index_from_json(struct cj *c, json_t *o, const char *key, uint32_t *ret) {
+    char index[16];
     unsigned long v;
     char *end;
 
-    memset(k, 0, sizeof(*k));
-    snprintf(where, sizeof(where), "%s: ", key);
-    if (!cj_object(c, parent, key, &o) || !cj_only_keys(c, o, where, keys) ||
-        !cj_string(c, o, "index", CJ_REQUIRED, CJ_IDENTIFIER, 10, index, sizeof(index)))
+    if (!cj_string(c, o, "index", CJ_REQUIRED, CJ_IDENTIFIER, 10, index, sizeof(index)))
         return false;
     errno = 0;
     v = strtoul(index, &end, 16);
     if (strlen(index) != 10 || strncmp(index, "0x", 2) || errno || *end || v < 0x01000000ul ||
         v > 0x01fffffful)
         return cj_fail(c, "%s: field 'index' must be an NV index like \"0x01a0c001\"", key);
-    k->index = (uint32_t)v;
+    *ret = (uint32_t)v;
+    return true;
+}
+
+bool cert_counter_from_json(struct cj *c, json_t *parent, const char *key, const char *value_key,
+                            struct cert_counter *k) {
+    const char *keys[] = {"index", "name", value_key, NULL};
+    char where[48];
+    json_t *o;
+
+    memset(k, 0, sizeof(*k));
+    snprintf(where, sizeof(where), "%s: ", key);
+    if (!cj_object(c, parent, key, &o) || !cj_only_keys(c, o, where, keys) ||
+        !cert_nv_index_from_json(c, o, key, &k->index))
+        return false;
     return cj_hex(c, o, "name", 2, CERT_COUNTER_NAME_MAX, k->name, &k->name_len) &&
            cj_uint(c, o, value_key, true, 0, CERT_JSON_UINT_MAX, &k->value);
 }

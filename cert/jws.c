@@ -25,12 +25,12 @@ int cert_jws_sign(const char *typ, json_t *payload, EVP_PKEY *key, char **ret_jw
     _cleanup_free_ char *h64 = NULL, *p64 = NULL, *s64 = NULL, *input = NULL;
     uint8_t sig[64];
     size_t siglen = sizeof(sig);
-    char kid[65], *jws;
+    char kid[CERT_KID_LEN + 1], *jws;
     int r;
 
     if (EVP_PKEY_get_base_id(key) != EVP_PKEY_ED25519)
         return -EINVAL;
-    r = cert_key_id(key, kid);
+    r = cert_jws_kid(key, kid);
     if (r < 0)
         return r;
     header = json_pack("{s:s, s:s, s:s}", "alg", "EdDSA", "typ", typ, "kid", kid);
@@ -81,7 +81,7 @@ enum cert_status cert_jws_verify(const char *jws, size_t len, const struct cert_
     _cleanup_(json_decrefp) json_t *header = NULL;
     _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *md = NULL;
     _cleanup_free_ uint8_t *sig = NULL;
-    char e[200], alg[16], typ[32], kid[80], vendor_kid[65];
+    char e[200], alg[16], typ[32], kid[80], vendor_kid[CERT_KID_LEN + 1];
     struct cj c = {.msg = e, .msglen = sizeof(e)};
     const char *dot1, *dot2;
     size_t siglen;
@@ -119,7 +119,7 @@ enum cert_status cert_jws_verify(const char *jws, size_t len, const struct cert_
         return CERT_MALFORMED;
     }
     if (!cj_string(&c, header, "typ", CJ_REQUIRED, CJ_TEXT, 31, typ, sizeof(typ)) ||
-        !cj_string(&c, header, "kid", CJ_REQUIRED, CJ_IDENTIFIER, 64, kid, sizeof(kid))) {
+        !cj_string(&c, header, "kid", CJ_REQUIRED, CJ_IDENTIFIER, CERT_KID_LEN, kid, sizeof(kid))) {
         snprintf(msg, msglen, "malformed: %s", e);
         return CERT_MALFORMED;
     }
@@ -127,13 +127,13 @@ enum cert_status cert_jws_verify(const char *jws, size_t len, const struct cert_
         snprintf(msg, msglen, "malformed: type '%s' is not a tpmlic %s", typ, kind->name);
         return CERT_MALFORMED;
     }
-    if (cert_key_id(vendor_pub, vendor_kid) < 0) {
+    if (cert_jws_kid(vendor_pub, vendor_kid) < 0) {
         snprintf(msg, msglen, "the vendor public key is unusable");
         return CERT_WRONG_KEY;
     }
     if (strcmp(kid, vendor_kid) != 0) {
-        snprintf(msg, msglen, "signed by another key (key id %.16s..., the vendor key is %.16s...)",
-                 kid, vendor_kid);
+        snprintf(msg, msglen, "signed by another key (key id %s..., the vendor key is %s...)", kid,
+                 vendor_kid);
         return CERT_WRONG_KEY;
     }
     if (cert_b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - jws), &sig, &siglen) < 0 ||

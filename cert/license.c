@@ -97,23 +97,31 @@ static bool tpm_trust_from_json(struct cj *c, json_t *o, struct cert_tpm_trust *
                    CERT_TPM_TRUST_KEYS_MAX);
 }
 
-static json_t *floor_to_json(const struct cert_time_floor *f) {
-    char when[RFC3339_BUFLEN];
-    json_t *o = cert_counter_to_json(&f->counter, "base");
-    rfc3339_format(f->at, when);
-    if (o && json_object_set_new(o, "at", json_string(when)) < 0) {
-        json_decref(o);
-        return NULL;
+/* A license's time floor names the hour counter by its index alone: the
+ * agent checks that index's type and attributes itself at every start (so
+ * the TPM name, the same on every TPM for the same index, would add
+ * nothing), and a certificate has to fit CERT_LICENSE_MAX. */
+static json_t *floor_to_json(const struct cert_time_floor *f, time_t iat) {
+    char when[RFC3339_BUFLEN], index[11];
+    json_t *o;
+
+    snprintf(index, sizeof(index), "0x%08x", f->counter.index);
+    o = json_pack("{s:s, s:I}", "index", index, "base", (json_int_t)f->counter.value);
+    /* "at" is left out when it is the certificate's iat (online answers) */
+    if (o && f->at != iat) {
+        rfc3339_format(f->at, when);
+        if (json_object_set_new(o, "at", json_string(when)) < 0) {
+            json_decref(o);
+            return NULL;
+        }
     }
     return o;
 }
 
-static bool floor_from_json(struct cj *c, json_t *o, struct cert_time_floor *f) {
-    static const char *const keys[] = {"index", "name", "base", "at", NULL};
+static bool floor_from_json(struct cj *c, json_t *o, time_t iat, struct cert_time_floor *f) {
+    static const char *const keys[] = {"index", "base", "at", NULL};
     json_t *v = json_object_get(o, "time_floor");
     char when[RFC3339_BUFLEN];
-    json_t *wrap;
-    bool ok;
 
     memset(f, 0, sizeof(*f));
     if (!v)
@@ -121,25 +129,39 @@ static bool floor_from_json(struct cj *c, json_t *o, struct cert_time_floor *f) 
     if (!json_is_object(v))
         return cj_fail(c, "field 'time_floor' must be an object");
     if (!cj_only_keys(c, v, "time_floor: ", keys) ||
-        !cj_string(c, v, "at", CJ_REQUIRED, CJ_TEXT, 20, when, sizeof(when)))
+        !cj_string(c, v, "at", CJ_OPTIONAL, CJ_TEXT, 20, when, sizeof(when)))
         return false;
-    if (rfc3339_parse(when, &f->at) < 0 || f->at == 0)
+    f->at = iat;
+    if (when[0] && (rfc3339_parse(when, &f->at) < 0 || f->at == 0))
         return cj_fail(c, "time_floor: field 'at' is not an RFC 3339 UTC time");
-    /* the counter object's reader wants it without "at" */
-    wrap = json_pack("{s:o}", "time_floor", json_deep_copy(v));
-    if (!wrap)
-        return cj_fail(c, "out of memory");
-    json_object_del(json_object_get(wrap, "time_floor"), "at");
-    ok = cert_counter_from_json(c, wrap, "time_floor", "base", &f->counter);
-    json_decref(wrap);
-    f->present = ok;
-    return ok;
+    if (!cert_nv_index_from_json(c, v, "time_floor", &f->counter.index) ||
+        !cj_uint(c, v, "base", true, 0, CERT_JSON_UINT_MAX, &f->counter.value))
+        return false;
+    f->present = true;
+    return true;
 }
 
-static bool window_from_json(struct cj *c, json_t *o, struct cert_online_window *w) {
-    static const char *const keys[] = {"tpm_clock", "tpm_clock_until", "until", NULL};
+/* The window as signed: the TPM clock of the request and the window's
+ * length in seconds. It ends at tpm_clock + secs x 1000 on the TPM clock
+ * and at iat + secs on the wall clock. */
+#define WINDOW_SECS_MAX (366ull * 86400)
+
+static bool window_secs(const struct cert_online_window *w, time_t iat, uint64_t *ret) {
+    uint64_t s;
+    if (w->until <= iat)
+        return false;
+    s = (uint64_t)(w->until - iat);
+    if (s > WINDOW_SECS_MAX || w->tpm_clock > CERT_JSON_UINT_MAX - WINDOW_SECS_MAX * 1000 ||
+        w->tpm_clock_until != w->tpm_clock + s * 1000)
+        return false;
+    *ret = s;
+    return true;
+}
+
+static bool window_from_json(struct cj *c, json_t *o, time_t iat, struct cert_online_window *w) {
+    static const char *const keys[] = {"tpm_clock", "secs", NULL};
     json_t *v = json_object_get(o, "online_window");
-    char when[RFC3339_BUFLEN];
+    uint64_t secs;
 
     memset(w, 0, sizeof(*w));
     if (!v)
@@ -147,14 +169,12 @@ static bool window_from_json(struct cj *c, json_t *o, struct cert_online_window 
     if (!json_is_object(v))
         return cj_fail(c, "field 'online_window' must be an object");
     if (!cj_only_keys(c, v, "online_window: ", keys) ||
-        !cj_uint(c, v, "tpm_clock", true, 0, CERT_JSON_UINT_MAX, &w->tpm_clock) ||
-        !cj_uint(c, v, "tpm_clock_until", true, 0, CERT_JSON_UINT_MAX, &w->tpm_clock_until) ||
-        !cj_string(c, v, "until", CJ_REQUIRED, CJ_TEXT, 20, when, sizeof(when)))
+        !cj_uint(c, v, "tpm_clock", true, 0, CERT_JSON_UINT_MAX - WINDOW_SECS_MAX * 1000,
+                 &w->tpm_clock) ||
+        !cj_uint(c, v, "secs", true, 1, WINDOW_SECS_MAX, &secs))
         return false;
-    if (w->tpm_clock_until <= w->tpm_clock)
-        return cj_fail(c, "online_window: tpm_clock_until is not after tpm_clock");
-    if (rfc3339_parse(when, &w->until) < 0 || w->until == 0)
-        return cj_fail(c, "online_window: field 'until' is not an RFC 3339 UTC time");
+    w->tpm_clock_until = w->tpm_clock + secs * 1000;
+    w->until = iat + (time_t)secs;
     w->present = true;
     return true;
 }
@@ -174,15 +194,18 @@ static json_t *payload_to_json(const struct cert_license *l) {
         json_decref(features);
         return NULL;
     }
-    o = json_pack("{s:i, s:s, s:s, s:I, s:s, s:o, s:s, s:s}", "v", 1, "license", l->license,
-                  "product", l->product, "customer_id", (json_int_t)l->customer_id, "computer_id",
-                  l->computer_id, "hwid", cert_hwid_to_json(&l->hwid), "hwid_policy",
-                  hwid_policy_name(l->hwid_policy), "license_type",
+    o = json_pack("{s:i, s:s, s:s, s:I, s:s, s:o, s:s}", "v", 1, "license", l->license, "product",
+                  l->product, "customer_id", (json_int_t)l->customer_id, "computer_id",
+                  l->computer_id, "hwid", cert_hwid_to_json(&l->hwid), "license_type",
                   cert_license_type_name(l->type));
     if (!o) {
         json_decref(features);
         return NULL;
     }
+    /* left out when it is the default: a certificate must fit CERT_LICENSE_MAX */
+    if (l->hwid_policy != HWID_POLICY_DEFAULT)
+        fail |=
+            json_object_set_new(o, "hwid_policy", json_string(hwid_policy_name(l->hwid_policy)));
     if (l->type != CERT_PERPETUAL) {
         rfc3339_format(l->expiry, when);
         fail |= json_object_set_new(o, "subscription_expiry", json_string(when));
@@ -202,13 +225,16 @@ static json_t *payload_to_json(const struct cert_license *l) {
     if (l->tpm_trust.kind != CERT_TPM_TRUST_ANY)
         fail |= json_object_set_new(o, "tpm_trust", tpm_trust_to_json(&l->tpm_trust));
     if (l->time_floor.present)
-        fail |= json_object_set_new(o, "time_floor", floor_to_json(&l->time_floor));
+        fail |= json_object_set_new(o, "time_floor", floor_to_json(&l->time_floor, l->iat));
     if (l->window.present) {
-        rfc3339_format(l->window.until, when);
-        fail |= json_object_set_new(
-            o, "online_window",
-            json_pack("{s:I, s:I, s:s}", "tpm_clock", (json_int_t)l->window.tpm_clock,
-                      "tpm_clock_until", (json_int_t)l->window.tpm_clock_until, "until", when));
+        uint64_t secs;
+        if (!window_secs(&l->window, l->iat, &secs))
+            fail = -1;
+        else
+            fail |= json_object_set_new(o, "online_window",
+                                        json_pack("{s:I, s:I}", "tpm_clock",
+                                                  (json_int_t)l->window.tpm_clock, "secs",
+                                                  (json_int_t)secs));
     }
     if (fail) {
         json_decref(o);
@@ -248,9 +274,10 @@ static bool payload_from_json(struct cj *c, json_t *o, struct cert_license *l, b
     if (strlen(l->computer_id) != 36)
         return cj_fail(c, "field 'computer_id' is not a UUID");
     if (!cert_hwid_from_json(c, o, &l->hwid) ||
-        !cj_string(c, o, "hwid_policy", CJ_REQUIRED, CJ_IDENTIFIER, 8, policy, sizeof(policy)))
+        !cj_string(c, o, "hwid_policy", CJ_OPTIONAL, CJ_IDENTIFIER, 8, policy, sizeof(policy)))
         return false;
-    if (hwid_policy_from_name(policy, &l->hwid_policy) < 0)
+    l->hwid_policy = HWID_POLICY_DEFAULT;
+    if (policy[0] && hwid_policy_from_name(policy, &l->hwid_policy) < 0)
         return cj_fail(c, "field 'hwid_policy' must be \"default\" or \"all\"");
     if (!cj_string(c, o, "license_type", CJ_REQUIRED, CJ_IDENTIFIER, 16, type, sizeof(type)))
         return false;
@@ -318,8 +345,9 @@ static bool payload_from_json(struct cj *c, json_t *o, struct cert_license *l, b
     l->iat = (time_t)u;
     if (!cj_string(c, o, "jti", CJ_REQUIRED, CJ_IDENTIFIER, CERT_TEXT_MAX, l->jti,
                    sizeof(l->jti)) ||
-        !tpm_trust_from_json(c, o, &l->tpm_trust) || !floor_from_json(c, o, &l->time_floor) ||
-        !window_from_json(c, o, &l->window))
+        !tpm_trust_from_json(c, o, &l->tpm_trust) ||
+        !floor_from_json(c, o, l->iat, &l->time_floor) ||
+        !window_from_json(c, o, l->iat, &l->window))
         return false;
     if (l->window.present && l->activated_offline)
         return cj_fail(c, "an offline activation's certificate has no online_window");

@@ -255,10 +255,14 @@ static enum MHD_Result answer(struct srv_http *s, struct MHD_Connection *c, stru
     db_release(s, slot);
     if (r < 0) {
         atomic_fetch_add(&s->m->db_errors, 1);
-        log_error("%s %s: the database failed: %s", method, url, strerror(-r));
+        log_error("%s %s: %s: %s", method, url,
+                  r == -EFBIG ? "signing the license certificate failed" : "the database failed",
+                  strerror(-r));
         return send_error(c, q, method, url, r == -EBUSY ? 503 : 500,
-                          r == -EBUSY ? "the database is busy: try again"
-                                      : "internal error: the database failed");
+                          r == -EBUSY   ? "the database is busy: try again"
+                          : r == -EFBIG ? "internal error: the license certificate would not fit "
+                                          "the appliance's TPM (the server log says why)"
+                                        : "internal error: the database failed");
     }
     srv_metrics_decision(s->m, type, reply.reason);
     if (!reply.signed_answer) {

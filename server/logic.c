@@ -18,6 +18,7 @@
 
 #include "common/hex.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/macro.h"
 #include "common/timefmt.h"
 #include "server/webhook.h"
@@ -287,6 +288,7 @@ static int sign_certificate(const struct srv_ctx *ctx, const struct srv_license 
     struct cert_license c = {0};
     uint64_t window = ctx->window_secs ? ctx->window_secs : SRV_WINDOW_DEFAULT;
     char err[256];
+    int r;
 
     snprintf(c.license, sizeof(c.license), "%s", l->code);
     snprintf(c.product, sizeof(c.product), "%s", l->product);
@@ -322,7 +324,10 @@ static int sign_certificate(const struct srv_ctx *ctx, const struct srv_license 
         c.window.tpm_clock_until = x->tpm_clock + window * 1000u;
         c.window.until = ctx->now + (time_t)window;
     }
-    return cert_license_sign(&c, ctx->key, ret_jws, err, sizeof(err));
+    r = cert_license_sign(&c, ctx->key, ret_jws, err, sizeof(err));
+    if (r < 0)
+        log_error("activation %s: %s", a->id, err);
+    return r;
 }
 
 /* A TPM clock lower than the last one reported (beyond what a power loss

@@ -26,12 +26,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     uint8_t seed[32];
-    char kid[65], header[160], *h = NULL;
+    char kid[CERT_KID_LEN + 1], header[160], *h = NULL;
 
     for (int i = 0; i < 32; i++)
         seed[i] = (uint8_t)(0x11 * (i % 15) + i);
     key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, seed, sizeof(seed));
-    if (!key || cert_key_id(key, kid) < 0)
+    if (!key || cert_jws_kid(key, kid) < 0)
         abort();
     snprintf(header, sizeof(header),
              "{\"alg\":\"EdDSA\",\"typ\":\"tpmlic-license+jws\",\"kid\":\"%s\"}", kid);

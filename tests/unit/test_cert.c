@@ -159,8 +159,8 @@ static char *jws_by_hand(const char *header, size_t hlen, const char *payload, s
 }
 
 static char *std_header(EVP_PKEY *kid_of) {
-    char kid[65], *h;
-    assert_int_equal(cert_key_id(kid_of, kid), 0);
+    char kid[CERT_KID_LEN + 1], *h;
+    assert_int_equal(cert_jws_kid(kid_of, kid), 0);
     assert_true(
         asprintf(&h, "{\"alg\":\"EdDSA\",\"typ\":\"tpmlic-license+jws\",\"kid\":\"%s\"}", kid) > 0);
     return h;
@@ -262,6 +262,49 @@ static void round_trip_every_type(void **state) {
     }
 }
 
+/* An online certificate with every field the server adds (time floor,
+ * validity window, tpm_trust "certified"), all three hardware components
+ * and the realistic sample's code, product and features still fits the
+ * 1,536 bytes of one NV index, with room for a longer code: the server
+ * signs such certificates for machines with DMI, which swtpm-based tests do
+ * not have. */
+static void online_certificate_fits_one_nv_index(void **state) {
+    struct cert_license l = sample(CERT_SUBSCRIPTION), back;
+    char *jws, msg[256];
+    (void)state;
+
+    l.offline_allowed = false;
+    l.activated_offline = false;
+    l.secs_allocated = 3600000000ull; /* a million hours */
+    l.secs_granted = 360000000ull;
+    l.counter.value = 4294967295ull;
+    l.time_floor.present = true;
+    l.time_floor.counter.index = 0x01a0c003;
+    l.time_floor.counter.value = 4294967295ull;
+    l.time_floor.at = l.iat; /* as the server signs it */
+    l.window.present = true;
+    l.window.tpm_clock = 999999999999ull; /* 31 years of TPM clock */
+    l.window.tpm_clock_until = l.window.tpm_clock + 7776000000ull;
+    l.window.until = l.iat + 7776000;
+    l.tpm_trust.kind = CERT_TPM_TRUST_CAS;
+    l.tpm_trust.nkeys = 1;
+    memset(l.tpm_trust.key_ids[0], 'a', 64);
+    jws = sign_ok(&l, vendor);
+    print_message("online certificate with every field and one trusted CA: %zu bytes of %d\n",
+                  strlen(jws), CERT_LICENSE_MAX);
+    assert_true(strlen(jws) <= CERT_LICENSE_MAX);
+    assert_int_equal(verify(jws, NOW, &back, msg, sizeof(msg)), CERT_OK);
+    assert_license_equal(&l, &back);
+    free(jws);
+
+    /* a window is signed as its TPM clock and length: one whose wall-clock
+     * end is not iat + length cannot be encoded, so it is not signed */
+    l.window.until += 1;
+    jws = NULL;
+    assert_int_equal(cert_license_sign(&l, vendor, &jws, msg, sizeof(msg)), -EINVAL);
+    assert_null(jws);
+}
+
 static void round_trip_edge_values(void **state) {
     struct cert_license l = sample(CERT_TIME_LIMITED), back;
     _cleanup_free_ char *jws = NULL;
@@ -339,6 +382,7 @@ static void every_field_tampered_is_refused(void **state) {
     int n = 0;
 
     l.not_before = NOW - 60;
+    l.hwid_policy = HWID_POLICY_ALL; /* the default is left out */
     jws = sign_ok(&l, vendor);
     root = payload_of(jws);
     /* the untouched payload re-encoded is the same text: still valid */
@@ -382,11 +426,11 @@ static void every_field_tampered_is_refused(void **state) {
 static void header_tampered_is_malformed(void **state) {
     struct cert_license l = sample(CERT_PERPETUAL);
     _cleanup_free_ char *jws = sign_ok(&l, vendor);
-    char kid[65], h[512], msg[256];
+    char kid[CERT_KID_LEN + 1], h[512], msg[256];
     static const char *const algs[] = {"none", "HS256", "RS256", "ES256", "eddsa", "Ed25519"};
     struct cert_license out;
 
-    assert_int_equal(cert_key_id(vendor, kid), 0);
+    assert_int_equal(cert_jws_kid(vendor, kid), 0);
     for (size_t i = 0; i < ARRAY_SIZE(algs); i++) {
         _cleanup_free_ char *bad = NULL;
         snprintf(h, sizeof(h), "{\"alg\":\"%s\",\"typ\":\"tpmlic-license+jws\",\"kid\":\"%s\"}",
@@ -447,7 +491,7 @@ static void algorithm_confusion_is_refused(void **state) {
     unsigned char *der = NULL;
     uint8_t raw[32];
     size_t rawlen = sizeof(raw);
-    char kid[65], h[256], msg[256];
+    char kid[CERT_KID_LEN + 1], h[256], msg[256];
     json_t *payload = payload_of(jws);
     char *mem;
     long memlen;
@@ -456,7 +500,7 @@ static void algorithm_confusion_is_refused(void **state) {
     text = json_dumps(payload, JSON_COMPACT);
     json_decref(payload);
     assert_non_null(text);
-    assert_int_equal(cert_key_id(vendor, kid), 0);
+    assert_int_equal(cert_jws_kid(vendor, kid), 0);
     /* the secrets an attacker would try: the public key as PEM, DER and raw */
     assert_non_null(bio);
     assert_int_equal(PEM_write_bio_PUBKEY(bio, vendor), 1);
@@ -1551,6 +1595,7 @@ int main(void) {
         cmocka_unit_test(b64url_is_strict),
         cmocka_unit_test(key_id_is_sha256_of_spki),
         cmocka_unit_test(names),
+        cmocka_unit_test(online_certificate_fits_one_nv_index),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
