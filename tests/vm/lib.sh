@@ -63,7 +63,7 @@ measure() {
 # "N passed, N failed"
 run_cases() {
     local cases c rc passed=0 failed=0 failed_names=() t0
-    cases=$(declare -F | awk '{print $3}' | grep '^vmcase_' | sort)
+    cases=$(declare -F | awk '{print $3}' | grep '^vmcase_' | grep -E -- "${VM_ONLY:-.}" | sort)
     echo "[==========] Running $(echo "$cases" | wc -w) test(s)."
     for c in $cases; do
         echo "[ RUN      ] $c"
