@@ -462,8 +462,8 @@ static int load_license(struct ledger *l, char *fatal) {
     }
     if (r == -EBADMSG) {
         snprintf(l->license_problem, sizeof(l->license_problem),
-                 "the license record in the TPM is damaged (interrupted write): apply the license "
-                 "certificate again");
+                 "the license record in the TPM is damaged (neither of its two slots holds an "
+                 "intact record): apply the license certificate again");
         log_error("%s", l->license_problem);
         return 0;
     }

@@ -13,7 +13,10 @@
 
 static const uint8_t license_magic[4] = {'T', 'L', 'I', 'C'};
 static const uint8_t state_magic[4] = {'T', 'L', 'S', 'T'};
-#define RECORD_VERSION 1
+#define RECORD_V1      1 /* the one-slot layout: no sequence number */
+#define RECORD_VERSION 2
+#define SEQ_OFFSET     8
+#define DIGEST_OFFSET  16 /* version 2; version 1 has it at 8 */
 
 static void put_be64(uint8_t *p, uint64_t v) {
     for (int i = 7; i >= 0; i--, v >>= 8)
@@ -27,7 +30,21 @@ static uint64_t get_be64(const uint8_t *p) {
     return v;
 }
 
-int store_license_encode(const void *data, size_t len, uint8_t out[STORE_LICENSE_INDEX_SIZE]) {
+/* Version 2: the digest covers the header before it (magic, version,
+ * length, sequence number) and the certificate, so that neither the
+ * length nor the sequence number can change unnoticed. */
+static void record_digest(const uint8_t *rec, const uint8_t *data, size_t len,
+                          uint8_t out[SHA256_DIGEST_LENGTH]) {
+    uint8_t in[DIGEST_OFFSET + STORE_LICENSE_MAX];
+
+    memcpy(in, rec, DIGEST_OFFSET);
+    if (len)
+        memcpy(in + DIGEST_OFFSET, data, len);
+    SHA256(in, DIGEST_OFFSET + len, out);
+}
+
+int store_license_encode(uint64_t seq, const void *data, size_t len,
+                         uint8_t out[STORE_LICENSE_INDEX_SIZE]) {
     if (len > STORE_LICENSE_MAX)
         return -EFBIG;
     memset(out, 0, STORE_LICENSE_INDEX_SIZE);
@@ -35,29 +52,84 @@ int store_license_encode(const void *data, size_t len, uint8_t out[STORE_LICENSE
     out[4] = RECORD_VERSION;
     out[6] = (uint8_t)(len >> 8);
     out[7] = (uint8_t)len;
-    SHA256(data ? data : (const void *)"", len, out + 8);
+    put_be64(out + SEQ_OFFSET, seq);
     if (len)
         memcpy(out + STORE_LICENSE_HEADER, data, len);
+    record_digest(out, out + STORE_LICENSE_HEADER, len, out + DIGEST_OFFSET);
+    return (int)(STORE_LICENSE_HEADER + len);
+}
+
+int store_license_decode(const uint8_t *buf, size_t buflen, uint64_t *ret_seq,
+                         const uint8_t **ret_data, size_t *ret_len) {
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    size_t head, len;
+
+    if (buflen < 8 || memcmp(buf, license_magic, 4) != 0)
+        return -EBADMSG;
+    if (buf[4] == RECORD_VERSION)
+        head = STORE_LICENSE_HEADER;
+    else if (buf[4] == RECORD_V1)
+        head = STORE_LICENSE_V1_HEADER;
+    else
+        return -EPROTONOSUPPORT;
+    len = ((size_t)buf[6] << 8) | buf[7];
+    if (buflen < head || len > STORE_LICENSE_MAX || head + len > buflen)
+        return -EBADMSG;
+    if (buf[4] == RECORD_V1)
+        SHA256(buf + head, len, digest);
+    else
+        record_digest(buf, buf + head, len, digest);
+    if (memcmp(digest, buf + (buf[4] == RECORD_V1 ? 8 : DIGEST_OFFSET), sizeof(digest)) != 0)
+        return -EBADMSG;
+    *ret_seq = buf[4] == RECORD_V1 ? 0 : get_be64(buf + SEQ_OFFSET);
+    *ret_data = buf + head;
+    *ret_len = len;
     return 0;
 }
 
-int store_license_decode(const uint8_t *buf, size_t buflen, const uint8_t **ret_data,
-                         size_t *ret_len) {
-    uint8_t digest[SHA256_DIGEST_LENGTH];
-    size_t len;
+int store_license_pick(const uint8_t *const buf[2], const size_t buflen[2],
+                       struct store_license_pick *ret) {
+    struct store_license_pick best = {.slot = -1};
+    bool damaged = false;
 
-    if (buflen < STORE_LICENSE_HEADER || memcmp(buf, license_magic, 4) != 0)
+    for (int i = 0; i < 2; i++) {
+        const uint8_t *data;
+        uint64_t seq;
+        size_t len;
+        int r;
+
+        if (!buf[i])
+            continue;
+        r = store_license_decode(buf[i], buflen[i], &seq, &data, &len);
+        if (r == -EPROTONOSUPPORT)
+            return r;
+        if (r < 0) {
+            damaged = true;
+            continue;
+        }
+        if (best.slot < 0 || seq > best.seq)
+            best = (struct store_license_pick){.slot = i, .seq = seq, .data = data, .len = len};
+    }
+    if (best.slot < 0 && damaged)
         return -EBADMSG;
-    if (buf[4] != RECORD_VERSION)
-        return -EPROTONOSUPPORT;
-    len = ((size_t)buf[6] << 8) | buf[7];
-    if (len > STORE_LICENSE_MAX || STORE_LICENSE_HEADER + len > buflen)
-        return -EBADMSG;
-    SHA256(buf + STORE_LICENSE_HEADER, len, digest);
-    if (memcmp(digest, buf + 8, sizeof(digest)) != 0)
-        return -EBADMSG;
-    *ret_data = buf + STORE_LICENSE_HEADER;
-    *ret_len = len;
+    *ret = best;
+    return 0;
+}
+
+int store_license_next(int pick_result, const struct store_license_pick *cur, int *ret_slot,
+                       uint64_t *ret_seq) {
+    /* no valid record anywhere: whatever is written is the only one */
+    if (pick_result == -EBADMSG || (pick_result == 0 && cur->slot < 0)) {
+        *ret_slot = 0;
+        *ret_seq = 1;
+        return 0;
+    }
+    if (pick_result < 0)
+        return pick_result;
+    if (cur->seq == UINT64_MAX)
+        return -EOVERFLOW;
+    *ret_slot = 1 - cur->slot;
+    *ret_seq = cur->seq + 1;
     return 0;
 }
 
@@ -163,6 +235,53 @@ static int auth_matches(struct tpmio *tpm, uint32_t base, char *why) {
     return r == -EACCES ? 0 : r < 0 ? r : 1;
 }
 
+/* The one-slot layout kept the license in base+0 at the old size. Its bytes
+ * go into the second slot as they are (a version 1 record counts as
+ * sequence number 0 there, a damaged one stays damaged), then base+0 is
+ * undefined for ensure to define it anew at the new size. Interrupted
+ * before the undefine, the copy is made again at the next start: until
+ * then base+0 is the only record the old layout knew. */
+static int move_v1_license(struct tpmio *tpm, uint32_t base, unsigned *created, char *why) {
+    uint32_t a = agent_nv_index(base, AGENT_NV_LICENSE),
+             b = agent_nv_index(base, AGENT_NV_LICENSE_B);
+    _cleanup_free_ uint8_t *buf = NULL;
+    struct tpm_nv_public pub;
+    size_t len;
+    bool c;
+    int r;
+
+    r = tpmio_nv_public(tpm, a, &pub, why);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return r;
+    if (pub.type != TPM_NV_ORDINARY || pub.size != STORE_LICENSE_V1_INDEX_SIZE)
+        return 0; /* ensure_one judges it */
+    r = tpmio_nv_check(tpm, &pub, TPM_NV_ORDINARY, STORE_LICENSE_V1_INDEX_SIZE, why);
+    if (r == -EPERM) {
+        log_warn("%s: defining it anew", why);
+        return tpmio_nv_undefine(tpm, a, why);
+    }
+    if (r < 0)
+        return r;
+    r = ensure_one(tpm, b, TPM_NV_ORDINARY, STORE_LICENSE_INDEX_SIZE, &c, why);
+    if (r < 0)
+        return r;
+    if (c)
+        *created |= 1u << AGENT_NV_LICENSE_B;
+    r = tpmio_nv_read(tpm, a, &buf, &len, why);
+    if (r == 0)
+        r = tpmio_nv_write(tpm, b, buf, len, "copying the license record into its second slot",
+                           why);
+    if (r < 0 && r != -ENODATA)
+        return r;
+    r = tpmio_nv_undefine(tpm, a, why);
+    if (r == 0)
+        log_info("the license record at 0x%08x moved to the two-slot layout (second slot 0x%08x)",
+                 a, b);
+    return r;
+}
+
 int agent_store_ensure(struct tpmio *tpm, uint32_t base, unsigned *ret_created, char *why) {
     static const struct {
         enum agent_nv_slot slot;
@@ -173,6 +292,7 @@ int agent_store_ensure(struct tpmio *tpm, uint32_t base, unsigned *ret_created, 
         {AGENT_NV_COUNTER, TPM_NV_COUNTER, 8},
         {AGENT_NV_STATE, TPM_NV_ORDINARY, STORE_STATE_INDEX_SIZE},
         {AGENT_NV_FLOOR, TPM_NV_COUNTER, 8},
+        {AGENT_NV_LICENSE_B, TPM_NV_ORDINARY, STORE_LICENSE_INDEX_SIZE},
     };
     unsigned created = 0;
     int r;
@@ -191,6 +311,9 @@ int agent_store_ensure(struct tpmio *tpm, uint32_t base, unsigned *ret_created, 
         }
     } else if (r < 0 && r != -ENOENT)
         return r;
+    r = move_v1_license(tpm, base, &created, why);
+    if (r < 0)
+        return r;
     for (size_t i = 0; i < ARRAY_SIZE(slots); i++) {
         bool c;
         r = ensure_one(tpm, agent_nv_index(base, slots[i].slot), slots[i].type, slots[i].size, &c,
@@ -205,49 +328,97 @@ int agent_store_ensure(struct tpmio *tpm, uint32_t base, unsigned *ret_created, 
     return 0;
 }
 
+/* Both license slots as they are: buf[i] NULL for one never written. */
+static int read_slots(struct tpmio *tpm, uint32_t base, uint8_t *buf[2], size_t buflen[2],
+                      char *why) {
+    static const enum agent_nv_slot slot[2] = {AGENT_NV_LICENSE, AGENT_NV_LICENSE_B};
+
+    for (int i = 0; i < 2; i++) {
+        int r = tpmio_nv_read(tpm, agent_nv_index(base, slot[i]), &buf[i], &buflen[i], why);
+        if (r == -ENODATA) {
+            buf[i] = NULL;
+            buflen[i] = 0;
+        } else if (r < 0) {
+            free(buf[0]);
+            buf[0] = NULL;
+            return r;
+        }
+    }
+    return 0;
+}
+
+static void free_slots(uint8_t *buf[2]) {
+    free(buf[0]);
+    free(buf[1]);
+}
+
+static int pick_failed(int r, char *why) {
+    if (r == -EPROTONOSUPPORT)
+        snprintf(why, TPMIO_WHY_LEN,
+                 "a license slot holds a record of a version this agent does not know (a newer "
+                 "tpmlic's): nothing is taken over it, and it is not overwritten");
+    else if (r == -EBADMSG)
+        snprintf(why, TPMIO_WHY_LEN, "neither license slot holds an intact record");
+    else if (r == -EOVERFLOW)
+        snprintf(why, TPMIO_WHY_LEN,
+                 "the license record in force has the largest sequence number there is (its NV "
+                 "index was edited): no new record could take its place");
+    return r;
+}
+
 int agent_store_read_license(struct tpmio *tpm, uint32_t base, char **ret_data, size_t *ret_len,
                              char *why) {
-    _cleanup_free_ uint8_t *buf = NULL;
-    const uint8_t *data;
-    size_t buflen, len;
-    char *out;
+    uint8_t *buf[2] = {NULL, NULL};
+    size_t buflen[2] = {0, 0};
+    struct store_license_pick cur;
+    char *out = NULL;
     int r;
 
-    r = tpmio_nv_read(tpm, agent_nv_index(base, AGENT_NV_LICENSE), &buf, &buflen, why);
-    if (r == -ENODATA) { /* defined, never written: no license */
-        *ret_data = NULL;
-        *ret_len = 0;
-        return 0;
-    }
+    r = read_slots(tpm, base, buf, buflen, why);
     if (r < 0)
         return r;
-    r = store_license_decode(buf, buflen, &data, &len);
-    if (r < 0)
-        return r;
-    if (!len) {
-        *ret_data = NULL;
-        *ret_len = 0;
-        return 0;
+    r = store_license_pick((const uint8_t *const *)buf, buflen, &cur);
+    if (r == 0 && cur.len) {
+        out = malloc(cur.len + 1);
+        if (out) {
+            memcpy(out, cur.data, cur.len);
+            out[cur.len] = '\0';
+        } else
+            r = -ENOMEM;
     }
-    out = malloc(len + 1);
-    if (!out)
-        return -ENOMEM;
-    memcpy(out, data, len);
-    out[len] = '\0';
+    free_slots(buf);
+    if (r < 0)
+        return pick_failed(r, why);
     *ret_data = out;
-    *ret_len = len;
+    *ret_len = out ? cur.len : 0;
     return 0;
 }
 
 int agent_store_write_license(struct tpmio *tpm, uint32_t base, const char *data, size_t len,
                               char *why) {
-    uint8_t rec[STORE_LICENSE_INDEX_SIZE];
-    int r = store_license_encode(data, len, rec);
+    uint8_t rec[STORE_LICENSE_INDEX_SIZE], *buf[2] = {NULL, NULL};
+    size_t buflen[2] = {0, 0};
+    struct store_license_pick cur = {.slot = -1};
+    uint64_t seq;
+    int r, n, slot;
+
+    if (len > STORE_LICENSE_MAX)
+        return -EFBIG;
+    r = read_slots(tpm, base, buf, buflen, why);
     if (r < 0)
         return r;
-    /* Only the bytes in use: header plus certificate. */
-    return tpmio_nv_write(tpm, agent_nv_index(base, AGENT_NV_LICENSE), rec,
-                          STORE_LICENSE_HEADER + len, "storing the license certificate", why);
+    r = store_license_next(store_license_pick((const uint8_t *const *)buf, buflen, &cur), &cur,
+                           &slot, &seq);
+    free_slots(buf);
+    if (r < 0)
+        return pick_failed(r, why);
+    n = store_license_encode(seq, data, len, rec);
+    if (n < 0)
+        return n;
+    /* only the bytes in use: header plus certificate */
+    return tpmio_nv_write(tpm,
+                          agent_nv_index(base, slot == 0 ? AGENT_NV_LICENSE : AGENT_NV_LICENSE_B),
+                          rec, (size_t)n, "storing the license certificate", why);
 }
 
 int agent_store_read_state(struct tpmio *tpm, uint32_t base, struct store_state *ret, char *why) {

@@ -98,6 +98,8 @@ int agent_print_tpm_info(FILE *f, const char *tcti, uint32_t nv_base, char *errb
     print_nv_slot(f, ctx, "license", agent_nv_index(nv_base, AGENT_NV_LICENSE));
     print_nv_slot(f, ctx, "counter", agent_nv_index(nv_base, AGENT_NV_COUNTER));
     print_nv_slot(f, ctx, "state", agent_nv_index(nv_base, AGENT_NV_STATE));
+    print_nv_slot(f, ctx, "floor", agent_nv_index(nv_base, AGENT_NV_FLOOR));
+    print_nv_slot(f, ctx, "license2", agent_nv_index(nv_base, AGENT_NV_LICENSE_B));
 
     if (tpm_read_clock(ctx, &clk) == 0)
         fprintf(f, "TPM clock\n  clock %llu ms, resets %u, restarts %u, safe %s\n",

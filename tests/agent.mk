@@ -56,6 +56,7 @@ test_agent_grace_LIBS := agent common
 test_agent_grace_PKGS := cmocka
 TEST_SCRIPTS += tests/integration/agent_online.sh
 TEST_SCRIPTS += tests/integration/agent_core.sh
+TEST_SCRIPTS += tests/integration/agent_store.sh
 TEST_SCRIPTS += tests/integration/agent_trust.sh
 TEST_SCRIPTS += tests/integration/agent_online_trust.sh
 TEST_SCRIPTS += tests/integration/faultproxy.sh

@@ -1,6 +1,6 @@
 # libFuzzer harnesses (make fuzz, clang): the two certificate decoders, the
 # client library's answer parser, the computer ID's encoders and readers,
-# and tpmlic-server's request readers.
+# tpmlic-server's request readers, and the agent's NV records.
 # Certificate seeds: tests/fuzz/corpus/{license,activation}. The license seeds are signed
 # with the harness's fixed key (a public seed, see fuzz_cert_license.c),
 # written as PEM by the PKCS#8 prefix for Ed25519 and signed with
@@ -54,3 +54,13 @@ fuzz_server_requests_LIBS := srv cert hwidid common
 fuzz_server_requests_PKGS := openssl jansson sqlite3 libpq
 fuzz_server_requests_LDLIBS := -lpthread
 fuzz_server_requests_CORPUS := tests/fuzz/corpus/server_requests
+
+# The agent's NV records (agent/store.h): the two license slots and the
+# state index, as root may write them. The first two bytes of a seed in
+# tests/fuzz/corpus/store split the rest into the two slots (see the
+# harness).
+FUZZERS += fuzz_agent_store
+fuzz_agent_store_SRCS := tests/fuzz/fuzz_agent_store.c
+fuzz_agent_store_LIBS := agent tpm common
+fuzz_agent_store_PKGS := openssl
+fuzz_agent_store_CORPUS := tests/fuzz/corpus/store

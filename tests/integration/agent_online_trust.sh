@@ -36,21 +36,30 @@ agent_indices() { # TCTI
 
 # save_indices NAME TCTI TAG / restore_indices NAME TCTI TAG: every ordinary
 # index of agent NAME, as root can copy them with the auth value in the
-# state directory
+# state directory. An index never written cannot be made so again: it is
+# restored as zeros (a damaged record, so that the other license slot, as
+# it was saved, is in force: the most root can do)
 save_indices() {
     local i
     mkdir -p "$T/nv-$3"
     for i in $(agent_indices "$2"); do
+        if ! TPM2TOOLS_TCTI=$2 tpm2_nvreadpublic "$i" | grep -q '|written'; then
+            : >"$T/nv-$3/$i.never-written"
+            continue
+        fi
         TPM2TOOLS_TCTI=$2 tpm2_nvread "$i" -P "$(nv_auth "$1")" -o "$T/nv-$3/$i" >/dev/null ||
             fail "cannot read $i"
     done
     [ -n "$(ls "$T/nv-$3")" ] || fail "no index saved"
 }
 restore_indices() {
-    local f
+    local f i
+    head -c 64 /dev/zero >"$T/zeros.bin"
     for f in "$T/nv-$3"/*; do
-        TPM2TOOLS_TCTI=$2 tpm2_nvwrite "$(basename "$f")" -P "$(nv_auth "$1")" -i "$f" >/dev/null ||
-            fail "cannot write $(basename "$f")"
+        i=$(basename "$f" .never-written)
+        [ "$i" = "$(basename "$f")" ] || f=$T/zeros.bin
+        TPM2TOOLS_TCTI=$2 tpm2_nvwrite "$i" -P "$(nv_auth "$1")" -i "$f" >/dev/null ||
+            fail "cannot write $i"
     done
 }
 

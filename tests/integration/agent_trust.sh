@@ -11,6 +11,7 @@
 . "$(dirname "$0")/../lib/agentlib.sh"
 
 LICENSE_INDEX=0x01a0c000
+LICENSE_B=0x01a0c004
 COUNTER=0x01a0c001
 STATE_INDEX=0x01a0c002
 FLOOR=0x01a0c003
@@ -53,13 +54,14 @@ as_tss_member() {
 
 # copy_index SRC-TCTI DST-TCTI INDEX AUTH ATTRS: an ordinary index and its
 # content from one TPM into another, with the same attributes (so the same
-# NV name)
+# NV name); one never written is copied as such
 copy_index() {
     local size
     size=$(TPM2TOOLS_TCTI=$1 tpm2_nvreadpublic "$3" | awk '/size:/ {print $2}')
-    TPM2TOOLS_TCTI=$1 tpm2_nvread "$3" ${4:+-P "$4"} -o "$T/copy.bin" >/dev/null
     TPM2TOOLS_TCTI=$2 tpm2_nvdefine "$3" -C o -s "$size" -a "$5" ${4:+-p "$4"} >/dev/null
-    TPM2TOOLS_TCTI=$2 tpm2_nvwrite "$3" ${4:+-P "$4"} -i "$T/copy.bin" >/dev/null
+    if TPM2TOOLS_TCTI=$1 tpm2_nvread "$3" ${4:+-P "$4"} -o "$T/copy.bin" >/dev/null 2>&1; then
+        TPM2TOOLS_TCTI=$2 tpm2_nvwrite "$3" ${4:+-P "$4"} -i "$T/copy.bin" >/dev/null
+    fi
 }
 
 test_a_fake_tpm_with_the_copied_ek_certificate_and_indices_is_refused() {
@@ -79,6 +81,7 @@ test_a_fake_tpm_with_the_copied_ek_certificate_and_indices_is_refused() {
     tpm_nv f "$tcti_f" tpm2_nvwrite 0x01c00002 -C p -i "$T/ekcert.der" >/dev/null
     # ... and the agent's indices, with their auth value and attributes
     copy_index "$tcti_a" "$tcti_f" $LICENSE_INDEX "$auth" "authread|authwrite|no_da"
+    copy_index "$tcti_a" "$tcti_f" $LICENSE_B "$auth" "authread|authwrite|no_da"
     copy_index "$tcti_a" "$tcti_f" $STATE_INDEX "$auth" "authread|authwrite|no_da"
     for c in $COUNTER $FLOOR; do
         tpm_nv f "$tcti_f" tpm2_nvdefine $c -C o -s 8 -a "nt=counter|authread|authwrite|no_da" \

@@ -135,10 +135,38 @@ nv_auth() {
 }
 
 # agent_cert NAME TCTI: the license certificate agent NAME keeps in the TPM,
-# read as root can (the record: 40 bytes of header, of which bytes 6-7 are
-# the length, then the certificate)
+# read as root can: of its two slots (0x01a0c000, 0x01a0c004) the intact
+# record with the highest sequence number (docs/agent.md, "What the TPM
+# holds"); prints nothing when that record says "no license", fails when
+# neither slot holds an intact record
 agent_cert() {
-    TPM2TOOLS_TCTI=$2 tpm2_nvread 0x01a0c000 -P "$(nv_auth "$1")" -o "$T/nv.lic" >/dev/null 2>&1 ||
-        return 1
-    python3 -c 'import sys; b=open(sys.argv[1],"rb").read(); n=b[6]<<8|b[7]; sys.stdout.write(b[40:40+n].decode())' "$T/nv.lic"
+    local i
+    rm -f "$T/nv.lic0" "$T/nv.lic1"
+    for i in 0 1; do
+        TPM2TOOLS_TCTI=$2 tpm2_nvread "$([ $i = 0 ] && echo 0x01a0c000 || echo 0x01a0c004)" \
+            -P "$(nv_auth "$1")" -o "$T/nv.lic$i" >/dev/null 2>&1 || rm -f "$T/nv.lic$i"
+    done
+    python3 - "$T/nv.lic0" "$T/nv.lic1" <<'PY'
+import hashlib, os, sys
+best = None
+for path in sys.argv[1:]:
+    if not os.path.exists(path):
+        continue
+    b = open(path, "rb").read()
+    if len(b) < 8 or b[:4] != b"TLIC":
+        continue
+    n = b[6] << 8 | b[7]
+    if b[4] == 1:
+        seq, data, ok = 0, b[40:40 + n], hashlib.sha256(b[40:40 + n]).digest() == b[8:40]
+    elif b[4] == 2:
+        seq, data = int.from_bytes(b[8:16], "big"), b[48:48 + n]
+        ok = hashlib.sha256(b[:16] + data).digest() == b[16:48]
+    else:
+        continue
+    if ok and len(data) == n and (best is None or seq > best[0]):
+        best = (seq, data)
+if best is None:
+    sys.exit(1)
+sys.stdout.write(best[1].decode())
+PY
 }

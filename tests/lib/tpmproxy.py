@@ -72,7 +72,8 @@ def recv_frame(sock):
 class Proxy:
     def __init__(self, args):
         self.args = args
-        self.lock = threading.Lock()
+        # re-entrant: command() logs while it holds the lock
+        self.lock = threading.RLock()
         self.writes = 0
         self.mode_stamp = None
         self.dead = False
