@@ -5,17 +5,22 @@
  * (agent_netconf_set, storing into a temporary state directory) and the
  * network.json that the online part reads back (agent_netconf_proxy). No
  * TPM, no ledger. The first byte picks the reader, the rest is the body.
- * Checked besides the sanitizers: a refusal is a 400 with a JSON message,
- * proxy settings that are accepted read back as a proxy URL, and what is
- * shown of them never holds the password. */
+ * Checked besides the sanitizers: a refusal is a 400 with a JSON message;
+ * proxy settings that are accepted read back as a proxy URL that libcurl
+ * parses, with the host that was given, and as the user and password that
+ * were given; what is shown of them never holds the password. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
 
 #include "agent/http.h"
 #include "agent/netconf.h"
@@ -72,6 +77,70 @@ static void route_body(unsigned i, const char *text, size_t len) {
     free(resp.text);
 }
 
+/* host without the brackets around an IPv6 address */
+static void unbracket(const char *host, char out[256]) {
+    size_t n = strlen(host);
+    if (n > 2 && host[0] == '[' && host[n - 1] == ']')
+        snprintf(out, 256, "%.*s", (int)(n - 2), host + 1);
+    else
+        snprintf(out, 256, "%s", host);
+}
+
+/* The same host: the same name, or the same address (libcurl normalises
+ * them: "20b8::0" is "[20b8::]", "2" is "0.0.0.2", as inet_aton reads it). */
+static bool same_host(const char *a, const char *b) {
+    char x[256], y[256];
+    struct in6_addr p, q;
+    struct in_addr v, w;
+
+    unbracket(a, x);
+    unbracket(b, y);
+    if (!strcasecmp(x, y))
+        return true;
+    if (inet_aton(x, &v) && inet_aton(y, &w))
+        return v.s_addr == w.s_addr;
+    return inet_pton(AF_INET6, x, &p) == 1 && inet_pton(AF_INET6, y, &q) == 1 &&
+           !memcmp(&p, &q, sizeof(p));
+}
+
+/* The proxy URL libcurl gets: one it parses, for host. */
+static void check_url(const char *url, const char *host) {
+    CURLU *u = curl_url();
+    char *h = NULL;
+
+    if (!u)
+        abort();
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK) {
+        fprintf(stderr, "the proxy URL %s (host %s) does not parse\n", url, host);
+        abort();
+    }
+    if (!same_host(h, host)) {
+        fprintf(stderr, "the proxy URL %s names host %s, not %s\n", url, h, host);
+        abort();
+    }
+    curl_free(h);
+    curl_url_cleanup(u);
+}
+
+/* "USER:PASSWORD" for libcurl, which cuts it at the first ':' */
+static void check_userpwd(const char *userpwd, json_t *body) {
+    json_t *hc = json_object_get(body, "http_configuration");
+    const char *user = json_string_value(json_object_get(hc, "user"));
+    const char *pass = json_string_value(json_object_get(hc, "password"));
+    const char *colon = userpwd ? strchr(userpwd, ':') : NULL;
+
+    if (!user != !userpwd)
+        abort();
+    if (!user)
+        return;
+    if (!colon || (size_t)(colon - userpwd) != strlen(user) ||
+        strncmp(userpwd, user, strlen(user)) || strcmp(colon + 1, pass ? pass : "")) {
+        fprintf(stderr, "user '%s' and its password reach libcurl as '%s'\n", user, userpwd);
+        abort();
+    }
+}
+
 /* POST .../license/network as the handler does it, then what the online
  * part makes of the stored file. */
 static void network_set(const char *text, size_t len) {
@@ -94,6 +163,10 @@ static void network_set(const char *text, size_t len) {
         if (agent_netconf_proxy(state_dir, &url, &userpwd) < 0 || !url ||
             (*ip ? strncmp(url, "http://", 7) != 0 : (*url || userpwd)))
             abort();
+        if (*ip) {
+            check_url(url, ip);
+            check_userpwd(userpwd, body);
+        }
         free(url);
         free(userpwd);
         json_decref(shown);

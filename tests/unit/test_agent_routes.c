@@ -1,6 +1,8 @@
 /* Unit tests for the request-body readers of tpmlicd's routes
  * (agent_routes_read_body): what each route accepts before its domain
- * call, and the 400 it gives otherwise, without a TPM or a ledger. */
+ * call, and the 400 it gives otherwise, without a TPM or a ledger; and the
+ * proxy settings of POST /v1/management/license/network (agent_netconf_set
+ * into a temporary state directory, agent_netconf_proxy reading them back). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,9 +10,13 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "agent/http.h"
+#include "agent/netconf.h"
 #include "agent/routes.h"
 
 #define LICENSE_BODY "\"license\": \"ABCD-EFGH-JKLM-NPQR\""
@@ -89,10 +95,78 @@ static void management(void **state) {
     assert_int_equal(read_body("DELETE", "/v1/management/license", NULL, NULL), -ENOENT);
 }
 
+/* agent_netconf_set on body in a fresh state directory: its result, and
+ * what agent_netconf_proxy reads back (*ret_url, *ret_userpwd; freed by the
+ * caller) when it was stored. */
+static int set_proxy(const char *body, char **ret_url, char **ret_userpwd) {
+    char dir[] = "/tmp/tpmlic-netconf-test.XXXXXX", path[64], err[256] = "";
+    json_t *o = json_loads(body, JSON_REJECT_DUPLICATES, NULL), *shown = NULL;
+    int r;
+
+    assert_non_null(o);
+    assert_non_null(mkdtemp(dir));
+    r = agent_netconf_set(dir, o, &shown, err, sizeof(err));
+    if (r == 0)
+        assert_int_equal(agent_netconf_proxy(dir, ret_url, ret_userpwd), 0);
+    else
+        assert_true(err[0]);
+    json_decref(shown);
+    json_decref(o);
+    snprintf(path, sizeof(path), "%s/network.json", dir);
+    unlink(path);
+    rmdir(dir);
+    return r;
+}
+
+#define PROXY(ip) "{\"http_configuration\": {\"ip\": \"" ip "\", \"port\": 3128}}"
+
+/* Found by fuzz_agent_bodies: a host with a stray bracket or colon was
+ * stored, and gave a proxy URL that libcurl cannot parse. */
+static void network_host_makes_a_url(void **state) {
+    static const char *const bad[] = {PROXY("["),    PROXY("]com"),      PROXY("a]b"),
+                                      PROXY("[::1"), PROXY("host:3128"), PROXY("[1.2.3.4]"),
+                                      PROXY("[]")};
+    char *url = NULL, *userpwd = NULL;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (set_proxy(bad[i], &url, &userpwd) != -EINVAL)
+            fail_msg("%s was accepted", bad[i]);
+    assert_int_equal(set_proxy(PROXY("proxy.example.com"), &url, &userpwd), 0);
+    assert_string_equal(url, "http://proxy.example.com:3128");
+    free(url);
+    assert_int_equal(set_proxy(PROXY("2001:db8::1"), &url, &userpwd), 0);
+    assert_string_equal(url, "http://[2001:db8::1]:3128");
+    free(url);
+    assert_int_equal(set_proxy(PROXY("[2001:db8::1]"), &url, &userpwd), 0);
+    assert_string_equal(url, "http://[2001:db8::1]:3128");
+    free(url);
+    assert_null(userpwd);
+}
+
+/* Found by fuzz_agent_bodies: a user with a ':' reached libcurl as
+ * "a:b:PASSWORD", which it reads as user "a", password "b:PASSWORD". */
+static void network_user_without_colon(void **state) {
+    char *url = NULL, *userpwd = NULL;
+
+    assert_int_equal(set_proxy("{\"http_configuration\": {\"ip\": \"p\", \"port\": 1, "
+                               "\"user\": \"a:b\", \"password\": \"c\"}}",
+                               &url, &userpwd),
+                     -EINVAL);
+    assert_int_equal(set_proxy("{\"http_configuration\": {\"ip\": \"p\", \"port\": 1, "
+                               "\"user\": \"ab\", \"password\": \"c:d\"}}",
+                               &url, &userpwd),
+                     0);
+    assert_string_equal(userpwd, "ab:c:d");
+    free(url);
+    free(userpwd);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(check_and_usage),
         cmocka_unit_test(management),
+        cmocka_unit_test(network_host_makes_a_url),
+        cmocka_unit_test(network_user_without_colon),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
