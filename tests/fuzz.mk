@@ -77,9 +77,11 @@ fuzz_agent_http_LDLIBS := -lpthread
 fuzz_agent_http_CORPUS := tests/fuzz/corpus/agent_http
 
 # tpmlicd's records in TPM NV through store.h's public decoders (the layout
-# may change), the state record then through the grace arithmetic. Bit 0
-# of a seed's first byte: 1 the state record, 0 the license record; the
-# second byte picks the clock readings.
+# may change), the state record then through the grace arithmetic, and the
+# EK certificate in NV (tpm_ek_key_from_cert). A seed's first byte modulo
+# 3: 0 the license record, 1 the state record, 2 the EK certificate (DER,
+# seeds made with openssl req -x509 -outform DER); the second byte picks
+# the clock readings.
 FUZZERS += fuzz_agent_store
 fuzz_agent_store_SRCS := tests/fuzz/fuzz_agent_store.c
 fuzz_agent_store_LIBS := agent agenthttp cert hwid hwidid tpm common

@@ -5,11 +5,16 @@
  * agent) controls. Only the public decoders are called, so the harness does
  * not depend on the records' layout. A state record that decodes then goes
  * where the ledger sends it: grace_from_record and the grace period's
- * arithmetic at a few clock readings. The first byte picks the decoder.
- * Checked besides the sanitizers: a license that decodes lies within the
- * buffer; a state record that decodes encodes back to a record that
- * decodes to the same state; a grace period read from NV has the length of
- * one of its two classes and is never longer than that. */
+ * arithmetic at a few clock readings. Also the EK certificate that NV
+ * 0x01c00002 holds (tpm_ek_key_from_cert, tpm/ek.c: whoever has platform
+ * authorization writes it). The first byte picks the decoder (modulo 3: 0
+ * license, 1 state, 2 EK certificate). Checked besides the sanitizers: a
+ * license that decodes lies within the buffer; a state record that decodes
+ * encodes back to a record that decodes to the same state; a grace period
+ * read from NV has the length of one of its two classes and is never
+ * longer than that; an EK certificate's key is a 2048-bit modulus and a
+ * 32-bit exponent. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +22,7 @@
 
 #include "agent/grace.h"
 #include "agent/store.h"
+#include "tpm/tpm-internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -70,6 +76,19 @@ static void state(const uint8_t *p, size_t n, uint8_t clocks) {
     (void)grace_end(&s, now + 60);
 }
 
+static void ek_cert(const uint8_t *p, size_t n) {
+    struct tpm_ctx ctx = {0};
+    struct tpm_ek ek = {0};
+    int r = tpm_ek_key_from_cert(&ctx, p, n, &ek);
+
+    if (r == 0 && (!(ek.modulus[0] & 0x80) || ek.spki_der || ek.cert_der))
+        abort();
+    if (r < 0 && (r != -EPROTO && r != -EMEDIUMTYPE))
+        abort();
+    if (r < 0 && strnlen(ctx.error, sizeof(ctx.error)) >= sizeof(ctx.error))
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2 || size > 4096)
         return 0;
@@ -78,10 +97,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!p)
         return 0;
     memcpy(p, data + 2, size - 2);
-    if (data[0] & 1)
-        state(p, size - 2, data[1]);
-    else
+    switch (data[0] % 3) {
+    case 0:
         license(p, size - 2);
+        break;
+    case 1:
+        state(p, size - 2, data[1]);
+        break;
+    default:
+        ek_cert(p, size - 2);
+    }
     free(p);
     return 0;
 }
