@@ -39,8 +39,8 @@ static const struct option_def defs[] = {
     {"owner_auth_file", T_STR, O(owner_auth_file), "FILE",
      "the TPM owner's authorization, when the image set one (root-only file)"},
     {"license_file", T_STR, O(license_file), "FILE",
-     "the license to activate online while the TPM holds none (zero-touch; default "
-     AGENT_DEFAULT_LICENSE_FILE ", if present)"},
+     "the license to activate online while the TPM holds none (zero-touch; "
+     "default " AGENT_DEFAULT_LICENSE_FILE ", if present)"},
     {"server_timeout", T_UINT, O(server_timeout_secs), "SECONDS",
      "longest exchange with the license server, connecting included (default 30)"},
     {"user", T_STR, O(user), "USER", "drop privileges to this user after start-up"},

@@ -9,12 +9,12 @@
 
 #include "common/log.h"
 
-#define AGENT_DEFAULT_CONFIG     "/etc/tpmlic/tpmlicd.conf"
-#define AGENT_DEFAULT_TCTI       "device:/dev/tpmrm0"
-#define AGENT_DEFAULT_SOCKET     "/run/tpmlic/tpmlicd.sock"
-#define AGENT_DEFAULT_STATE_DIR  "/var/lib/tpmlic"
-#define AGENT_DEFAULT_VENDOR_KEY "/etc/tpmlic/vendor.pub"
-#define AGENT_DEFAULT_EK_CA_DIR  "/etc/tpmlic/ek-ca.d"
+#define AGENT_DEFAULT_CONFIG       "/etc/tpmlic/tpmlicd.conf"
+#define AGENT_DEFAULT_TCTI         "device:/dev/tpmrm0"
+#define AGENT_DEFAULT_SOCKET       "/run/tpmlic/tpmlicd.sock"
+#define AGENT_DEFAULT_STATE_DIR    "/var/lib/tpmlic"
+#define AGENT_DEFAULT_VENDOR_KEY   "/etc/tpmlic/vendor.pub"
+#define AGENT_DEFAULT_EK_CA_DIR    "/etc/tpmlic/ek-ca.d"
 #define AGENT_DEFAULT_LICENSE_FILE "/etc/tpmlic/license.json"
 
 struct agent_config {

@@ -57,8 +57,7 @@ time_t grace_end(const struct store_state *s, time_t now) {
     if (!s->grace_start)
         return 0;
     if (grace_over(s))
-        return s->grace_ended ? (time_t)s->grace_ended
-                              : (time_t)(s->grace_start + s->grace_secs);
+        return s->grace_ended ? (time_t)s->grace_ended : (time_t)(s->grace_start + s->grace_secs);
     return now + (time_t)((grace_left_ms(s) + 999) / 1000);
 }
 

@@ -110,7 +110,7 @@ struct online_request {
     uint64_t counter;
     uint64_t base; /* the certificate's counter base, which consumed_secs counts from */
     uint64_t consumed_secs;
-    uint64_t tpm_clock;   /* ms, read (authenticated) for this request: the window's anchor */
+    uint64_t tpm_clock;        /* ms, read (authenticated) for this request: the window's anchor */
     struct cert_counter floor; /* the hour counter now (index, name, value): the floor's anchor */
     bool refill;
 };

@@ -1,8 +1,8 @@
 /* The license-server proxy settings (netconf.h). */
 #include "agent/netconf.h"
 
-#include <errno.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -13,6 +13,10 @@
 
 #include "common/json.h"
 #include "common/macro.h"
+
+#define NETCONF_FILE "network.json"
+#define NETCONF_TMP  "network.json.tmp"
+#define NETCONF_MAX  4096
 
 /* What goes between "http://" and ":PORT" of the proxy URL: a host name or
  * an IPv4 address ([A-Za-z0-9._-]), or an IPv6 address, bare or in
@@ -67,13 +71,12 @@ static int parse_port(json_t *p, long *ret) {
     return 0;
 }
 
-int agent_netconf_set(const char *state_dir, json_t *body, json_t **ret_shown, char *err,
-                      size_t errlen) {
+int agent_netconf_set(int dirfd, json_t *body, json_t **ret_shown, char *err, size_t errlen) {
     static const char *const top[] = {"http_configuration", NULL};
     static const char *const keys[] = {"ip", "port", "user", "password", NULL};
     json_t *hc = json_object_get(body, "http_configuration");
     json_t *ip, *port, *user, *pass, *stored = NULL, *shown = NULL;
-    char path[4096], tmp[4200], msg[200], text[257];
+    char msg[200], text[257];
     struct cj c = {.msg = msg, .msglen = sizeof(msg)};
     long portnum = 0;
     int fd, r;
@@ -130,15 +133,7 @@ int agent_netconf_set(const char *state_dir, json_t *body, json_t **ret_shown, c
     if (!stored)
         return -ENOMEM;
 
-    snprintf(path, sizeof(path), "%s/network.json", state_dir);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    if (mkdir(state_dir, 0750) < 0 && errno != EEXIST) {
-        r = -errno;
-        snprintf(err, errlen, "cannot create %s: %s", state_dir, strerror(errno));
-        json_decref(stored);
-        return r;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    fd = openat(dirfd, NETCONF_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     r = fd < 0 ? -errno : 0;
     if (r == 0 && json_dumpfd(stored, fd, JSON_COMPACT) < 0)
         r = -EIO;
@@ -146,11 +141,14 @@ int agent_netconf_set(const char *state_dir, json_t *body, json_t **ret_shown, c
         r = -errno;
     if (fd >= 0)
         close(fd);
-    if (r == 0 && rename(tmp, path) < 0)
+    /* renameat replaces a link planted at the name, never its target */
+    if (r == 0 && renameat(dirfd, NETCONF_TMP, dirfd, NETCONF_FILE) < 0)
         r = -errno;
     if (r < 0) {
-        unlink(tmp);
-        snprintf(err, errlen, "cannot store the proxy settings in %s: %s", path, strerror(-r));
+        if (r != -ELOOP)
+            unlinkat(dirfd, NETCONF_TMP, 0);
+        snprintf(err, errlen, "cannot store the proxy settings in the state directory's %s: %s",
+                 NETCONF_FILE, r == -ELOOP ? "a symbolic link is in the way" : strerror(-r));
         json_decref(stored);
         return r;
     }
@@ -164,21 +162,28 @@ int agent_netconf_set(const char *state_dir, json_t *body, json_t **ret_shown, c
     return 0;
 }
 
-int agent_netconf_proxy(const char *state_dir, char **ret_url, char **ret_userpwd) {
+int agent_netconf_proxy(int dirfd, char **ret_url, char **ret_userpwd) {
     _cleanup_(json_decrefp) json_t *o = NULL;
+    _cleanup_close_ int fd = -1;
     const char *ip, *user, *pass;
-    char path[4096], *url = NULL, *userpwd = NULL;
+    char *url = NULL, *userpwd = NULL;
     json_int_t port;
+    struct stat st;
 
-    snprintf(path, sizeof(path), "%s/network.json", state_dir);
-    o = json_load_file(path, JSON_REJECT_DUPLICATES, NULL);
-    if (!o) {
-        if (access(path, F_OK) == 0)
-            return -EBADMSG;
+    fd = openat(dirfd, NETCONF_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
         *ret_url = strdup("");
         *ret_userpwd = NULL;
         return *ret_url ? 0 : -ENOMEM;
     }
+    /* a link, or a file the agent did not write, is not read */
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        (st.st_uid != 0 && st.st_uid != geteuid()) || (st.st_mode & 022) ||
+        st.st_size > NETCONF_MAX)
+        return -EBADMSG;
+    o = json_loadfd(fd, JSON_REJECT_DUPLICATES, NULL);
+    if (!o)
+        return -EBADMSG;
     ip = json_string_value(json_object_get(o, "ip"));
     if (!ip)
         return -EBADMSG;

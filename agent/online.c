@@ -169,9 +169,10 @@ int online_exchange(const struct online_conf *c, const char *type, json_t *reque
         failed(ret, FAILURE_UNREACHABLE, "no license server is configured");
         return 0;
     }
-    r = agent_netconf_proxy(c->state_dir, &proxy, &userpwd);
+    r = agent_netconf_proxy(c->state_fd, &proxy, &userpwd);
     if (r < 0) {
-        failed(ret, FAILURE_UNREACHABLE, "the proxy settings in %s are unreadable", c->state_dir);
+        failed(ret, FAILURE_UNREACHABLE,
+               "the proxy settings (network.json in the state directory) are unreadable");
         return 0;
     }
     text = json_dumps(request, JSON_COMPACT);

@@ -18,9 +18,9 @@
 #define ONLINE_NONCE_LEN 32 /* hex characters */
 
 struct online_conf {
-    const char *server;    /* https://HOST:PORT */
-    const char *ca_file;   /* the only trust anchor; NULL: the system's */
-    const char *state_dir; /* where the proxy settings are */
+    const char *server;  /* https://HOST:PORT */
+    const char *ca_file; /* the only trust anchor; NULL: the system's */
+    int state_fd;        /* the state directory, where the proxy settings are */
     long connect_timeout_secs;
     long timeout_secs;
     EVP_PKEY *vendor_key;

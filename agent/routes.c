@@ -443,7 +443,7 @@ static void post_network(void *ud, const struct http_request *req, struct http_r
 
     if (http_parse_json_object(req, false, &body, resp) < 0)
         return;
-    if (agent_netconf_set(x->state_dir, body, &shown, err, sizeof(err)) < 0)
+    if (agent_netconf_set(x->state_fd, body, &shown, err, sizeof(err)) < 0)
         return http_respond_error(resp, 400, "%s", err);
     http_respond_json(resp, 200, shown);
 }

@@ -21,7 +21,7 @@ struct routes_ctx {
     struct validator *validator;
     struct tpmio *tpm;
     struct http_server *http; /* for the request counters on /metrics; may be NULL */
-    const char *state_dir;    /* the proxy settings */
+    int state_fd;             /* the state directory: the proxy settings */
     atomic_uint_fast64_t checks_allowed;
     atomic_uint_fast64_t checks_denied;
 };

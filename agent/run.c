@@ -312,15 +312,14 @@ static int start(struct daemon *d, char *err, size_t errlen) {
         return r;
 
     /* 5. serve */
-    r = validator_new(&(struct validator_config){.server = cfg->server,
-                                                 .server_ca = cfg->server_ca,
-                                                 .state_dir = cfg->state_dir,
-                                                 .timeout_secs = cfg->server_timeout_secs,
-                                                 .vendor_key = d->vendor_key,
-                                                 .zero_touch = d->have_zero_touch
-                                                                   ? &d->zero_touch
-                                                                   : NULL},
-                      d->ledger, &d->validator);
+    r = validator_new(
+        &(struct validator_config){.server = cfg->server,
+                                   .server_ca = cfg->server_ca,
+                                   .state_fd = d->state_fd,
+                                   .timeout_secs = cfg->server_timeout_secs,
+                                   .vendor_key = d->vendor_key,
+                                   .zero_touch = d->have_zero_touch ? &d->zero_touch : NULL},
+        d->ledger, &d->validator);
     if (r < 0) {
         snprintf(err, errlen, "out of memory");
         return r;
@@ -328,7 +327,7 @@ static int start(struct daemon *d, char *err, size_t errlen) {
     d->routes.ledger = d->ledger;
     d->routes.validator = d->validator;
     d->routes.tpm = d->tpm;
-    d->routes.state_dir = cfg->state_dir;
+    d->routes.state_fd = d->state_fd;
     hc.listen_fd = d->listen_fd;
     hc.routes = agent_routes(&hc.nroutes);
     hc.userdata = &d->routes;

@@ -72,7 +72,7 @@ static void online_conf(const struct validator *v, struct online_conf *c) {
     unsigned t = v->cfg.timeout_secs ? v->cfg.timeout_secs : 30;
     c->server = v->cfg.server;
     c->ca_file = v->cfg.server_ca;
-    c->state_dir = v->cfg.state_dir;
+    c->state_fd = v->cfg.state_fd;
     c->timeout_secs = t;
     c->connect_timeout_secs = t < 10 ? t : 10;
     c->vendor_key = v->cfg.vendor_key;
@@ -159,10 +159,10 @@ static json_t *request_json(const struct online_request *q, const char *computer
 
     hex_encode(q->epoch, STORE_EPOCH_LEN, ep);
     hex_encode(q->next_epoch, STORE_EPOCH_LEN, nep);
-    o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "v", 1, "license",
-                  q->code, "activation", q->jti, "computer_id", computer_id, "nonce", nonce,
-                  "epoch", ep, "counter", (json_int_t)q->counter, "base", (json_int_t)q->base,
-                  "consumed_secs", (json_int_t)q->consumed_secs);
+    o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "v", 1, "license", q->code,
+                  "activation", q->jti, "computer_id", computer_id, "nonce", nonce, "epoch", ep,
+                  "counter", (json_int_t)q->counter, "base", (json_int_t)q->base, "consumed_secs",
+                  (json_int_t)q->consumed_secs);
     if (o && q->tpm_clock &&
         json_object_set_new(o, "tpm_clock", json_integer((json_int_t)q->tpm_clock)) < 0) {
         json_decref(o);

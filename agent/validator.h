@@ -26,7 +26,7 @@ struct validator;
 struct validator_config {
     const char *server;    /* https://HOST:PORT, or NULL: no license server */
     const char *server_ca; /* the only trust anchor */
-    const char *state_dir; /* the proxy settings */
+    int state_fd;          /* the state directory: the proxy settings */
     unsigned timeout_secs;
     EVP_PKEY *vendor_key;
     /* zero-touch provisioning (docs/packaging.md): the license to activate

@@ -26,8 +26,8 @@ static void report(const char *what, double *t, int n, unsigned long cmds) {
            cmds);
 }
 
-static int boot_path(const char *tcti, bool prove, unsigned long *ret_cmds,
-                     enum tpm_ek_source *src, char *how, size_t howlen) {
+static int boot_path(const char *tcti, bool prove, unsigned long *ret_cmds, enum tpm_ek_source *src,
+                     char *how, size_t howlen) {
     struct tpm_ctx *ctx = NULL;
     struct tpm_ek ek = {0};
     struct tpm_ek_proof proof;
@@ -129,8 +129,9 @@ static int session_cost(void) {
     size_t len;
 
     if (swtpm_new(&s, "") < 0 || tpm_open(s.tcti, 0, &ctx, err, sizeof(err)) < 0 ||
-        tpm_nv_define(ctx, IDX, sizeof(blob)) < 0 || tpm_nv_write(ctx, IDX, blob, sizeof(blob)) < 0 ||
-        tpm_counter_define(ctx, IDX + 1) < 0 || tpm_ek_rsa(ctx, 0, &ek) < 0)
+        tpm_nv_define(ctx, IDX, sizeof(blob)) < 0 ||
+        tpm_nv_write(ctx, IDX, blob, sizeof(blob)) < 0 || tpm_counter_define(ctx, IDX + 1) < 0 ||
+        tpm_ek_rsa(ctx, 0, &ek) < 0)
         return -1;
     for (int proven = 0; proven <= 1; proven++) {
         char what[96];

@@ -515,11 +515,11 @@ static int group(int argc, char **argv, const char *path, const char *noun,
 /* ---- licenses ---------------------------------------------------------------------- */
 
 #define TPM_TRUST_HELP                                                                             \
-    "  --tpm-trust T         which TPMs may activate: any (default: every TPM that\n"            \
-    "                        proves it holds its endorsement key), certified (its EK\n"          \
-    "                        certificate chains to a CA of the server's EK trust\n"            \
-    "                        store, serve's ek-ca-dir), or CA key ids (SHA-256 of a\n"         \
-    "                        CA's public key, as tpmlic-vendor inspect shows them)\n"          \
+    "  --tpm-trust T         which TPMs may activate: any (default: every TPM that\n"              \
+    "                        proves it holds its endorsement key), certified (its EK\n"            \
+    "                        certificate chains to a CA of the server's EK trust\n"                \
+    "                        store, serve's ek-ca-dir), or CA key ids (SHA-256 of a\n"             \
+    "                        CA's public key, as tpmlic-vendor inspect shows them)\n"              \
     "                        separated by commas\n"
 
 static const char create_help[] =
@@ -554,8 +554,7 @@ static const char create_help[] =
     "  --cull-days N         close online activations not seen for N days (their seat\n"
     "                        is free again; default 0: never)\n"
     "  --pool-alert-secs N   a pool_low webhook when the free seconds fall below N\n"
-    "                        (default 0: none)\n"
-    TPM_TRUST_HELP;
+    "                        (default 0: none)\n" TPM_TRUST_HELP;
 
 static const struct option create_opts[] = {
     OPT_DB,
@@ -614,8 +613,7 @@ static const char update_help[] =
     "seconds allocated, offline allowed, TPM trust). The allocation cannot go below\n"
     "the seconds committed to activations. The type, customer and tick are fixed\n"
     "once created. A new --tpm-trust applies to activations from then on.\n"
-    "\n"
-    TPM_TRUST_HELP;
+    "\n" TPM_TRUST_HELP;
 
 static const struct option update_opts[] = {
     OPT_DB,

@@ -163,22 +163,10 @@ static int load_body(const struct srv_api_request *req, json_t **ret, char *msg,
 }
 
 static const char *const license_keys[] = {
-    "code",
-    "product",
-    "customer_id",
-    "license_type",
-    "expiry",
-    "features",
-    "secs_allocated",
-    "cache_secs",
-    "tick_secs",
-    "max_activations",
-    "offline_allowed",
-    "max_transfers",
-    "cull_days",
-    "pool_alert_secs",
-    "tpm_trust",
-    NULL,
+    "code",      "product",         "customer_id",     "license_type",
+    "expiry",    "features",        "secs_allocated",  "cache_secs",
+    "tick_secs", "max_activations", "offline_allowed", "max_transfers",
+    "cull_days", "pool_alert_secs", "tpm_trust",       NULL,
 };
 
 /* A license body, read into in; the strings live in the struct (features

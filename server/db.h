@@ -68,21 +68,21 @@ struct srv_activation {
     struct cert_counter counter; /* counter.value: the base of its certificate now */
     uint32_t tick_secs;
     char epoch[SRV_ID_HEX + 1]; /* "" for offline activations */
-    uint64_t secs_granted;  /* over the activation's life; its certificate has secs_granted -
-                               prior_secs */
-    uint64_t prior_secs;    /* consumed under earlier bases (docs/online.md, a new base) */
-    uint64_t consumed_secs; /* the highest reported, prior_secs included */
-    uint64_t final_secs;    /* closed: the final consumption the pool keeps */
-    uint64_t returned_secs; /* closed: what went back to the pool */
-    uint64_t last_counter;  /* the highest counter reported */
-    int64_t terms;          /* the license's terms in its last certificate */
+    uint64_t secs_granted;      /* over the activation's life; its certificate has secs_granted -
+                                   prior_secs */
+    uint64_t prior_secs;        /* consumed under earlier bases (docs/online.md, a new base) */
+    uint64_t consumed_secs;     /* the highest reported, prior_secs included */
+    uint64_t final_secs;        /* closed: the final consumption the pool keeps */
+    uint64_t returned_secs;     /* closed: what went back to the pool */
+    uint64_t last_counter;      /* the highest counter reported */
+    int64_t terms;              /* the license's terms in its last certificate */
     time_t created, last_seen, closed;
     char closed_reason[16]; /* deactivated, revoked, transferred, culled; "" while active */
     char hostname[129];
     uint64_t last_tpm_clock;  /* ms, the TPM clock of the last request that sent one */
     time_t last_tpm_clock_at; /* when that was */
-    unsigned nflags;      /* flags raised against it */
-    unsigned nflags_open; /* ... and not cleared */
+    unsigned nflags;          /* flags raised against it */
+    unsigned nflags_open;     /* ... and not cleared */
 };
 
 /* The pool of a license (docs/online.md, pool arithmetic). free is 0 when

@@ -649,8 +649,8 @@ static int do_check(const struct srv_ctx *ctx, enum srv_request type, json_t *re
         return went_back(ctx, type, &q, &l, &a, "counter_went_back", "counter", "the usage counter",
                          q.counter, a.last_counter, ret);
     if (q.has_tpm_clock && tpm_clock_went_back(&a, q.tpm_clock))
-        return went_back(ctx, type, &q, &l, &a, "tpm_clock_went_back", "tpm_clock",
-                         "the TPM clock", q.tpm_clock, a.last_tpm_clock, ret);
+        return went_back(ctx, type, &q, &l, &a, "tpm_clock_went_back", "tpm_clock", "the TPM clock",
+                         q.tpm_clock, a.last_tpm_clock, ret);
     /* The consumption over the activation's life: what earlier bases used
      * and the report, counted from the certificate's base (at most its
      * grant: seconds past it were never handed out). A report from an
@@ -846,8 +846,8 @@ int srv_offline_decide(const struct srv_ctx *ctx, const struct cert_activation *
         *existing = true;
         if (act->counter.value < a.last_counter)
             REFUSE("counter_went_back",
-                   "the request's usage counter (%" PRIu64 ") is lower than one seen before (%" PRIu64
-                   ")",
+                   "the request's usage counter (%" PRIu64
+                   ") is lower than one seen before (%" PRIu64 ")",
                    act->counter.value, a.last_counter);
         a.last_counter = act->counter.value;
         if (base > a.counter.value) {

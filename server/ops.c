@@ -179,11 +179,11 @@ json_t *srv_activation_json(const struct srv_activation *a, const char *license_
                   a->closed_reason[0] ? json_string(a->closed_reason) : json_null(), "hostname",
                   a->hostname, "flag_count", (int)a->nflags, "flagged", a->nflags_open > 0);
     /* consumption under earlier counter bases, and the TPM clock last seen */
-    if (o && (json_object_set_new(o, "prior_secs", json_integer((json_int_t)a->prior_secs)) < 0 ||
-              json_object_set_new(o, "last_tpm_clock",
-                                  json_integer((json_int_t)a->last_tpm_clock)) < 0 ||
-              json_object_set_new(o, "last_tpm_clock_at", srv_time_json(a->last_tpm_clock_at)) <
-                  0)) {
+    if (o &&
+        (json_object_set_new(o, "prior_secs", json_integer((json_int_t)a->prior_secs)) < 0 ||
+         json_object_set_new(o, "last_tpm_clock", json_integer((json_int_t)a->last_tpm_clock)) <
+             0 ||
+         json_object_set_new(o, "last_tpm_clock_at", srv_time_json(a->last_tpm_clock_at)) < 0)) {
         json_decref(o);
         o = NULL;
     }

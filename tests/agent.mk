@@ -9,6 +9,11 @@ test_agent_store_SRCS := tests/integration/test_agent_store.c
 test_agent_store_LIBS := agent testlib tpm common
 test_agent_store_PKGS := cmocka
 
+TESTS += test_agent_paths
+test_agent_paths_SRCS := tests/integration/test_agent_paths.c
+test_agent_paths_LIBS := agent common
+test_agent_paths_PKGS := cmocka jansson
+
 TESTS += test_agent_privs
 test_agent_privs_SRCS := tests/unit/test_agent_privs.c
 test_agent_privs_LIBS := agent common

@@ -43,6 +43,7 @@ static const struct {
 #define NBODIES (sizeof(bodies) / sizeof(bodies[0]))
 
 static char state_dir[64], file_dir[64];
+static int state_fd = -1, file_fd = -1; /* O_PATH, as agent_state_dir_open gives */
 
 static void cleanup(void) {
     char p[128];
@@ -59,6 +60,10 @@ static void make_dirs(void) {
     snprintf(state_dir, sizeof(state_dir), "%s/fuzz-agent-state.XXXXXX", base);
     snprintf(file_dir, sizeof(file_dir), "%s/fuzz-agent-file.XXXXXX", base);
     if (!mkdtemp(state_dir) || !mkdtemp(file_dir))
+        abort();
+    state_fd = open(state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    file_fd = open(file_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (state_fd < 0 || file_fd < 0)
         abort();
     atexit(cleanup);
 }
@@ -154,13 +159,13 @@ static void network_set(const char *text, size_t len) {
         json_decref(resp.json);
         return;
     }
-    if (agent_netconf_set(state_dir, body, &shown, err, sizeof(err)) == 0) {
+    if (agent_netconf_set(state_fd, body, &shown, err, sizeof(err)) == 0) {
         hc = json_object_get(shown, "http_configuration");
         ip = json_string_value(json_object_get(hc, "ip"));
         if (!ip || json_object_get(hc, "password") ||
             !json_is_boolean(json_object_get(hc, "password_set")))
             abort();
-        if (agent_netconf_proxy(state_dir, &url, &userpwd) < 0 || !url ||
+        if (agent_netconf_proxy(state_fd, &url, &userpwd) < 0 || !url ||
             (*ip ? strncmp(url, "http://", 7) != 0 : (*url || userpwd)))
             abort();
         if (*ip) {
@@ -187,7 +192,7 @@ static void network_file(const uint8_t *p, size_t n) {
     if (fd < 0 || (n && write(fd, p, n) != (ssize_t)n))
         abort();
     close(fd);
-    if (agent_netconf_proxy(file_dir, &url, &userpwd) == 0) {
+    if (agent_netconf_proxy(file_fd, &url, &userpwd) == 0) {
         if (!url || (*url && strncmp(url, "http://", 7) != 0))
             abort();
         free(url);

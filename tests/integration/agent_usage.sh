@@ -47,6 +47,9 @@ test_reserve_commit_write_ahead() {
     assert_contains "$m" 'tpmlic_usage_seconds_total{kind="returned"} 20'
     assert_contains "$m" 'tpmlic_usage_pool_seconds 25'
     assert_contains "$m" 'tpmlic_usage_tpm_increments_total 3'
+    # what Prometheus' own checker says of the agent's exposition
+    promtool check metrics <<<"$m" || fail "promtool: $(promtool check metrics <<<"$m" 2>&1)"
+    assert_contains "$m" 'tpmlic_build_info{version="'
     # the returned seconds are used again without a TPM write
     out=$(api a POST /v1/usage/reserve '{"seconds": 20}')
     assert_eq $((c0 + 3)) "$(counter_value "$tcti")" "counter after reserving covered seconds"

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,17 +102,20 @@ static void management(void **state) {
 static int set_proxy(const char *body, char **ret_url, char **ret_userpwd) {
     char dir[] = "/tmp/tpmlic-netconf-test.XXXXXX", path[64], err[256] = "";
     json_t *o = json_loads(body, JSON_REJECT_DUPLICATES, NULL), *shown = NULL;
-    int r;
+    int fd, r;
 
     assert_non_null(o);
     assert_non_null(mkdtemp(dir));
-    r = agent_netconf_set(dir, o, &shown, err, sizeof(err));
+    fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    r = agent_netconf_set(fd, o, &shown, err, sizeof(err));
     if (r == 0)
-        assert_int_equal(agent_netconf_proxy(dir, ret_url, ret_userpwd), 0);
+        assert_int_equal(agent_netconf_proxy(fd, ret_url, ret_userpwd), 0);
     else
         assert_true(err[0]);
     json_decref(shown);
     json_decref(o);
+    close(fd);
     snprintf(path, sizeof(path), "%s/network.json", dir);
     unlink(path);
     rmdir(dir);

@@ -383,7 +383,6 @@ static struct act activate(struct srv_db *db, const char *code, unsigned serial,
     return activate_base(db, code, serial, counter, counter); /* base: the request's value */
 }
 
-
 static struct answer check_req(struct srv_db *db, time_t now, enum srv_request type,
                                const struct act *x, const char *epoch, const char *next_epoch,
                                uint64_t counter, uint64_t consumed, bool refill) {
@@ -1199,8 +1198,8 @@ static void validity_window_on_the_tpm_clock(void **state) {
 
     make_license(db, "L-1", CERT_PERPETUAL, 0, 3600, 1);
     text = activation_text("L-1", 1, 0, 10, nonce);
-    assert_true(asprintf(&body, "{\"activation_certificate\": \"%s\", \"tpm_clock\": 5000000}",
-                         text) > 0);
+    assert_true(
+        asprintf(&body, "{\"activation_certificate\": \"%s\", \"tpm_clock\": 5000000}", text) > 0);
     a = call(db, SRV_REQ_ACTIVATE, body, nonce);
     assert_ok(&a);
     c = check_certificate(field(&a, "license_certificate"), &ap, "L-1");
@@ -1442,9 +1441,9 @@ static void offline_renewal_starts_past_the_ceiling(void **state) {
     act.date = NOW;
     assert_int_equal(offline_sign(&ctx, &act, 2000, &jws, reason), 0);
     assert_string_equal(reason, "existing");
-    assert_int_equal(cert_license_verify(jws, strlen(jws), vendor_pub, NOW, &renewed, msg,
-                                         sizeof(msg)),
-                     CERT_OK);
+    assert_int_equal(
+        cert_license_verify(jws, strlen(jws), vendor_pub, NOW, &renewed, msg, sizeof(msg)),
+        CERT_OK);
     free(jws);
     jws = NULL;
     assert_string_equal(renewed.jti, lic.jti);
