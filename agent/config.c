@@ -250,10 +250,11 @@ int agent_config_parse(int argc, char **argv, struct agent_config *cfg, struct a
     size_t n = 0;
     int c, r;
 
-    if (!cli_values)
-        return -ENOMEM;
+    /* first: the caller frees *cfg whatever this returns */
     set_defaults(cfg);
     memset(modes, 0, sizeof(*modes));
+    if (!cli_values)
+        return -ENOMEM;
     for (size_t i = 0; i < ARRAY_SIZE(defs); i++) {
         snprintf(names[i], sizeof(names[i]), "%s", defs[i].name);
         for (char *p = names[i]; *p; p++)

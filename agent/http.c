@@ -131,6 +131,8 @@ static void sanitize(char *s) {
             *s = '?';
 }
 
+static void respond_errorv(struct http_response *resp, int status, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 static void respond_errorv(struct http_response *resp, int status, const char *fmt, va_list ap) {
     char msg[1024];
     json_t *j;

@@ -1,6 +1,7 @@
 /* The license-server proxy settings (netconf.h). */
 #include "agent/netconf.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -17,14 +18,35 @@
 #define NETCONF_TMP  "network.json.tmp"
 #define NETCONF_MAX  4096
 
+/* What goes between "http://" and ":PORT" of the proxy URL: a host name or
+ * an IPv4 address ([A-Za-z0-9._-]), or an IPv6 address, bare or in
+ * brackets. A stray ':', '[' or ']' would make a URL libcurl cannot parse. */
 static bool host_ok(const char *s) {
     size_t n = strlen(s);
+    char v6[INET6_ADDRSTRLEN];
+    struct in6_addr a;
+
     if (n == 0 || n > 253)
         return false;
+    if (s[0] == '[' || strchr(s, ':')) {
+        const char *p = s;
+        size_t len = n;
+        if (s[0] == '[') {
+            if (n < 3 || s[n - 1] != ']')
+                return false;
+            p++;
+            len -= 2;
+        }
+        if (len >= sizeof(v6))
+            return false;
+        memcpy(v6, p, len);
+        v6[len] = '\0';
+        return inet_pton(AF_INET6, v6, &a) == 1;
+    }
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '_'))
+              c == '.' || c == '-' || c == '_'))
             return false;
     }
     return true;
@@ -84,6 +106,11 @@ int agent_netconf_set(int dirfd, json_t *body, json_t **ret_shown, char *err, si
         return -EINVAL;
     }
     secure_wipe(text, sizeof(text));
+    /* libcurl takes "USER:PASSWORD" and cuts it at the first ':' */
+    if (json_is_string(user) && strchr(json_string_value(user), ':')) {
+        snprintf(err, errlen, "http_configuration.user may not contain ':'");
+        return -EINVAL;
+    }
     if (json_string_length(ip) == 0) {
         stored = json_pack("{s:s}", "ip", "");
     } else {
@@ -173,6 +200,10 @@ int agent_netconf_proxy(int dirfd, char **ret_url, char **ret_userpwd) {
         return -ENOMEM;
     user = json_string_value(json_object_get(o, "user"));
     pass = json_string_value(json_object_get(o, "password"));
+    if (user && strchr(user, ':')) {
+        free(url);
+        return -EBADMSG;
+    }
     if (user && asprintf(&userpwd, "%s:%s", user, pass ? pass : "") < 0) {
         free(url);
         return -ENOMEM;

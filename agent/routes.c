@@ -5,6 +5,7 @@
  * it runs off the polling threads and stalls no other connection. */
 #include "agent/routes.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,19 +67,32 @@ static void get_status(void *ud, const struct http_request *req, struct http_res
     http_respond_json(resp, 200, render_status(s, &h, agent_now()));
 }
 
-static void post_check(void *ud, const struct http_request *req, struct http_response *resp) {
+/* {"feature"?: NAME | null}, or no body */
+static bool read_check(const struct http_request *req, char feature[LICENSE_FEATURE_LEN],
+                       struct http_response *resp) {
     static const char *const keys[] = {"feature", NULL};
-    struct routes_ctx *x = ud;
     _cleanup_(json_decrefp) json_t *body = read_body(req, true, keys, resp);
-    _cleanup_(snapshot_putp) const struct snapshot *s = NULL;
-    char reason[256], feature[LICENSE_FEATURE_LEN] = "", msg[200];
+    char msg[200];
     struct cj c = {.msg = msg, .msglen = sizeof(msg)};
 
+    feature[0] = '\0';
     if (!body)
-        return;
+        return false;
     if (!cj_string(&c, body, "feature", CJ_NULLABLE, CJ_IDENTIFIER, LICENSE_FEATURE_LEN - 1,
-                   feature, sizeof(feature)))
-        return respond_cj(resp, &c);
+                   feature, LICENSE_FEATURE_LEN)) {
+        respond_cj(resp, &c);
+        return false;
+    }
+    return true;
+}
+
+static void post_check(void *ud, const struct http_request *req, struct http_response *resp) {
+    struct routes_ctx *x = ud;
+    _cleanup_(snapshot_putp) const struct snapshot *s = NULL;
+    char reason[256], feature[LICENSE_FEATURE_LEN] = "";
+
+    if (!read_check(req, feature, resp))
+        return;
     s = ledger_snapshot(x->ledger);
     if (!tpmio_trusted(x->tpm)) {
         /* an answer of the TPM failed its authentication: fail closed */
@@ -140,25 +154,44 @@ static void get_metrics(void *ud, const struct http_request *req, struct http_re
 
 /* ---- service endpoints: usage seconds -------------------------------------- */
 
-static void post_reserve(void *ud, const struct http_request *req, struct http_response *resp) {
+struct reserve_body {
+    uint64_t secs;
+    char feature[LICENSE_FEATURE_LEN]; /* "" when none */
+};
+
+/* {"seconds": N, "feature"?: NAME} */
+static bool read_reserve(const struct http_request *req, struct reserve_body *b,
+                         struct http_response *resp) {
     static const char *const keys[] = {"seconds", "feature", NULL};
-    struct routes_ctx *x = ud;
     _cleanup_(json_decrefp) json_t *body = read_body(req, false, keys, resp);
-    char feature[LICENSE_FEATURE_LEN] = "", msg[200];
+    char msg[200];
     struct cj c = {.msg = msg, .msglen = sizeof(msg)};
+
+    memset(b, 0, sizeof(*b));
+    if (!body)
+        return false;
+    if (!cj_uint(&c, body, "seconds", true, 1, LEASE_RESERVE_MAX, &b->secs)) {
+        http_respond_error(resp, 400, "'seconds' must be a whole number from 1 to %d",
+                           LEASE_RESERVE_MAX);
+        return false;
+    }
+    if (!cj_string(&c, body, "feature", CJ_OPTIONAL, CJ_IDENTIFIER, LICENSE_FEATURE_LEN - 1,
+                   b->feature, sizeof(b->feature))) {
+        respond_cj(resp, &c);
+        return false;
+    }
+    return true;
+}
+
+static void post_reserve(void *ud, const struct http_request *req, struct http_response *resp) {
+    struct routes_ctx *x = ud;
+    struct reserve_body b;
     struct lease_grant g;
     struct outcome o;
-    uint64_t secs = 0;
 
-    if (!body)
+    if (!read_reserve(req, &b, resp))
         return;
-    if (!cj_uint(&c, body, "seconds", true, 1, LEASE_RESERVE_MAX, &secs))
-        return http_respond_error(resp, 400, "'seconds' must be a whole number from 1 to %d",
-                                  LEASE_RESERVE_MAX);
-    if (!cj_string(&c, body, "feature", CJ_OPTIONAL, CJ_IDENTIFIER, LICENSE_FEATURE_LEN - 1,
-                   feature, sizeof(feature)))
-        return respond_cj(resp, &c);
-    if (!ledger_reserve(x->ledger, req->peer->uid, secs, feature[0] ? feature : NULL, &g, &o))
+    if (!ledger_reserve(x->ledger, req->peer->uid, b.secs, b.feature[0] ? b.feature : NULL, &g, &o))
         return respond_outcome(resp, &o);
     http_respond_json(resp, 200,
                       json_pack("{s:s, s:I, s:I}", "lease", g.id, "seconds", (json_int_t)g.secs,
@@ -167,23 +200,41 @@ static void post_reserve(void *ud, const struct http_request *req, struct http_r
         validator_poke(x->validator);
 }
 
-static void post_commit(void *ud, const struct http_request *req, struct http_response *resp) {
+struct commit_body {
+    char lease[LEASE_ID_LEN + 1];
+    uint64_t used;
+};
+
+/* {"lease": ID, "used": SECONDS} */
+static bool read_commit(const struct http_request *req, struct commit_body *b,
+                        struct http_response *resp) {
     static const char *const keys[] = {"lease", "used", NULL};
-    struct routes_ctx *x = ud;
     _cleanup_(json_decrefp) json_t *body = read_body(req, false, keys, resp);
-    char lease[LEASE_ID_LEN + 1], msg[200];
+    char msg[200];
     struct cj c = {.msg = msg, .msglen = sizeof(msg)};
-    uint64_t used = 0, charged = 0, returned = 0;
+
+    memset(b, 0, sizeof(*b));
+    if (!body)
+        return false;
+    if (!cj_string(&c, body, "lease", CJ_REQUIRED, CJ_IDENTIFIER, LEASE_ID_LEN, b->lease,
+                   sizeof(b->lease)) ||
+        !cj_uint(&c, body, "used", true, 0, LEASE_RESERVE_MAX, &b->used)) {
+        http_respond_error(resp, 400, "the body must be {\"lease\": ID, \"used\": SECONDS}: %s",
+                           msg);
+        return false;
+    }
+    return true;
+}
+
+static void post_commit(void *ud, const struct http_request *req, struct http_response *resp) {
+    struct routes_ctx *x = ud;
+    struct commit_body b;
+    uint64_t charged = 0, returned = 0;
     struct outcome o;
 
-    if (!body)
+    if (!read_commit(req, &b, resp))
         return;
-    if (!cj_string(&c, body, "lease", CJ_REQUIRED, CJ_IDENTIFIER, LEASE_ID_LEN, lease,
-                   sizeof(lease)) ||
-        !cj_uint(&c, body, "used", true, 0, LEASE_RESERVE_MAX, &used))
-        return http_respond_error(resp, 400,
-                                  "the body must be {\"lease\": ID, \"used\": SECONDS}: %s", msg);
-    if (!ledger_commit(x->ledger, req->peer->uid, req->peer->uid == 0, lease, used, &charged,
+    if (!ledger_commit(x->ledger, req->peer->uid, req->peer->uid == 0, b.lease, b.used, &charged,
                        &returned, &o))
         return respond_outcome(resp, &o);
     http_respond_json(
@@ -225,15 +276,23 @@ static bool read_activation_fields(json_t *body, struct activation_fields *f,
     return true;
 }
 
+static const char *const activation_keys[] = {"license", "username", "email_address",
+                                              "company_name", NULL};
+
+/* POST /v1/management/license */
+static bool read_activation(const struct http_request *req, struct activation_fields *f,
+                            struct http_response *resp) {
+    _cleanup_(json_decrefp) json_t *body = read_body(req, false, activation_keys, resp);
+
+    return body && read_activation_fields(body, f, resp);
+}
+
 static void post_license(void *ud, const struct http_request *req, struct http_response *resp) {
-    static const char *const keys[] = {"license", "username", "email_address", "company_name",
-                                       NULL};
     struct routes_ctx *x = ud;
-    _cleanup_(json_decrefp) json_t *body = read_body(req, false, keys, resp);
     struct activation_fields f;
     struct outcome o;
 
-    if (!body || !read_activation_fields(body, &f, resp))
+    if (!read_activation(req, &f, resp))
         return;
     if (!validator_activate(x->validator, &f, &o))
         return respond_outcome(resp, &o);
@@ -251,28 +310,33 @@ static void delete_license(void *ud, const struct http_request *req, struct http
                       json_pack("{s:I}", "transcription_secs_returned", (json_int_t)returned));
 }
 
+/* POST /v1/management/license/offlineactivation: the activation fields; a
+ * license certificate is refused with a hint to PUT it instead */
+static bool read_offline_request(const struct http_request *req, struct activation_fields *f,
+                                 struct http_response *resp) {
+    _cleanup_(json_decrefp) json_t *body = NULL;
+
+    if (http_parse_json_object(req, false, &body, resp) < 0)
+        return false;
+    if (json_object_get(body, "certificate")) {
+        http_respond_error(resp, 400,
+                           "Unable to request activation certificate: this request carries a "
+                           "license certificate. To apply it, send the same body with PUT "
+                           "/v1/management/license/offlineactivation");
+        return false;
+    }
+    return read_activation(req, f, resp);
+}
+
 static void post_offlineactivation(void *ud, const struct http_request *req,
                                    struct http_response *resp) {
-    static const char *const keys[] = {"license", "username", "email_address", "company_name",
-                                       NULL};
     struct routes_ctx *x = ud;
-    _cleanup_(json_decrefp) json_t *body = NULL;
     _cleanup_free_ char *text = NULL;
     struct activation_fields f;
     struct outcome o;
     char nonce[33];
 
-    if (http_parse_json_object(req, false, &body, resp) < 0)
-        return;
-    if (json_object_get(body, "certificate"))
-        return http_respond_error(
-            resp, 400,
-            "Unable to request activation certificate: this request carries a license "
-            "certificate. To apply it, send the same body with PUT "
-            "/v1/management/license/offlineactivation");
-    json_decref(TAKE_PTR(body));
-    body = read_body(req, false, keys, resp);
-    if (!body || !read_activation_fields(body, &f, resp))
+    if (!read_offline_request(req, &f, resp))
         return;
     if (!ledger_activation_request(x->ledger, &f, &text, nonce, &o)) {
         o.kind = o.kind == OUTCOME_OK ? OUTCOME_INTERNAL : o.kind;
@@ -282,26 +346,32 @@ static void post_offlineactivation(void *ud, const struct http_request *req,
     http_respond_json(resp, 200, json_pack("{s:s}", "activation_certificate", text));
 }
 
-static void put_offlineactivation(void *ud, const struct http_request *req,
-                                  struct http_response *resp) {
+/* PUT /v1/management/license/offlineactivation: {"license": CODE,
+ * "certificate": TEXT}. Returns the body, which holds the certificate
+ * (*ret_cert, *ret_len: without the white space around it), or NULL with
+ * resp filled. */
+static json_t *read_offline_cert(const struct http_request *req, char code[LICENSE_CODE_MAX + 1],
+                                 const char **ret_cert, size_t *ret_len,
+                                 struct http_response *resp) {
     static const char *const keys[] = {"license", "certificate", NULL};
-    struct routes_ctx *x = ud;
     _cleanup_(json_decrefp) json_t *body = read_body(req, false, keys, resp);
-    char code[LICENSE_CODE_MAX + 1], msg[200];
+    char msg[200];
     struct cj c = {.msg = msg, .msglen = sizeof(msg)};
     json_t *cert;
     const char *p;
-    struct outcome o;
     size_t n;
 
     if (!body)
-        return;
+        return NULL;
     cert = json_object_get(body, "certificate");
-    if (!cj_license_code(&c, body, "license", true, code, sizeof(code)) || !json_is_string(cert))
-        return http_respond_error(resp, 400,
-                                  "the body must be {\"license\": CODE, \"certificate\": "
-                                  "LICENSE_CERTIFICATE}%s%s",
-                                  c.failed ? ": " : "", c.failed ? msg : "");
+    if (!cj_license_code(&c, body, "license", true, code, LICENSE_CODE_MAX + 1) ||
+        !json_is_string(cert)) {
+        http_respond_error(resp, 400,
+                           "the body must be {\"license\": CODE, \"certificate\": "
+                           "LICENSE_CERTIFICATE}%s%s",
+                           c.failed ? ": " : "", c.failed ? msg : "");
+        return NULL;
+    }
     /* a certificate pasted from an e-mail may carry white space around it */
     p = json_string_value(cert);
     n = json_string_length(cert);
@@ -309,6 +379,23 @@ static void put_offlineactivation(void *ud, const struct http_request *req,
         p++, n--;
     while (n && strchr(" \n\r\t", p[n - 1]))
         n--;
+    *ret_cert = p;
+    *ret_len = n;
+    return TAKE_PTR(body);
+}
+
+static void put_offlineactivation(void *ud, const struct http_request *req,
+                                  struct http_response *resp) {
+    struct routes_ctx *x = ud;
+    _cleanup_(json_decrefp) json_t *body = NULL;
+    char code[LICENSE_CODE_MAX + 1];
+    const char *p = NULL;
+    struct outcome o;
+    size_t n = 0;
+
+    body = read_offline_cert(req, code, &p, &n, resp);
+    if (!body)
+        return;
     if (!ledger_apply_offline(x->ledger, code, p, n, &o)) {
         if (o.kind == OUTCOME_INVALID)
             return http_respond_error(resp, 400, "License certificate refused: %s", o.msg);
@@ -318,20 +405,32 @@ static void put_offlineactivation(void *ud, const struct http_request *req,
     respond_license(x, resp);
 }
 
-static void post_offlinemode(void *ud, const struct http_request *req, struct http_response *resp) {
-    struct routes_ctx *x = ud;
+/* {"offline": BOOL} */
+static bool read_offline_mode(const struct http_request *req, bool *ret_offline,
+                              struct http_response *resp) {
     _cleanup_(json_decrefp) json_t *body = NULL;
-    struct outcome o;
-    bool back_online;
     json_t *off;
 
     if (http_parse_json_object(req, false, &body, resp) < 0)
-        return;
+        return false;
     off = json_object_get(body, "offline");
-    if (!json_is_boolean(off) || json_object_size(body) != 1)
-        return http_respond_error(resp, 400,
-                                  "the body must be {\"offline\": true} or {\"offline\": false}");
-    if (!ledger_set_offline_mode(x->ledger, json_is_true(off), &back_online, &o))
+    if (!json_is_boolean(off) || json_object_size(body) != 1) {
+        http_respond_error(resp, 400,
+                           "the body must be {\"offline\": true} or {\"offline\": false}");
+        return false;
+    }
+    *ret_offline = json_is_true(off);
+    return true;
+}
+
+static void post_offlinemode(void *ud, const struct http_request *req, struct http_response *resp) {
+    struct routes_ctx *x = ud;
+    struct outcome o;
+    bool back_online, offline;
+
+    if (!read_offline_mode(req, &offline, resp))
+        return;
+    if (!ledger_set_offline_mode(x->ledger, offline, &back_online, &o))
         return respond_outcome(resp, &o);
     respond_license(x, resp);
     if (back_online)
@@ -373,4 +472,42 @@ static const struct http_route routes[] = {
 const struct http_route *agent_routes(size_t *ret_n) {
     *ret_n = ARRAY_SIZE(routes);
     return routes;
+}
+
+int agent_routes_read_body(const char *method, const char *path, const char *body, size_t len,
+                           struct http_response *resp) {
+    const struct http_request req = {
+        .method = method, .path = path, .body = len ? body : NULL, .body_len = len};
+    union {
+        char feature[LICENSE_FEATURE_LEN];
+        struct reserve_body reserve;
+        struct commit_body commit;
+        struct activation_fields activation;
+        char code[LICENSE_CODE_MAX + 1];
+        bool offline;
+    } b;
+    _cleanup_(json_decrefp) json_t *o = NULL;
+    const char *cert;
+    size_t n;
+    bool ok;
+
+    if (!strcmp(path, "/v1/check"))
+        ok = read_check(&req, b.feature, resp);
+    else if (!strcmp(path, "/v1/usage/reserve"))
+        ok = read_reserve(&req, &b.reserve, resp);
+    else if (!strcmp(path, "/v1/usage/commit"))
+        ok = read_commit(&req, &b.commit, resp);
+    else if (!strcmp(path, "/v1/management/license") && !strcmp(method, "POST"))
+        ok = read_activation(&req, &b.activation, resp);
+    else if (!strcmp(path, "/v1/management/license/offlineactivation") && !strcmp(method, "POST"))
+        ok = read_offline_request(&req, &b.activation, resp);
+    else if (!strcmp(path, "/v1/management/license/offlineactivation") && !strcmp(method, "PUT"))
+        ok = (o = read_offline_cert(&req, b.code, &cert, &n, resp)) != NULL;
+    else if (!strcmp(path, "/v1/management/license/offlinemode"))
+        ok = read_offline_mode(&req, &b.offline, resp);
+    else if (!strcmp(path, "/v1/management/license/network"))
+        ok = http_parse_json_object(&req, false, &o, resp) == 0;
+    else
+        return -ENOENT;
+    return ok ? 0 : -EINVAL;
 }

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+struct http_response;
 struct http_route;
 struct http_server;
 struct ledger;
@@ -26,3 +27,13 @@ struct routes_ctx {
 };
 
 const struct http_route *agent_routes(size_t *ret_n);
+
+/* The request-body readers of the routes, for the fuzzer and the unit tests:
+ * reads body (len bytes, body[len] == 0) as the handler of (method, path)
+ * does before its one domain call. 0 when the handler would go on; -EINVAL
+ * with resp filled (a 400) when it would answer that; -ENOENT for a route
+ * that reads no body. For POST /v1/management/license/network only the
+ * JSON object: agent_netconf_set() reads the rest. The caller clears resp
+ * (json_decref(resp->json), free(resp->text)). */
+int agent_routes_read_body(const char *method, const char *path, const char *body, size_t len,
+                           struct http_response *resp);

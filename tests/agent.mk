@@ -60,3 +60,9 @@ TEST_SCRIPTS += tests/integration/agent_store.sh
 TEST_SCRIPTS += tests/integration/agent_trust.sh
 TEST_SCRIPTS += tests/integration/agent_online_trust.sh
 TEST_SCRIPTS += tests/integration/faultproxy.sh
+
+TESTS += test_agent_routes
+test_agent_routes_SRCS := tests/unit/test_agent_routes.c
+test_agent_routes_LIBS := agent agenthttp cert hwid hwidid tpm common
+test_agent_routes_PKGS := cmocka jansson
+test_agent_routes_LDLIBS := -lpthread

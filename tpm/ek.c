@@ -102,7 +102,7 @@ static int finish(struct tpm_ctx *ctx, struct tpm_ek *ek) {
 }
 
 /* The RSA-2048 key in an EK certificate; -EMEDIUMTYPE when it is not one. */
-static int key_from_cert(struct tpm_ctx *ctx, const uint8_t *der, size_t len, struct tpm_ek *ek) {
+int tpm_ek_key_from_cert(struct tpm_ctx *ctx, const uint8_t *der, size_t len, struct tpm_ek *ek) {
     const unsigned char *p = der;
     _cleanup_(X509_freep) X509 *x = d2i_X509(NULL, &p, (long)len);
     _cleanup_(BN_freep) BIGNUM *n = NULL;
@@ -134,7 +134,7 @@ static int from_cert(struct tpm_ctx *ctx, struct tpm_ek *ek) {
     r = tpm_nv_read(ctx, TPM_EK_RSA_CERT_INDEX, &der, &len);
     if (r < 0)
         return r;
-    r = key_from_cert(ctx, der, len, ek);
+    r = tpm_ek_key_from_cert(ctx, der, len, ek);
     if (r < 0)
         return r;
     ek->cert_der = TAKE_PTR(der);

@@ -46,6 +46,11 @@ int tpm_fail_rc(struct tpm_ctx *ctx, TSS2_RC rc, const char *what, ...)
 /* Records a reason that is not a TSS2_RC and returns err. */
 int tpm_fail(struct tpm_ctx *ctx, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The RSA-2048 key of an EK certificate (DER X.509, as NV 0x01c00002 holds
+ * it) into ek->modulus and ek->exponent (nothing else of *ek). -EPROTO when
+ * it is not DER X.509, -EMEDIUMTYPE when its key is not RSA-2048; the
+ * reason goes to ctx->error. Pure but for that; fuzzed. */
+int tpm_ek_key_from_cert(struct tpm_ctx *ctx, const uint8_t *der, size_t len, struct tpm_ek *ek);
 /* The -errno for a TSS2_RC (pure; unit-tested). */
 int tpm_rc_to_errno(TSS2_RC rc);
 

@@ -1,75 +1,114 @@
-/* libFuzzer harness for the agent's NV records (agent/store.h): what the
- * TPM's license slots and state index hold is whatever root wrote there
- * with tpm2-tools. The first two bytes split the rest into the two license
- * slots (an empty part: a slot never written); the whole input is also
- * decoded as a state record. Checked besides the sanitizers: the record
- * picked decodes alone with the sequence number and certificate reported,
- * no intact slot has a higher number, a record encoded where the next one
- * goes wins over both slots, and an encoded record decodes back. */
+/* libFuzzer harness for the agent's records as read back from TPM NV
+ * (agent/store.h): the license record (store_license_decode) and the state
+ * record (store_state_decode), which whoever can write the TPM's NV
+ * (another program with the owner's authorization, a TPM swapped under the
+ * agent) controls. Only the public decoders are called, so the harness does
+ * not depend on the records' layout. A state record that decodes then goes
+ * where the ledger sends it: grace_from_record and the grace period's
+ * arithmetic at a few clock readings. Also the EK certificate that NV
+ * 0x01c00002 holds (tpm_ek_key_from_cert, tpm/ek.c: whoever has platform
+ * authorization writes it). The first byte picks the decoder (modulo 3: 0
+ * license, 1 state, 2 EK certificate). Checked besides the sanitizers: a
+ * license that decodes lies within the buffer; a state record that decodes
+ * encodes back to a record that decodes to the same state; a grace period
+ * read from NV has the length of one of its two classes and is never
+ * longer than that; an EK certificate's key is a 2048-bit modulus and a
+ * 32-bit exponent. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "agent/grace.h"
 #include "agent/store.h"
+#include "tpm/tpm-internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_pick(const uint8_t *const buf[2], const size_t len[2]) {
-    static uint8_t rec[STORE_LICENSE_INDEX_SIZE];
-    struct store_license_pick p, again;
-    const uint8_t *d, *nbuf[2];
-    size_t dl, nlen[2];
-    uint64_t seq, next_seq;
-    int r, slot, n;
+static void license(const uint8_t *p, size_t n) {
+    const uint8_t *d = NULL;
+    size_t len = 0;
+    uint64_t seq;
+    volatile uint8_t sum = 0;
 
-    r = store_license_pick(buf, len, &p);
-    if (r != 0 && r != -EBADMSG && r != -EPROTONOSUPPORT)
-        abort();
-    if (r == 0 && p.slot >= 0) {
-        if (store_license_decode(buf[p.slot], len[p.slot], &seq, &d, &dl) != 0 || seq != p.seq ||
-            d != p.data || dl != p.len)
-            abort();
-        if (buf[!p.slot] && store_license_decode(buf[!p.slot], len[!p.slot], &seq, &d, &dl) == 0 &&
-            seq > p.seq)
-            abort();
-    }
-    r = store_license_next(r, &p, &slot, &next_seq);
-    if (r < 0)
+    /* one slot alone; fuzz_agent_slots reads the two together */
+    if (store_license_decode(p, n, &seq, &d, &len) < 0)
         return;
-    /* the next record, written whole, is the one in force */
-    n = store_license_encode(next_seq, "next", 4, rec);
-    if (n != STORE_LICENSE_HEADER + 4)
+    if (len && (!d || d < p || d + len > p + n))
         abort();
-    nbuf[slot] = rec;
-    nlen[slot] = (size_t)n;
-    nbuf[!slot] = buf[!slot];
-    nlen[!slot] = len[!slot];
-    if (store_license_pick(nbuf, nlen, &again) != 0 || again.slot != slot ||
-        again.seq != next_seq || again.len != 4 || memcmp(again.data, "next", 4) != 0)
+    for (size_t i = 0; i < len; i++) /* every byte of it is readable */
+        sum ^= d[i];
+    (void)sum;
+}
+
+static bool same_state(const struct store_state *a, const struct store_state *b) {
+    return a->flags == b->flags && a->granted_secs == b->granted_secs &&
+           a->last_success == b->last_success && a->grace_start == b->grace_start &&
+           a->grace_secs == b->grace_secs && a->grace_seen_ms == b->grace_seen_ms &&
+           a->clock_anchor_ms == b->clock_anchor_ms && a->refusal == b->refusal &&
+           !memcmp(a->epoch, b->epoch, sizeof(a->epoch)) &&
+           !memcmp(a->next_epoch, b->next_epoch, sizeof(a->next_epoch)) &&
+           a->grace_ended == b->grace_ended;
+}
+
+static void state(const uint8_t *p, size_t n, uint8_t clocks) {
+    static const time_t nows[] = {0, 1, 1767225600, 4102444800, (time_t)INT32_MAX * 4};
+    static const uint64_t tpms[] = {0, 1, 86400000, UINT64_MAX / 2, UINT64_MAX};
+    uint8_t rec[STORE_STATE_INDEX_SIZE];
+    struct store_state s, again;
+    time_t now = nows[clocks % 5];
+    uint64_t tpm_ms = tpms[(clocks / 5) % 5];
+
+    if (store_state_decode(p, n, &s) < 0)
+        return;
+    store_state_encode(&s, rec);
+    if (store_state_decode(rec, sizeof(rec), &again) < 0 || !same_state(&s, &again))
+        abort();
+    grace_from_record(&s);
+    if (s.grace_start && s.grace_secs != GRACE_SHORT_SECS && s.grace_secs != GRACE_LONG_SECS)
+        abort();
+    (void)grace_observe(&s, now, tpm_ms, clocks & 0x80);
+    if (grace_left_ms(&s) > (uint64_t)GRACE_LONG_SECS * 1000)
+        abort();
+    if (grace_over(&s) && grace_left_ms(&s))
+        abort();
+    (void)grace_end(&s, now);
+    (void)grace_observe(&s, now + 60, tpm_ms + 60000, true);
+    (void)grace_end(&s, now + 60);
+}
+
+static void ek_cert(const uint8_t *p, size_t n) {
+    struct tpm_ctx ctx = {0};
+    struct tpm_ek ek = {0};
+    int r = tpm_ek_key_from_cert(&ctx, p, n, &ek);
+
+    if (r == 0 && (!(ek.modulus[0] & 0x80) || ek.spki_der || ek.cert_der))
+        abort();
+    if (r < 0 && (r != -EPROTO && r != -EMEDIUMTYPE))
+        abort();
+    if (r < 0 && strnlen(ctx.error, sizeof(ctx.error)) >= sizeof(ctx.error))
         abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const uint8_t *buf[2];
-    size_t len[2], split;
-    struct store_state st;
-    uint8_t srec[STORE_STATE_INDEX_SIZE];
-
-    if (store_state_decode(data, size, &st) == 0) {
-        store_state_encode(&st, srec);
-        if (store_state_decode(srec, sizeof(srec), &st) != 0)
-            abort();
-    }
-    if (size < 2)
+    if (size < 2 || size > 4096)
         return 0;
-    split = ((size_t)data[0] << 8 | data[1]) % (size - 1);
-    data += 2;
-    size -= 2;
-    buf[0] = split ? data : NULL;
-    len[0] = split;
-    buf[1] = size > split ? data + split : NULL;
-    len[1] = size - split;
-    check_pick(buf, len);
+    /* exact-size copies: a decoder that reads past what the TPM gave shows */
+    uint8_t *p = malloc(size - 2 ? size - 2 : 1);
+    if (!p)
+        return 0;
+    memcpy(p, data + 2, size - 2);
+    switch (data[0] % 3) {
+    case 0:
+        license(p, size - 2);
+        break;
+    case 1:
+        state(p, size - 2, data[1]);
+        break;
+    default:
+        ek_cert(p, size - 2);
+    }
+    free(p);
     return 0;
 }

@@ -2,15 +2,19 @@
  * database is involved: the appliance protocol's request bodies
  * (srv_parse_activate, srv_parse_check), every admin API body reader
  * (srv_api_parse_body), X-Forwarded-For (srv_client_address) and the
- * trusted-proxy list (srv_cidrs_parse). The first byte picks the reader,
- * the rest is the input. What a reader accepts must hold up: the fields
- * it returns are within their limits. */
+ * trusted-proxy list (srv_cidrs_parse), and, with the first byte's top bit
+ * set, the route lookup of a request's path (srv_route_find, which cuts
+ * the path's parameters out) and the RFC 3339 times of query parameters
+ * (rfc3339_parse). The first byte picks the reader, the rest is the input.
+ * What a reader accepts must hold up: the fields it returns are within
+ * their limits. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/hex.h"
 #include "common/json.h"
+#include "common/timefmt.h"
 #include "server/api.h"
 #include "server/limits.h"
 #include "server/logic.h"
@@ -88,6 +92,42 @@ static void networks(const char *text) {
     srv_cidrs_free(&list);
 }
 
+/* A path as the HTTP layer hands it over: the parameters it names lie in
+ * buf, are not empty and hold no '/'. */
+static void route(const char *path, unsigned which) {
+    static const char *const methods[] = {"GET", "POST", "PATCH", "DELETE", "PUT"};
+    const char *params[SRV_API_PARAMS] = {0};
+    size_t n = strlen(path) + 1;
+    char allow[64], *buf = malloc(n);
+    const struct srv_route *r;
+    bool ok;
+
+    if (!buf)
+        return;
+    r = srv_route_find(methods[which % 5], path, &ok, allow, sizeof(allow), buf, n, params);
+    if (r && ok) {
+        for (size_t i = 0; i < SRV_API_PARAMS; i++)
+            if (params[i] &&
+                (params[i] < buf || params[i] >= buf + n || !*params[i] || strchr(params[i], '/')))
+                abort();
+    } else if (r && strlen(allow) >= sizeof(allow)) {
+        abort();
+    }
+    free(buf);
+}
+
+static void rfc3339(const char *text) {
+    char again[RFC3339_BUFLEN];
+    time_t t;
+
+    /* the one format: what parses prints back the same */
+    if (rfc3339_parse(text, &t) == 0) {
+        rfc3339_format(t, again);
+        if (strcmp(again, text) != 0)
+            abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *text, msg[300];
     unsigned which;
@@ -102,6 +142,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     memcpy(text, data + 1, size - 1);
     text[size - 1] = '\0';
+    if (data[0] & 0x80) {
+        if (data[0] & 0x40)
+            rfc3339(text);
+        else
+            route(text, data[0]);
+        free(text);
+        return 0;
+    }
     switch (which) {
     case 0:
         activate_request(text, size - 1);
