@@ -100,6 +100,18 @@ void validator_poke(struct validator *v) {
     pthread_mutex_unlock(&v->mu);
 }
 
+/* After a failure the retry waits for its back-off: a refill asked for by
+ * every reservation would otherwise send one request, and write the grace
+ * record to the TPM, per reservation while the server is away. */
+void validator_refill(struct validator *v) {
+    pthread_mutex_lock(&v->mu);
+    if (v->started && !v->failures) {
+        v->poke = true;
+        pthread_cond_signal(&v->wake);
+    }
+    pthread_mutex_unlock(&v->mu);
+}
+
 /* ---- reading answers --------------------------------------------------------- */
 
 /* The fields of a verified answer that the ledger records. Answers may

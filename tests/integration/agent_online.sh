@@ -118,6 +118,31 @@ test_refill_in_the_background_and_the_pool_adds_up() {
     stop_agent a
 }
 
+# Services that keep asking for seconds while the server fails do not turn
+# into one validation (and one TPM write of the grace record) per request:
+# after the failed refill the next attempt waits for its back-off.
+test_refill_after_a_failure_waits_for_the_backoff() {
+    setup_online a --type consumption --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)" \
+        --secs-allocated 100000 --cache-secs 600 --tick-secs 60
+    start_faultproxy fp srv
+    online_agent a "$tcti" "$(cat "$T/fp.url")" --server-timeout 2
+    activate a >/dev/null
+    assert_eq 200 "$(status)" "activation: $(cat "$T/resp")"
+    faultproxy_mode fp 500
+    lease=$(api a POST /v1/usage/reserve '{"seconds": 500}' | jq -r .lease)
+    api a POST /v1/usage/commit "{\"lease\": \"$lease\", \"used\": 500}" >/dev/null
+    wait_until 10 validations_are a failed 1 || fail "no refill attempt: $(tail -3 "$T/a.log")"
+    for i in $(seq 1 10); do
+        lease=$(api a POST /v1/usage/reserve '{"seconds": 5}' | jq -r .lease)
+        assert_eq 200 "$(status)" "reservation $i during the grace period"
+        api a POST /v1/usage/commit "{\"lease\": \"$lease\", \"used\": 5}" >/dev/null
+    done
+    sleep 1
+    assert_eq 1 "$(validations a failed)" "failed validations after 10 more reservations"
+    assert_eq 1 "$(grep -c validate "$T/fp.requests")" "validations the server was sent"
+    stop_agent a
+}
+
 test_max_activations_and_invalid_codes() {
     setup_online a --type subscription --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)" \
         --max-activations 1
