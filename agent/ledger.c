@@ -1176,7 +1176,7 @@ bool ledger_can_activate(struct ledger *l, struct outcome *o) {
 bool ledger_apply_activation(struct ledger *l, const char *code, const char *activation,
                              const uint8_t epoch[STORE_EPOCH_LEN], uint64_t tpm_clock,
                              const char *cert, size_t len, struct outcome *o) {
-    char tail[LICENSE_CODE_LOG_BUFLEN];
+    char tail[LICENSE_CODE_LOG_BUFLEN], why[TPMIO_WHY_LEN] = "";
     struct cert_license c;
     struct store_state st;
     uint64_t start;
@@ -1215,8 +1215,16 @@ bool ledger_apply_activation(struct ledger *l, const char *code, const char *act
     memcpy(st.epoch, epoch, STORE_EPOCH_LEN);
     grace_succeeded(&st, agent_now());
     st.granted_secs = c.secs_granted;
-    if (!store(l, cert, len, &st, o))
+    /* the state with this activation's epoch first, then the certificate:
+     * a TPM lost between the two writes must not leave the certificate
+     * beside a state without its epoch, which the server would refuse at
+     * the next start as a copy's (stale_epoch) and flag */
+    if (!store(l, NULL, 0, &st, o))
         goto out;
+    if (agent_store_write_license(l->tpm, l->cfg.nv_base, cert, len, why) < 0) {
+        outcome_set(o, OUTCOME_UNAVAILABLE, "the TPM is not available: %s", why);
+        goto out;
+    }
     take(l, &c);
     log_info("license %s activated online (activation %.8s)", license_code_for_log(c.license, tail),
              c.jti);
@@ -1262,17 +1270,25 @@ void ledger_removal_abort(struct ledger *l) {
     pthread_mutex_unlock(&l->lock);
 }
 
-void ledger_removal_finish(struct ledger *l, const char *problem) {
-    char why[120];
-    struct outcome o;
+bool ledger_removal_finish(struct ledger *l, const char *problem, struct outcome *o) {
+    char why[120], tpm_why[TPMIO_WHY_LEN] = "";
+    struct outcome eo;
+    bool erased;
 
     pthread_mutex_lock(&l->lock);
     /* the license server took the unused seconds back: this certificate
-     * must never serve again, from a copy or applied anew */
+     * must never serve again, from a copy or applied anew. Its record goes
+     * first, in one NV write: moving the counter past the ceiling may take
+     * a grant's worth of writes, and a TPM lost during them must not leave
+     * the certificate to be loaded again at the next start. */
+    erased = agent_store_write_license(l->tpm, l->cfg.nv_base, NULL, 0, tpm_why) == 0;
+    if (!erased)
+        outcome_set(o, OUTCOME_UNAVAILABLE, "the TPM is not available: %s", tpm_why);
     snprintf(why, sizeof(why), "certificate %.16s removed", l->lic.jti);
-    if (!end_certificate(l, why, &o))
-        log_error("the removed certificate could not be ended in the TPM: %s", o.msg);
+    if (!end_certificate(l, why, &eo))
+        log_error("the removed certificate could not be ended in the TPM: %s", eo.msg);
     erase(l, problem);
     publish(l);
     pthread_mutex_unlock(&l->lock);
+    return erased;
 }
