@@ -64,6 +64,7 @@ struct ledger {
 
     struct leases leases;
     uint64_t pool; /* covered by the counter, held by no lease */
+    uint64_t reported; /* the highest consumption told the server under this base */
     bool removing; /* no new leases */
 };
 
@@ -367,6 +368,7 @@ static void take(struct ledger *l, const struct cert_license *c) {
      * base, and so the pool) */
     if (!l->lic.present || l->lic_counter.base != c->counter.value) {
         l->pool = 0;
+        l->reported = 0;
         leases_clear(&l->leases);
     }
     view_from_cert(c, &l->lic);
@@ -917,7 +919,21 @@ static bool is_zero(const uint8_t *p, size_t n) {
     return true;
 }
 
-static void fill_request(const struct ledger *l, struct online_request *q) {
+/* What the server is told only grows: it refuses less as
+ * consumption_went_back and flags the activation as a copy's. consumed()
+ * itself goes down when a commit returns seconds that an earlier report
+ * counted in an open lease. A restart forgets this and the pool alike:
+ * consumed() is then all the counter covers, never below a report. */
+static uint64_t report_consumed(struct ledger *l) {
+    uint64_t c = consumed(l);
+
+    if (c < l->reported)
+        c = l->reported;
+    l->reported = c;
+    return c;
+}
+
+static void fill_request(struct ledger *l, struct online_request *q) {
     memset(q, 0, sizeof(*q));
     snprintf(q->code, sizeof(q->code), "%s", l->lic.code);
     snprintf(q->jti, sizeof(q->jti), "%s", l->lic.jti);
@@ -925,7 +941,7 @@ static void fill_request(const struct ledger *l, struct online_request *q) {
     memcpy(q->next_epoch, l->state.next_epoch, STORE_EPOCH_LEN);
     q->counter = l->counter_value;
     q->base = l->lic_counter.base;
-    q->consumed_secs = consumed(l);
+    q->consumed_secs = report_consumed(l);
     q->floor.index = l->floor_counter.index;
     memcpy(q->floor.name, l->floor_counter.name, l->floor_counter.name_len);
     q->floor.name_len = l->floor_counter.name_len;
@@ -983,6 +999,7 @@ static void erase(struct ledger *l, const char *problem) {
     l->state = st;
     leases_clear(&l->leases);
     l->pool = 0;
+    l->reported = 0;
     l->removing = false;
     memset(&l->lic, 0, sizeof(l->lic));
     memset(&l->lic_counter, 0, sizeof(l->lic_counter));

@@ -118,6 +118,27 @@ test_refill_in_the_background_and_the_pool_adds_up() {
     stop_agent a
 }
 
+# A validation that counted an open lease as consumed, then a commit that
+# returns most of it: what the agent reports next (here the removal) is
+# never below the earlier report, which the server would refuse
+# (consumption_went_back) and flag as a copy's.
+test_consumption_reported_never_goes_back_when_a_lease_returns_seconds() {
+    setup_online a --type consumption --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)" \
+        --secs-allocated 100000 --cache-secs 600 --tick-secs 60
+    online_agent a "$tcti" "$url"
+    activate a >/dev/null
+    assert_eq 200 "$(status)" "activation: $(cat "$T/resp")"
+    # 100 s left of 600: a refill validation reports the open lease as consumed
+    lease=$(api a POST /v1/usage/reserve '{"seconds": 500}' | jq -r .lease)
+    wait_until 10 validations_are a ok 1 || fail "no refill validation: $(tail -3 "$T/a.log")"
+    api a POST /v1/usage/commit "{\"lease\": \"$lease\", \"used\": 10}" >/dev/null
+    assert_eq 200 "$(status)"
+    out=$(api a DELETE /v1/management/license)
+    assert_eq 200 "$(status)" "removal after the lease returned 490 s: $out"
+    assert_eq 0 "$(activation_json | jq '[.activations[].flags[]] | length')" "flags on the server"
+    stop_agent a
+}
+
 # Services that keep asking for seconds while the server fails do not turn
 # into one validation (and one TPM write of the grace record) per request:
 # after the failed refill the next attempt waits for its back-off.
