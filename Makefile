@@ -195,6 +195,15 @@ run-fuzz: $(addprefix $(B)/,$(FUZZERS))
 		echo "=== fuzz $(f) for $(FUZZ_SECS)s" && \
 		$(B)/$(f) -max_total_time=$(FUZZ_SECS) -print_final_stats=1 $(B)/corpus/$(f) &&) true
 
+# chaos: the agent, its TPM and the license server killed at random under
+# load for CHAOS_SECS seconds, invariants checked after every restart
+# (tests/chaos, docs/testing.md); CHAOS_SEED=N replays a run.
+CHAOS_SECS ?= 600
+chaos: deps
+	@$(MAKE) --no-print-directory build-tests
+	@B=$(B) CHAOS_SECS=$(CHAOS_SECS) CHAOS_SEED=$(CHAOS_SEED) tests/chaos/chaos.sh
+.PHONY: chaos
+
 SYSTEMDUNITDIR ?= /lib/systemd/system
 SYSUSERSDIR ?= /usr/lib/sysusers.d
 TMPFILESDIR ?= /usr/lib/tmpfiles.d

@@ -64,6 +64,7 @@ struct ledger {
 
     struct leases leases;
     uint64_t pool; /* covered by the counter, held by no lease */
+    uint64_t reported; /* the highest consumption told the server under this base */
     bool removing; /* no new leases */
 };
 
@@ -369,6 +370,7 @@ static void take(struct ledger *l, const struct cert_license *c) {
      * base, and so the pool) */
     if (!l->lic.present || l->lic_counter.base != c->counter.value) {
         l->pool = 0;
+        l->reported = 0;
         leases_clear(&l->leases);
     }
     view_from_cert(c, &l->lic);
@@ -919,7 +921,21 @@ static bool is_zero(const uint8_t *p, size_t n) {
     return true;
 }
 
-static void fill_request(const struct ledger *l, struct online_request *q) {
+/* What the server is told only grows: it refuses less as
+ * consumption_went_back and flags the activation as a copy's. consumed()
+ * itself goes down when a commit returns seconds that an earlier report
+ * counted in an open lease. A restart forgets this and the pool alike:
+ * consumed() is then all the counter covers, never below a report. */
+static uint64_t report_consumed(struct ledger *l) {
+    uint64_t c = consumed(l);
+
+    if (c < l->reported)
+        c = l->reported;
+    l->reported = c;
+    return c;
+}
+
+static void fill_request(struct ledger *l, struct online_request *q) {
     memset(q, 0, sizeof(*q));
     snprintf(q->code, sizeof(q->code), "%s", l->lic.code);
     snprintf(q->jti, sizeof(q->jti), "%s", l->lic.jti);
@@ -927,7 +943,7 @@ static void fill_request(const struct ledger *l, struct online_request *q) {
     memcpy(q->next_epoch, l->state.next_epoch, STORE_EPOCH_LEN);
     q->counter = l->counter_value;
     q->base = l->lic_counter.base;
-    q->consumed_secs = consumed(l);
+    q->consumed_secs = report_consumed(l);
     q->floor.index = l->floor_counter.index;
     memcpy(q->floor.name, l->floor_counter.name, l->floor_counter.name_len);
     q->floor.name_len = l->floor_counter.name_len;
@@ -985,6 +1001,7 @@ static void erase(struct ledger *l, const char *problem) {
     l->state = st;
     leases_clear(&l->leases);
     l->pool = 0;
+    l->reported = 0;
     l->removing = false;
     memset(&l->lic, 0, sizeof(l->lic));
     memset(&l->lic_counter, 0, sizeof(l->lic_counter));
@@ -1178,7 +1195,7 @@ bool ledger_can_activate(struct ledger *l, struct outcome *o) {
 bool ledger_apply_activation(struct ledger *l, const char *code, const char *activation,
                              const uint8_t epoch[STORE_EPOCH_LEN], uint64_t tpm_clock,
                              const char *cert, size_t len, struct outcome *o) {
-    char tail[LICENSE_CODE_LOG_BUFLEN];
+    char tail[LICENSE_CODE_LOG_BUFLEN], why[TPMIO_WHY_LEN] = "";
     struct cert_license c;
     struct store_state st;
     uint64_t start;
@@ -1217,8 +1234,16 @@ bool ledger_apply_activation(struct ledger *l, const char *code, const char *act
     memcpy(st.epoch, epoch, STORE_EPOCH_LEN);
     grace_succeeded(&st, agent_now());
     st.granted_secs = c.secs_granted;
-    if (!store(l, cert, len, &st, o))
+    /* the state with this activation's epoch first, then the certificate:
+     * a TPM lost between the two writes must not leave the certificate
+     * beside a state without its epoch, which the server would refuse at
+     * the next start as a copy's (stale_epoch) and flag */
+    if (!store(l, NULL, 0, &st, o))
         goto out;
+    if (agent_store_write_license(l->tpm, l->cfg.nv_base, cert, len, why) < 0) {
+        outcome_set(o, OUTCOME_UNAVAILABLE, "the TPM is not available: %s", why);
+        goto out;
+    }
     take(l, &c);
     log_info("license %s activated online (activation %.8s)", license_code_for_log(c.license, tail),
              c.jti);
@@ -1264,17 +1289,25 @@ void ledger_removal_abort(struct ledger *l) {
     pthread_mutex_unlock(&l->lock);
 }
 
-void ledger_removal_finish(struct ledger *l, const char *problem) {
-    char why[120];
-    struct outcome o;
+bool ledger_removal_finish(struct ledger *l, const char *problem, struct outcome *o) {
+    char why[120], tpm_why[TPMIO_WHY_LEN] = "";
+    struct outcome eo;
+    bool erased;
 
     pthread_mutex_lock(&l->lock);
     /* the license server took the unused seconds back: this certificate
-     * must never serve again, from a copy or applied anew */
+     * must never serve again, from a copy or applied anew. Its record goes
+     * first, in one NV write: moving the counter past the ceiling may take
+     * a grant's worth of writes, and a TPM lost during them must not leave
+     * the certificate to be loaded again at the next start. */
+    erased = agent_store_write_license(l->tpm, l->cfg.nv_base, NULL, 0, tpm_why) == 0;
+    if (!erased)
+        outcome_set(o, OUTCOME_UNAVAILABLE, "the TPM is not available: %s", tpm_why);
     snprintf(why, sizeof(why), "certificate %.16s removed", l->lic.jti);
-    if (!end_certificate(l, why, &o))
-        log_error("the removed certificate could not be ended in the TPM: %s", o.msg);
+    if (!end_certificate(l, why, &eo))
+        log_error("the removed certificate could not be ended in the TPM: %s", eo.msg);
     erase(l, problem);
     publish(l);
     pthread_mutex_unlock(&l->lock);
+    return erased;
 }

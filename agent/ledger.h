@@ -151,7 +151,10 @@ bool ledger_apply_activation(struct ledger *l, const char *code, const char *act
 bool ledger_can_activate(struct ledger *l, struct outcome *o);
 
 /* Removal: begin stops new leases and fills *ret (what is consumed is
- * final); then either abort (the license stays) or finish (erased). */
+ * final); then either abort (the license stays) or finish (erased). finish
+ * returns false, with *o saying why, when the TPM did not take the erasure:
+ * the license is gone from memory all the same, and the next validation
+ * (answered not_active) erases it from the TPM. */
 bool ledger_removal_begin(struct ledger *l, struct online_request *ret, struct outcome *o);
 void ledger_removal_abort(struct ledger *l);
-void ledger_removal_finish(struct ledger *l, const char *problem);
+bool ledger_removal_finish(struct ledger *l, const char *problem, struct outcome *o);

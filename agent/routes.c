@@ -197,7 +197,7 @@ static void post_reserve(void *ud, const struct http_request *req, struct http_r
                       json_pack("{s:s, s:I, s:I}", "lease", g.id, "seconds", (json_int_t)g.secs,
                                 "expires_in", (json_int_t)g.expires_in));
     if (g.refill)
-        validator_poke(x->validator);
+        validator_refill(x->validator);
 }
 
 struct commit_body {

@@ -100,6 +100,18 @@ void validator_poke(struct validator *v) {
     pthread_mutex_unlock(&v->mu);
 }
 
+/* After a failure the retry waits for its back-off: a refill asked for by
+ * every reservation would otherwise send one request, and write the grace
+ * record to the TPM, per reservation while the server is away. */
+void validator_refill(struct validator *v) {
+    pthread_mutex_lock(&v->mu);
+    if (v->started && !v->failures) {
+        v->poke = true;
+        pthread_cond_signal(&v->wake);
+    }
+    pthread_mutex_unlock(&v->mu);
+}
+
 /* ---- reading answers --------------------------------------------------------- */
 
 /* The fields of a verified answer that the ledger records. Answers may
@@ -492,7 +504,7 @@ bool validator_deactivate(struct validator *v, uint64_t *ret_returned, struct ou
     struct online_result res = {0};
     char nonce[ONLINE_NONCE_LEN + 1], tail[LICENSE_CODE_LOG_BUFLEN], id[HWID_ID_STRLEN];
     json_int_t returned = 0;
-    bool ok = false;
+    bool ok = false, erased;
 
     pthread_mutex_lock(&v->exchange);
     if (!ledger_removal_begin(v->ledger, &q, o))
@@ -524,7 +536,7 @@ bool validator_deactivate(struct validator *v, uint64_t *ret_returned, struct ou
         json_t *r = json_object_get(res.payload, "returned_secs");
         returned = json_is_integer(r) && json_integer_value(r) > 0 ? json_integer_value(r) : 0;
     }
-    ledger_removal_finish(v->ledger, "License is invalid (the license was removed)");
+    erased = ledger_removal_finish(v->ledger, "License is invalid (the license was removed)", o);
     log_info("license %s removed; %lld unused seconds returned to the license server",
              license_code_for_log(q.code, tail), (long long)returned);
     pthread_mutex_lock(&v->mu);
@@ -533,6 +545,20 @@ bool validator_deactivate(struct validator *v, uint64_t *ret_returned, struct ou
     v->validated_this_boot = false;
     pthread_mutex_unlock(&v->mu);
     *ret_returned = (uint64_t)returned;
+    if (!erased) {
+        /* the operator must not take the TPM for clean: until the next
+         * validation a restart loads the certificate again */
+        char tpm_msg[sizeof(o->msg)];
+
+        snprintf(tpm_msg, sizeof(tpm_msg), "%s", o->msg);
+        log_error("the removed license could not be erased from the TPM: %s", tpm_msg);
+        outcome_set(o, OUTCOME_UNAVAILABLE,
+                    "The license was removed on the license server (%lld unused seconds "
+                    "returned), but it could not be erased from the TPM (%.200s): the next "
+                    "validation erases it",
+                    (long long)returned, tpm_msg);
+        goto out;
+    }
     ok = outcome_set(o, OUTCOME_OK, "ok");
     goto out;
 abort:

@@ -45,6 +45,9 @@ void validator_free(struct validator *v);
 /* Validate now, without waiting for it (services never wait on the
  * network). */
 void validator_poke(struct validator *v);
+/* The same for a refill (few seconds left), unless a failed exchange waits
+ * for its retry on the back-off schedule. */
+void validator_refill(struct validator *v);
 
 struct validator_status {
     bool connected;               /* the last exchange got a valid answer */

@@ -118,6 +118,102 @@ test_refill_in_the_background_and_the_pool_adds_up() {
     stop_agent a
 }
 
+# A validation that counted an open lease as consumed, then a commit that
+# returns most of it: what the agent reports next (here the removal) is
+# never below the earlier report, which the server would refuse
+# (consumption_went_back) and flag as a copy's.
+test_consumption_reported_never_goes_back_when_a_lease_returns_seconds() {
+    setup_online a --type consumption --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)" \
+        --secs-allocated 100000 --cache-secs 600 --tick-secs 60
+    online_agent a "$tcti" "$url"
+    activate a >/dev/null
+    assert_eq 200 "$(status)" "activation: $(cat "$T/resp")"
+    # 100 s left of 600: a refill validation reports the open lease as consumed
+    lease=$(api a POST /v1/usage/reserve '{"seconds": 500}' | jq -r .lease)
+    wait_until 10 validations_are a ok 1 || fail "no refill validation: $(tail -3 "$T/a.log")"
+    api a POST /v1/usage/commit "{\"lease\": \"$lease\", \"used\": 10}" >/dev/null
+    assert_eq 200 "$(status)"
+    out=$(api a DELETE /v1/management/license)
+    assert_eq 200 "$(status)" "removal after the lease returned 490 s: $out"
+    assert_eq 0 "$(activation_json | jq '[.activations[].flags[]] | length')" "flags on the server"
+    stop_agent a
+}
+
+# Services that keep asking for seconds while the server fails do not turn
+# into one validation (and one TPM write of the grace record) per request:
+# after the failed refill the next attempt waits for its back-off.
+test_refill_after_a_failure_waits_for_the_backoff() {
+    setup_online a --type consumption --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)" \
+        --secs-allocated 100000 --cache-secs 600 --tick-secs 60
+    start_faultproxy fp srv
+    online_agent a "$tcti" "$(cat "$T/fp.url")" --server-timeout 2
+    activate a >/dev/null
+    assert_eq 200 "$(status)" "activation: $(cat "$T/resp")"
+    faultproxy_mode fp 500
+    lease=$(api a POST /v1/usage/reserve '{"seconds": 500}' | jq -r .lease)
+    api a POST /v1/usage/commit "{\"lease\": \"$lease\", \"used\": 500}" >/dev/null
+    wait_until 10 validations_are a failed 1 || fail "no refill attempt: $(tail -3 "$T/a.log")"
+    for i in $(seq 1 10); do
+        lease=$(api a POST /v1/usage/reserve '{"seconds": 5}' | jq -r .lease)
+        assert_eq 200 "$(status)" "reservation $i during the grace period"
+        api a POST /v1/usage/commit "{\"lease\": \"$lease\", \"used\": 5}" >/dev/null
+    done
+    sleep 1
+    assert_eq 1 "$(validations a failed)" "failed validations after 10 more reservations"
+    assert_eq 1 "$(grep -c validate "$T/fp.requests")" "validations the server was sent"
+    stop_agent a
+}
+
+# The TPM lost in the middle of an activation's writes (tests/lib/tpmproxy.py
+# drops the third NV write: the certificate takes two, the state one): the
+# agent comes back unlicensed or licensed,
+# never with a certificate beside a state without its epoch, which the
+# server would refuse as a copy's (stale_epoch) and flag.
+test_tpm_lost_between_the_writes_of_an_activation() {
+    setup_online a --type subscription --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)"
+    ptcti=$(tpm_proxy tp "$T/a.tpm")
+    online_agent a "$ptcti" "$url"
+    tpm_proxy_mode tp drop-nvwrite 2
+    out=$(activate a)
+    [ "$(status)" != 200 ] || fail "activation answered 200 with the TPM lost: $out"
+    stop_agent a KILL
+    tpm_proxy_mode tp pass
+    online_agent a "$ptcti" "$url"
+    if [ "$(api a GET /v1/status | jq .licensed)" = true ]; then
+        wait_until 10 bash -c "[ \"\$(curl -s --unix-socket $T/a.sock http://localhost/metrics | grep -c '^tpmlic_validations_total.* [1-9]')\" -ge 1 ]" ||
+            fail "no validation at start"
+    fi
+    assert_eq 0 "$(validations a refused)" "refused validations: $(tail -3 "$T/a.log")"
+    assert_eq 0 "$(activation_json | jq '[.activations[].flags[]] | length')" "flags on the server"
+    api a DELETE /v1/management/license >/dev/null
+    out=$(activate a)
+    assert_eq 200 "$(status)" "activation after the TPM came back: $out"
+    stop_agent a
+}
+
+# The TPM lost when the server has confirmed a removal: the operator is told
+# that the TPM still holds the license, and the next validation erases it.
+test_tpm_lost_when_a_removal_is_confirmed() {
+    setup_online a --type consumption --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)" \
+        --secs-allocated 10000 --cache-secs 1000 --tick-secs 60
+    ptcti=$(tpm_proxy tp "$T/a.tpm")
+    online_agent a "$ptcti" "$url"
+    activate a >/dev/null
+    assert_eq 200 "$(status)" "activation: $(cat "$T/resp")"
+    tpm_proxy_mode tp drop-nvwrite 0
+    out=$(api a DELETE /v1/management/license)
+    assert_eq 503 "$(status)" "removal with the TPM lost: $out"
+    assert_contains "$(jq -r .error <<<"$out")" "removed on the license server"
+    assert_eq false "$(api a GET /v1/status | jq .licensed)" "licensed after the removal"
+    assert_eq 0 "$(activation_json | jq .active_activations)" "active on the server"
+    stop_agent a KILL
+    tpm_proxy_mode tp pass
+    online_agent a "$ptcti" "$url"
+    wait_until 10 bash -c "[ \"\$(curl -s --unix-socket $T/a.sock http://localhost/v1/status | jq .licensed)\" = false ]" ||
+        fail "the removed license serves again after a restart: $(tail -3 "$T/a.log")"
+    stop_agent a
+}
+
 test_max_activations_and_invalid_codes() {
     setup_online a --type subscription --expiry "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)" \
         --max-activations 1

@@ -102,16 +102,19 @@ class Proxy:
         index = self.nv_index(cmd) if cc in (CC_NV_WRITE, CC_NV_READ) else None
         m = words[0]
         if m == "drop-nvwrite":
-            with self.lock:
+            drop = None
+            with self.lock:  # log() takes it too: log after
                 if self.dead:
-                    self.log(f"{m} {cc:#x} dropped")
-                    return None
-                if cc == CC_NV_WRITE:
+                    drop = f"{m} {cc:#x} dropped"
+                elif cc == CC_NV_WRITE:
                     if self.writes >= int(words[1]):
                         self.dead = True
-                        self.log(f"{m} {cc:#x} {index:#x} dropped")
-                        return None
-                    self.writes += 1
+                        drop = f"{m} {cc:#x} {index:#x} dropped"
+                    else:
+                        self.writes += 1
+            if drop:
+                self.log(drop)
+                return None
         if m == "hold-nvwrite" and cc == CC_NV_WRITE and index == int(words[1], 16):
             with self.lock:
                 self.writes += 1
