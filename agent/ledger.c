@@ -63,9 +63,9 @@ struct ledger {
     uint64_t cache_secs; /* the license server's refill step */
 
     struct leases leases;
-    uint64_t pool; /* covered by the counter, held by no lease */
+    uint64_t pool;     /* covered by the counter, held by no lease */
     uint64_t reported; /* the highest consumption told the server under this base */
-    bool removing; /* no new leases */
+    bool removing;     /* no new leases */
 };
 
 /* Refusals kept in the TPM (store_state.refusal), with what a restart says. */
