@@ -141,6 +141,28 @@ static void hostile_parent_is_refused(void **state) {
     assert_int_equal(access(p, F_OK), -1);
 }
 
+/* Straight in a directory like /tmp (root's, sticky): others can neither
+ * move nor replace the state directory there, and one they made first is
+ * refused for its owner. */
+static void sticky_parent_like_tmp_is_accepted(void **state) {
+    struct fixture *f = *state;
+    char parent[PATH_MAX], p[PATH_MAX];
+    struct stat st;
+    int fd = -1;
+
+    path(f, "tmp", parent);
+    assert_int_equal(mkdir(parent, 0755), 0);
+    assert_int_equal(chmod(parent, 01777), 0);
+    assert_int_equal(open_state(f, "tmp/state", &fd), 0);
+    close(fd);
+    path(f, "tmp/squatted", p);
+    assert_int_equal(mkdir(p, 0750), 0);
+    assert_int_equal(chown(p, 1234, 1234), 0);
+    assert_int_equal(open_state(f, "tmp/squatted", &fd), -EPERM);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_uid, 1234);
+}
+
 static void state_directory_others_can_write_is_refused(void **state) {
     struct fixture *f = *state;
     char p[PATH_MAX];
@@ -250,6 +272,7 @@ int main(void) {
         T(fresh_directory_is_made_and_given),
         T(link_at_the_state_directory_is_refused),
         T(hostile_parent_is_refused),
+        T(sticky_parent_like_tmp_is_accepted),
         T(state_directory_others_can_write_is_refused),
         T(nv_auth_is_made_once_and_links_are_refused),
         T(network_settings_do_not_follow_links),
