@@ -162,6 +162,17 @@ static void license_agent(EVP_PKEY *key, uint32_t tick, uint64_t granted) {
     json_decref(body);
 }
 
+/* A new TPM under the agent: a certificate with a large grant cannot be
+ * superseded cheaply (the counter would have to pass its ceiling one
+ * increment per tick, docs/usage.md), so each license case starts afresh. */
+static void fresh_tpm(void) {
+    stop_agent();
+    swtpm_destroy(&tpm);
+    if (swtpm_new(&tpm, NULL) < 0)
+        die("swtpm failed");
+    start_agent();
+}
+
 /* ---- usage: reserve + commit pairs ------------------------------------- */
 
 struct pair_client {
@@ -229,6 +240,7 @@ static void usage_bench(EVP_PKEY *key) {
     printf("%-10s %4s %12s %16s %26s\n", "tick_secs", "cli", "pairs/s", "TPM writes",
            "writes per 1,000 s charged");
     for (size_t t = 0; t < ARRAY_SIZE(ticks); t++) {
+        fresh_tpm();
         license_agent(key, ticks[t], 1000000000ull);
         for (size_t k = 0; k < ARRAY_SIZE(conc); k++) {
             int n = conc[k];
@@ -279,6 +291,7 @@ static void check_under_tpm_writes(EVP_PKEY *key, double base8) {
     unsigned long long w0;
     pthread_t th;
 
+    fresh_tpm();
     license_agent(key, 1, 1000000000ull);
     lg_set_request("POST", "/v1/check", "{\"feature\":\"enhanced\"}");
     quiet = lg_run_clients(TINY, sock, 8);
