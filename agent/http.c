@@ -606,8 +606,9 @@ static void *sweep_main(void *arg) {
             if (!d || d > now)
                 continue;
             atomic_store_explicit(&c->deadline_ns, 0, memory_order_relaxed);
-            shutdown(c->fd, SHUT_RDWR);
+            /* counted first: whoever sees the close sees it counted */
             atomic_fetch_add_explicit(&s->connections_too_slow, 1, memory_order_relaxed);
+            shutdown(c->fd, SHUT_RDWR);
         }
     }
     pthread_mutex_unlock(&l->lock);

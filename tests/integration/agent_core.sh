@@ -145,7 +145,9 @@ test_a_refill_certificate_that_changes_the_terms_is_refused() {
     # well-signed refills that change what must not change: each is a failed
     # validation, and the license keeps its terms. Using seconds asks for a
     # refill at once; the server raises the grant each time (it grants up
-    # to what was consumed plus its cache step)
+    # to what was consumed plus its cache step). After a failed validation
+    # the next one waits for its back-off (1, 2, 4 minutes), so the clock
+    # moves past it
     used=0 n=0
     use() { # SECS
         lease=$(api a POST /v1/usage/reserve "{\"seconds\": $1}" | jq -r .lease)
@@ -158,6 +160,7 @@ test_a_refill_certificate_that_changes_the_terms_is_refused() {
         set -- $step
         faultproxy_mode fp resign "$2"
         use "$1"
+        [ "$n" -eq 0 ] || clock_advance $((60 << (n - 1)))
         n=$((n + 1))
         wait_until 10 validations_are a failed $n || fail "no failed validation with $2"
         assert_eq $((granted - used)) "$(api a GET /v1/management/license | jq .transcription_secs_allowed)" \
@@ -169,6 +172,7 @@ test_a_refill_certificate_that_changes_the_terms_is_refused() {
     # the server's own answer is taken
     faultproxy_mode fp pass
     use 5
+    clock_advance 240
     wait_until 10 validations_are a ok 1 || fail "the real refill was not taken"
     [ "$(api a GET /v1/management/license | jq .transcription_secs_allowed)" -gt $((granted - used)) ] ||
         fail "no seconds from the real refill"
