@@ -84,8 +84,6 @@ struct measure {
 
 /* One request and its whole answer; the status, -1 when none came. */
 static int exchange(int fd) {
-    char buf[2048];
-    size_t len = 0, want = SIZE_MAX;
     const char *p = request;
     size_t n = sizeof(request) - 1;
 
@@ -96,27 +94,7 @@ static int exchange(int fd) {
         p += w;
         n -= (size_t)w;
     }
-    while (len < want) {
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        ssize_t r;
-        if (poll(&pf, 1, ANSWER_MS) <= 0)
-            return -1;
-        r = read(fd, buf + len, sizeof(buf) - 1 - len);
-        if (r <= 0)
-            return -1;
-        len += (size_t)r;
-        buf[len] = '\0';
-        if (want == SIZE_MAX) {
-            char *end = strstr(buf, "\r\n\r\n"), *cl;
-            if (!end)
-                continue;
-            cl = strcasestr(buf, "\r\nContent-Length:");
-            if (!cl)
-                return -1;
-            want = (size_t)(end + 4 - buf) + strtoul(cl + 17, NULL, 10);
-        }
-    }
-    return atoi(buf + 9);
+    return lg_read_answer(fd, ANSWER_MS);
 }
 
 /* For lg_bench_secs: requests over one keep-alive connection, or each on a

@@ -2,6 +2,7 @@
 #include "bench/lib/loadgen.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,32 +133,40 @@ static bool raw_once(int fd) {
     return write_all(fd, buf, MSG) && read_n(fd, buf, MSG);
 }
 
-/* One request and its whole answer on a keep-alive connection. */
-static bool tiny_once(int fd, size_t reqlen) {
-    char buf[1024];
+int lg_read_answer(int fd, int timeout_ms) {
+    char buf[2048];
     size_t len = 0, want = SIZE_MAX;
 
-    if (!write_all(fd, request, reqlen))
-        return false;
     while (len < want) {
-        ssize_t r = read(fd, buf + len, sizeof(buf) - 1 - len);
+        ssize_t r;
+        if (timeout_ms >= 0) {
+            struct pollfd pf = {.fd = fd, .events = POLLIN};
+            if (poll(&pf, 1, timeout_ms) <= 0)
+                return -1;
+        }
+        r = read(fd, buf + len, sizeof(buf) - 1 - len);
         if (r <= 0)
-            return false;
+            return -1;
         len += (size_t)r;
         buf[len] = '\0';
         if (want == SIZE_MAX) {
             char *end = strstr(buf, "\r\n\r\n"), *cl;
             if (!end)
                 continue;
-            if (strncmp(buf, "HTTP/1.1 200", 12) != 0)
-                return false;
             cl = strcasestr(buf, "\r\nContent-Length:");
-            if (!cl)
-                return false;
+            if (!cl || strncmp(buf, "HTTP/1.1 ", 9) != 0)
+                return -1;
             want = (size_t)(end + 4 - buf) + strtoul(cl + 17, NULL, 10);
+            if (want > sizeof(buf) - 1)
+                return -1;
         }
     }
-    return true;
+    return atoi(buf + 9);
+}
+
+/* One request and its whole answer on a keep-alive connection. */
+static bool tiny_once(int fd, size_t reqlen) {
+    return write_all(fd, request, reqlen) && lg_read_answer(fd, -1) == 200;
 }
 
 static size_t discard(char *p, size_t sz, size_t n, void *u) {

@@ -37,6 +37,10 @@ void *lg_echo_accept(void *listen_fd);
 /* The request TINY and LIBCURL clients send (a JSON body, keep-alive); the
  * answer must be 200. */
 void lg_set_request(const char *method, const char *path, const char *json_body);
+/* Reads one whole HTTP/1.1 answer (with a Content-Length) from fd, each
+ * read waiting at most timeout_ms (-1: no limit); its status, or -1 when
+ * none came in time or it did not parse. */
+int lg_read_answer(int fd, int timeout_ms);
 struct lg_result lg_run_clients(enum client_kind kind, const char *socket_path, int nclients);
 void lg_header(void);
 /* One table row; base: the raw rate with as many clients (0: this is it). */

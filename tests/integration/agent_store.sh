@@ -81,6 +81,24 @@ next_round() {
     rm -f "$T/$3.pid"
 }
 
+# round_done K CODE GOT T0 OUT WHAT: says what the round with a cut after K
+# NV_Writes gave (the answer CODE and OUT, then the state GOT); sets
+# ran_through when no cut was made, so WHAT ran through: it must have
+# answered 200 and left the new state. Cut before the first write, the old
+# state must be left. A plain command, so that set -e stops at its asserts.
+round_done() {
+    local k=$1 code=$2 got=$3 t0=$4 out=$5 what=$6
+    echo "    cut after $k NV_Writes ($(forwarded_writes p$k)): answer $code, then $got ($(((($(date +%s%N) - t0) / 1000000))) ms from the cut to the check)"
+    ran_through=false
+    if ! cut_made p$k; then
+        assert_eq 200 "$code" "the $what with no cut: $out"
+        assert_eq new "$got" "with every NV_Write made"
+        ran_through=true
+    elif [ "$k" = 0 ]; then
+        assert_eq old "$got" "cut before the first NV_Write"
+    fi
+}
+
 # A certificate as large as a certificate gets (two NV_Write chunks on
 # every TPM) replaces another; cut after k = 0, 1, ... NV_Writes.
 test_a_certificate_applied_over_another_is_old_or_new_after_a_cut_at_every_write() {
@@ -108,13 +126,8 @@ test_a_certificate_applied_over_another_is_old_or_new_after_a_cut_at_every_write
         power_cut a "$tpm"
         got=$(after_cut a "L-1 1" "L-2 2" "$T/old.lic" "$T/new.lic")
         seen="$seen $k:$got"
-        echo "    cut after $k NV_Writes ($(forwarded_writes p$k)): answer $code, then $got ($(((($(date +%s%N) - t0) / 1000000))) ms from the cut to the check)"
-        if ! cut_made p$k; then
-            assert_eq 200 "$code" "the apply with no cut: $out"
-            assert_eq new "$got" "with every NV_Write made"
-            break
-        fi
-        [ $k != 0 ] || assert_eq old "$got" "cut before the first NV_Write"
+        round_done $k "$code" "$got" "$t0" "$out" apply
+        ! $ran_through || break
         next_round a "$tpm" p$k
         k=$((k + 1))
         [ $k -le 8 ] || fail "the apply never ran through: $seen"
@@ -150,13 +163,8 @@ test_a_removal_is_old_or_new_after_a_cut_at_every_write() {
         power_cut a "$tpm"
         got=$(after_cut a "L-1$k 4949" none "$T/old.lic" "$T/none.lic")
         seen="$seen $k:$got"
-        echo "    cut after $k NV_Writes ($(forwarded_writes p$k)): answer $code, then $got ($(((($(date +%s%N) - t0) / 1000000))) ms from the cut to the check)"
-        if ! cut_made p$k; then
-            assert_eq 200 "$code" "the removal with no cut: $out"
-            assert_eq new "$got" "with every NV_Write made"
-            break
-        fi
-        [ $k != 0 ] || assert_eq old "$got" "cut before the first NV_Write"
+        round_done $k "$code" "$got" "$t0" "$out" removal
+        ! $ran_through || break
         next_round a "$tpm" p$k
         k=$((k + 1))
         [ $k -le 8 ] || fail "the removal never ran through: $seen"

@@ -697,6 +697,18 @@ static void handler_without_answer_500(void **state) {
     assert_int_equal(st.responses_5xx, 1);
 }
 
+/* Every connection the server counted is counted down again. */
+static void wait_all_closed(struct fixture *f) {
+    struct http_stats st;
+
+    http_server_stats(f->srv, &st);
+    for (int i = 0; i < 300 && st.connections_open; i++) {
+        usleep(10000);
+        http_server_stats(f->srv, &st);
+    }
+    assert_int_equal(st.connections_open, 0);
+}
+
 static void stats_count(void **state) {
     struct fixture *f = *state;
     struct http_stats st;
@@ -710,11 +722,7 @@ static void stats_count(void **state) {
     assert_int_equal(st.responses_4xx, 2);
     assert_int_equal(st.responses_5xx, 0);
     assert_int_equal(st.connections_total, 3);
-    for (int i = 0; i < 100 && st.connections_open; i++) {
-        usleep(10000);
-        http_server_stats(f->srv, &st);
-    }
-    assert_int_equal(st.connections_open, 0);
+    wait_all_closed(f);
 }
 
 /* ---- slow clients, slow handlers, many clients ------------------------------- */
@@ -837,7 +845,6 @@ static void many_connections(void **state) {
     static int fds[N];
     int answered = 0, refused = 0;
     struct raw_reply rr;
-    struct http_stats st;
     struct reply r;
 
     for (int i = 0; i < N; i++) {
@@ -865,12 +872,7 @@ static void many_connections(void **state) {
     assert_true(answered >= 64);
     req(f->sock, "GET", "/v1/status", NULL, &r);
     assert_int_equal(r.status, 200);
-    http_server_stats(f->srv, &st);
-    for (int i = 0; i < 200 && st.connections_open; i++) {
-        usleep(10000);
-        http_server_stats(f->srv, &st);
-    }
-    assert_int_equal(st.connections_open, 0);
+    wait_all_closed(f);
 }
 
 /* At the connection limit, MHD stops accepting: further clients wait in
@@ -1152,18 +1154,6 @@ static void holder_end(struct holder *h) {
     assert_int_equal(waitpid(h->pid, &st, 0), h->pid);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
-}
-
-/* Every connection the server counted is counted down again. */
-static void wait_all_closed(struct fixture *f) {
-    struct http_stats st;
-
-    http_server_stats(f->srv, &st);
-    for (int i = 0; i < 300 && st.connections_open; i++) {
-        usleep(10000);
-        http_server_stats(f->srv, &st);
-    }
-    assert_int_equal(st.connections_open, 0);
 }
 
 /* One uid asking for 300 connections gets its 16; the others are answered
