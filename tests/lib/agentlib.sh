@@ -146,27 +146,5 @@ agent_cert() {
         TPM2TOOLS_TCTI=$2 tpm2_nvread "$([ $i = 0 ] && echo 0x01a0c000 || echo 0x01a0c004)" \
             -P "$(nv_auth "$1")" -o "$T/nv.lic$i" >/dev/null 2>&1 || rm -f "$T/nv.lic$i"
     done
-    python3 - "$T/nv.lic0" "$T/nv.lic1" <<'PY'
-import hashlib, os, sys
-best = None
-for path in sys.argv[1:]:
-    if not os.path.exists(path):
-        continue
-    b = open(path, "rb").read()
-    if len(b) < 8 or b[:4] != b"TLIC":
-        continue
-    n = b[6] << 8 | b[7]
-    if b[4] == 1:
-        seq, data, ok = 0, b[40:40 + n], hashlib.sha256(b[40:40 + n]).digest() == b[8:40]
-    elif b[4] == 2:
-        seq, data = int.from_bytes(b[8:16], "big"), b[48:48 + n]
-        ok = hashlib.sha256(b[:16] + data).digest() == b[16:48]
-    else:
-        continue
-    if ok and len(data) == n and (best is None or seq > best[0]):
-        best = (seq, data)
-if best is None:
-    sys.exit(1)
-sys.stdout.write(best[1].decode())
-PY
+    python3 "$TPMLIC_SRCDIR/tests/lib/nvlicense.py" "$T/nv.lic0" "$T/nv.lic1"
 }
