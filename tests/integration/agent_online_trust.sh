@@ -14,7 +14,6 @@
 . "$(dirname "$0")/../lib/serverlib.sh"
 . "$(dirname "$0")/../lib/onlinelib.sh"
 
-FAKETIME_LIB=$(find /usr/lib -name libfaketime.so.1 2>/dev/null | head -n 1)
 STATE_INDEX=0x01a0c002
 
 in_days() { date -u -d "$1 days" +%Y-%m-%dT%H:%M:%SZ; }
@@ -146,11 +145,7 @@ test_a_grace_period_is_not_longer_with_the_clock_set_back_or_forged_state() {
     [ $((end - $(date +%s))) -le 7200 ] || fail "a grace period of more than 2 h: $(api a GET /licensing)"
     # root runs the agent with the clock set back ten days
     stop_agent a
-    [ -n "$FAKETIME_LIB" ] || fail "libfaketime is not installed"
-    TPMLICD_REAL=$TPMLICD
-    printf '#!/bin/sh\nexec env LD_PRELOAD="%s" FAKETIME="-10d" FAKETIME_NO_CACHE=1 "%s" "$@"\n' \
-        "$FAKETIME_LIB" "$TPMLICD_REAL" >"$T/tpmlicd-back"
-    chmod +x "$T/tpmlicd-back"
+    faketime_wrapper -10d "$T/tpmlicd-back" "$TPMLICD"
     TPMLICD=$T/tpmlicd-back
     online_agent a "$tcti" "$(cat "$T/fp.url")"
     assert_eq true "$(valid a)" "valid during the grace period: $(reason a)"

@@ -15,7 +15,6 @@ LICENSE_B=0x01a0c004
 COUNTER=0x01a0c001
 STATE_INDEX=0x01a0c002
 FLOOR=0x01a0c003
-FAKETIME_LIB=$(find /usr/lib -name libfaketime.so.1 2>/dev/null | head -n 1)
 
 in_days() { date -u -d "$1 days" +%Y-%m-%dT%H:%M:%SZ; }
 
@@ -211,12 +210,11 @@ test_an_owner_authorization_set_by_someone_else_is_reported() {
     assert_contains "$(cat "$T/b.log")" "can be read by others than root"
 }
 
-# runs tpmlicd (or another program) with libfaketime's FAKETIME=$1
+# faked FAKETIME PROGRAM ARGS...: runs a program with libfaketime's clock
 faked() {
-    local ft=$1
-    shift
-    [ -n "$FAKETIME_LIB" ] || fail "libfaketime is not installed"
-    env LD_PRELOAD="$FAKETIME_LIB" FAKETIME="$ft" FAKETIME_NO_CACHE=1 "$@"
+    faketime_wrapper "$1" "$T/faked" "$2"
+    shift 2
+    "$T/faked" "$@"
 }
 
 test_an_expired_license_stays_expired_with_the_clock_set_back() {
@@ -227,11 +225,7 @@ test_an_expired_license_stays_expired_with_the_clock_set_back() {
     # a day ago (and as fast as the TPM since then), the license was
     # requested, signed for 12 hours, and applied
     TPMLICD_REAL=$TPMLICD
-    cat >"$T/tpmlicd-fast" <<EOF
-#!/bin/sh
-exec env LD_PRELOAD="$FAKETIME_LIB" FAKETIME="-1d x3600" FAKETIME_NO_CACHE=1 "$TPMLICD_REAL" "\$@"
-EOF
-    chmod +x "$T/tpmlicd-fast"
+    faketime_wrapper "-1d x3600" "$T/tpmlicd-fast" "$TPMLICD_REAL"
     TPMLICD=$T/tpmlicd-fast
     start_agent a "$tcti" --log-level debug
     offline_request a L-1
@@ -256,9 +250,7 @@ EOF
     stop_agent a
     # the clock set back 20 days, the license applied again: still expired
     TPMLICD=$T/tpmlicd-back
-    printf '#!/bin/sh\nexec env LD_PRELOAD="%s" FAKETIME="-20d" FAKETIME_NO_CACHE=1 "%s" "$@"\n' \
-        "$FAKETIME_LIB" "$TPMLICD_REAL" >"$TPMLICD"
-    chmod +x "$TPMLICD"
+    faketime_wrapper -20d "$TPMLICD" "$TPMLICD_REAL"
     start_agent a "$tcti"
     out=$(api a POST /v1/check)
     assert_eq 403 "$(status)" "a check with the clock set back: $out"

@@ -14,6 +14,23 @@ fail() {
     return 1
 }
 
+# faketime_wrapper FAKETIME OUT PROGRAM: writes OUT, a script that runs
+# PROGRAM with its arguments under libfaketime at FAKETIME (the root
+# attacker's clock). A sanitizer build of PROGRAM gets its ASan runtime
+# first in LD_PRELOAD, as ASan requires.
+faketime_wrapper() {
+    local lib pre
+    lib=$(find /usr/lib -name libfaketime.so.1 2>/dev/null | head -n 1)
+    [ -n "$lib" ] || {
+        fail "libfaketime is not installed"
+        return 1
+    }
+    pre=$(ldd "$3" 2>/dev/null | awk '/libasan/ {print $3}')
+    printf '#!/bin/sh\nexec env LD_PRELOAD="%s" FAKETIME="%s" FAKETIME_NO_CACHE=1 "%s" "$@"\n' \
+        "${pre:+$pre }$lib" "$1" "$3" >"$2"
+    chmod +x "$2"
+}
+
 # assert_eq EXPECTED ACTUAL [WHAT]
 assert_eq() {
     [ "$1" = "$2" ] || fail "${3:-value}: expected '$1', got '$2'"
