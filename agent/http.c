@@ -1097,7 +1097,13 @@ void http_server_stop(struct http_server *s) {
         pthread_cond_wait(&s->cond, &s->lock);
     pthread_mutex_unlock(&s->lock);
     /* Quiesced first, MHD does not shutdown() the listening socket on
-     * stop, which would stop the caller's descriptor listening too. */
+     * stop, which would stop the caller's descriptor listening too (and
+     * systemd's, under socket activation). Known: libmicrohttpd 0.9.75's
+     * quiesce races its own epoll thread, which can see the descriptor
+     * gone while it is still in the epoll set and abort ("Failed to
+     * remove listen FD from epoll set"); seen once at a stop in test_http.
+     * Accepting ourselves (MHD_USE_NO_LISTEN_SOCKET, MHD_add_connection)
+     * would end it. */
     fd = MHD_quiesce_daemon(s->daemon);
     MHD_stop_daemon(s->daemon);
     if (fd != MHD_INVALID_SOCKET)
