@@ -1060,7 +1060,12 @@ int http_server_start(const struct http_server_config *cfg, struct http_server *
         server_free(s);
         return r;
     }
-    flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    /* poll(), not epoll: libmicrohttpd 0.9.75's MHD_quiesce_daemon() races
+     * an epoll worker that removes the listening socket from its epoll set
+     * at the same moment, and the loser aborts the process ("Failed to
+     * remove listen FD from epoll set"; seen at a stop in test_http). The
+     * poll() side of quiesce only signals the workers. */
+    flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME;
     if (!s->cfg.no_turbo)
         flags |= MHD_USE_TURBO;
     s->daemon = MHD_start_daemon(
@@ -1098,12 +1103,7 @@ void http_server_stop(struct http_server *s) {
     pthread_mutex_unlock(&s->lock);
     /* Quiesced first, MHD does not shutdown() the listening socket on
      * stop, which would stop the caller's descriptor listening too (and
-     * systemd's, under socket activation). Known: libmicrohttpd 0.9.75's
-     * quiesce races its own epoll thread, which can see the descriptor
-     * gone while it is still in the epoll set and abort ("Failed to
-     * remove listen FD from epoll set"); seen once at a stop in test_http.
-     * Accepting ourselves (MHD_USE_NO_LISTEN_SOCKET, MHD_add_connection)
-     * would end it. */
+     * systemd's, under socket activation). */
     fd = MHD_quiesce_daemon(s->daemon);
     MHD_stop_daemon(s->daemon);
     if (fd != MHD_INVALID_SOCKET)

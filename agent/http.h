@@ -5,7 +5,7 @@
  * docs/socket-api-transport.md specifies what clients see.
  *
  * Threads: handlers run on the server's worker threads (a pool of
- * `threads`, each with its own epoll loop) and MAY BE CALLED CONCURRENTLY,
+ * `threads`, each with its own poll() loop) and MAY BE CALLED CONCURRENTLY,
  * for the same or different routes: a handler locks whatever state it
  * shares. A handler that can take long (TPM, network) is marked
  * HTTP_ROUTE_BLOCKING: it then runs on a thread of its own while the
@@ -111,7 +111,7 @@ struct http_server_config {
     unsigned max_connections;  /* open at once; more wait in the listen backlog */
     unsigned timeout_secs;     /* a connection idle this long is closed */
     size_t max_body;           /* request bodies above this get 413 */
-    unsigned threads;          /* worker threads, each with its own epoll loop */
+    unsigned threads;          /* worker threads, each with its own poll() loop */
     size_t conn_memory;        /* per connection, for the request line, headers, buffers */
     unsigned max_blocking;     /* HTTP_ROUTE_BLOCKING handlers at once; more get 503 */
     bool no_turbo;             /* do not use MHD_USE_TURBO (bench comparisons) */
