@@ -788,28 +788,22 @@ int srv_handle(const struct srv_ctx *ctx, enum srv_request type, json_t *request
 /* ---- offline signing ------------------------------------------------------------------ */
 
 /* The seconds an offline certificate takes from the license's pool: all
- * that is free when none were asked for (UINT64_MAX). 1 and msg when the
- * pool has fewer free, <0 on a database error. */
+ * that is free when none were asked for (UINT64_MAX). 1, with reason
+ * "pool" and msg, when the pool has fewer free; <0 on a database error. */
 static int pool_grant(const struct srv_ctx *ctx, const struct srv_license *l, struct srv_pool *pool,
-                      uint64_t *granted, char *msg, size_t msglen) {
+                      uint64_t *granted, char *reason, size_t reasonlen, char *msg, size_t msglen) {
     int r = srv_pool_get(ctx->db, l, ctx->now, false, pool);
     if (r < 0)
         return r;
     if (*granted == UINT64_MAX)
         *granted = pool->free;
     if (*granted > pool->free) {
+        snprintf(reason, reasonlen, "pool");
         snprintf(msg, msglen, "%" PRIu64 " seconds asked, the pool has %" PRIu64 " free", *granted,
                  pool->free);
         return 1;
     }
     return 0;
-}
-
-/* r as it is, with the reason token set when it is a refusal (1). */
-static int refused_by(int r, const char *tok, char *reason, size_t reasonlen) {
-    if (r > 0)
-        snprintf(reason, reasonlen, "%s", tok);
-    return r;
 }
 
 int srv_offline_decide(const struct srv_ctx *ctx, const struct cert_activation *act,
@@ -884,17 +878,17 @@ int srv_offline_decide(const struct srv_ctx *ctx, const struct cert_activation *
             bool dead = base > ceiling_of(&a);
             rebase(&a, base, UINT64_MAX);
             if (dead) {
-                r = pool_grant(ctx, &l, &pool, &granted, msg, msglen);
+                r = pool_grant(ctx, &l, &pool, &granted, reason, reasonlen, msg, msglen);
                 if (r)
-                    return refused_by(r, "pool", reason, reasonlen);
+                    return r;
                 a.secs_granted += granted;
                 raised = true;
             }
         }
     } else {
-        r = pool_grant(ctx, &l, &pool, &granted, msg, msglen);
+        r = pool_grant(ctx, &l, &pool, &granted, reason, reasonlen, msg, msglen);
         if (r)
-            return refused_by(r, "pool", reason, reasonlen);
+            return r;
         memset(&a, 0, sizeof(a));
         r = hex_random(a.id, 16);
         if (r < 0)
